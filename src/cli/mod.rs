@@ -1,0 +1,293 @@
+//! The command line: argument structs, one library call per subcommand, and how results
+//! are shown (human text on stdout, progress and errors on stderr, `--json` for machines).
+
+pub mod output;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ingest::{self, IngestSpec, IngestSummary, mapping::PRESETS};
+use crate::job::{Job, StageReport};
+use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions};
+use crate::query;
+
+const EXAMPLES: &str = "\
+Examples:
+  mathlake ingest ../shared/data/problems/gsm8k_train.jsonl --preset gsm8k
+  mathlake ingest 's3://corpus/cc/*.jsonl.zst' --preset dolma --source cc --lake s3://lake/main
+  mathlake ingest dump.parquet --table documents --map text=content --map url=meta.link --source forum
+  mathlake tables
+  mathlake query \"SELECT source, split, count(*) FROM problems GROUP BY 1, 2\"
+  mathlake run jobs/quickstart.toml";
+
+/// A streaming data-lake processor for math pre-training corpora.
+///
+/// Tables live in a lake: a local folder (./lake by default), s3://bucket/prefix
+/// (credentials from the standard AWS_* variables) or memory://. Every write commits
+/// atomically; `mathlake query` reads tables by name with DataFusion SQL.
+#[derive(Debug, Parser)]
+#[command(name = "mathlake", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The lake: a folder, file://, s3://bucket/prefix or memory:// [default: ./lake]
+    #[arg(long, global = true, env = "MATHLAKE_LAKE", value_name = "URL")]
+    pub lake: Option<String>,
+
+    /// Print results as JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Worker threads [default: the number of cores].
+    #[arg(long, global = true, env = "MATHLAKE_THREADS")]
+    pub threads: Option<usize>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read JSONL (.gz, .zst), Parquet, .txt or .tex into the documents or problems table.
+    ///
+    /// Bad records (malformed JSON, invalid UTF-8, missing or mistyped fields, empty or
+    /// oversize records) go to the `quarantine` table with their reason and line; records
+    /// already in the table are counted as duplicates. The run commits once, at the end.
+    Ingest(IngestSpec),
+    /// List the lake's tables with their rows, files and size.
+    Tables,
+    /// Show the schema, counts and first rows of a table, or of Parquet files at a URL.
+    Inspect {
+        /// A table name, a table's URL, or a Parquet file or folder.
+        target: String,
+        /// Sample rows to show.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+        /// Cut cells longer than this many characters.
+        #[arg(long, default_value_t = 60)]
+        max_width: usize,
+    },
+    /// Run one SQL statement over the lake's tables, which are there by name.
+    Query {
+        sql: String,
+        /// Rows to show (text output; --json prints all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Cut cells longer than this many characters.
+        #[arg(long, default_value_t = 60)]
+        max_width: usize,
+        /// Memory DataFusion may use before spilling, in bytes.
+        #[arg(long, value_name = "BYTES")]
+        memory_limit: Option<usize>,
+    },
+    /// Run a job file: its stages in order, stopping at the first failure.
+    Run {
+        job: PathBuf,
+        /// Print the resolved stages without running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+impl Cli {
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+    }
+
+    fn open_lake(&self, job_lake: Option<&str>) -> Result<Lake> {
+        Lake::open(self.lake.as_deref().or(job_lake).unwrap_or(DEFAULT_LAKE))
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let threads = cli.threads();
+    match &cli.command {
+        Command::Ingest(spec) if spec.list_presets => {
+            for preset in PRESETS {
+                println!("{:<12} {:<9} {}", preset.name, preset.target().table(), preset.about);
+            }
+            Ok(())
+        }
+        Command::Ingest(spec) => {
+            let lake = cli.open_lake(None)?;
+            let options = spec.to_options(threads)?;
+            let bar = output::byte_bar("ingest", cli.quiet);
+            let summary = ingest::ingest(&lake, &options, &bar).await;
+            bar.finish_and_clear();
+            let summary = summary?;
+            if cli.json { print_json(&summary) } else { print_ingest(&summary) }
+        }
+        Command::Tables => {
+            let lake = cli.open_lake(None)?;
+            let tables = query::tables(&lake).await?;
+            if cli.json {
+                return print_json(&tables);
+            }
+            if tables.is_empty() {
+                println!("no tables in {} yet; `mathlake ingest` fills one", lake.root());
+            }
+            for t in &tables {
+                println!(
+                    "{:<16} {:>12} rows {:>5} files {:>10}  v{} {} {}",
+                    t.name,
+                    output::count(t.rows),
+                    t.files,
+                    output::bytes(t.bytes),
+                    t.version,
+                    t.operation,
+                    t.committed_at
+                );
+            }
+            Ok(())
+        }
+        Command::Inspect { target, rows, max_width } => {
+            let lake = cli.open_lake(None)?;
+            let inspection = query::inspect(&lake, target, *rows).await?;
+            if cli.json {
+                return print_json(&inspection);
+            }
+            print_inspection(&inspection, *rows, *max_width)
+        }
+        Command::Query { sql, limit, max_width, memory_limit } => {
+            let lake = cli.open_lake(None)?;
+            let options = SessionOptions { memory_limit: *memory_limit, spill_dir: None };
+            let (_, batches) = query::query(&lake, sql, &options).await?;
+            if cli.json {
+                let mut out = std::io::stdout().lock();
+                let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(&mut out);
+                for batch in &batches {
+                    writer.write(batch)?;
+                }
+                writer.finish()?;
+                return Ok(());
+            }
+            print!("{}", output::table(&batches, *limit, *max_width)?);
+            Ok(())
+        }
+        Command::Run { job, dry_run } => {
+            let loaded = Job::load(job)?;
+            let lake = cli.open_lake(loaded.lake.as_deref())?;
+            if *dry_run {
+                let plan = loaded.plan(threads)?;
+                println!("lake: {}", lake.root());
+                for (name, stage) in plan {
+                    println!("stage {name}:\n{}", serde_json::to_string_pretty(&stage)?);
+                }
+                return Ok(());
+            }
+            let quiet = cli.quiet;
+            let json = cli.json;
+            let reports = loaded
+                .run(
+                    &lake,
+                    threads,
+                    |name| output::byte_bar(name, quiet),
+                    |report| {
+                        if !json {
+                            let StageReport::Ingest { name, summary } = report;
+                            println!("== stage {name}");
+                            let _ = print_ingest(summary);
+                        }
+                    },
+                )
+                .await?;
+            if json {
+                return print_json(&reports);
+            }
+            println!(
+                "job {} done: {} stages; `mathlake tables --lake {}` shows the result",
+                job.display(),
+                reports.len(),
+                lake.root()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_ingest(s: &IngestSummary) -> Result<()> {
+    use output::{bytes, count};
+    let outcome = match s.version {
+        Some(v) => format!("committed version {v} of `{}`", s.table),
+        None => format!("nothing new: `{}` is unchanged", s.table),
+    };
+    println!("{outcome} in {}", s.lake);
+    println!(
+        "  read {} = written {} + duplicates {} + quarantined {}",
+        count(s.counts.read),
+        count(s.counts.written),
+        count(s.counts.duplicates),
+        count(s.counts.quarantined)
+    );
+    let rate = s.input_bytes as f64 / s.seconds.max(1e-9) / 1e6;
+    println!(
+        "  {} in, {} of text written, {:.1}s ({rate:.1} MB/s)",
+        bytes(s.input_bytes),
+        bytes(s.text_bytes),
+        s.seconds
+    );
+    if s.inputs.len() > 1 {
+        for input in &s.inputs {
+            let c = &input.counts;
+            println!(
+                "  {:>9} read {:>9} written {:>7} dup {:>7} quarantined  {}",
+                count(c.read),
+                count(c.written),
+                count(c.duplicates),
+                count(c.quarantined),
+                input.input
+            );
+        }
+    }
+    if !s.reasons.is_empty() {
+        let reasons: Vec<_> = s.reasons.iter().map(|(r, n)| format!("{r} {}", count(*n))).collect();
+        println!("  quarantine: {}", reasons.join(", "));
+        for e in &s.examples {
+            println!("    {}:{}: {}: {}", e.input, e.position, e.reason, e.detail);
+        }
+        println!("  see all: mathlake query \"SELECT input, position, reason, detail FROM quarantine\"");
+    }
+    Ok(())
+}
+
+fn print_inspection(i: &query::Inspection, rows: usize, max_width: usize) -> Result<()> {
+    println!("{}", i.target);
+    match (i.version, i.files, i.bytes) {
+        (Some(v), Some(f), Some(b)) => {
+            println!("  version {v}, {} rows in {f} files, {}", output::count(i.rows), output::bytes(b))
+        }
+        _ => println!("  {} rows", output::count(i.rows)),
+    }
+    println!("schema:");
+    for field in i.schema.fields() {
+        let null = if field.is_nullable() { "" } else { " not null" };
+        println!("  {:<14} {}{null}", field.name(), field.data_type());
+    }
+    println!("first {rows} rows:");
+    print!("{}", output::table(&i.sample, rows, max_width)?);
+    Ok(())
+}
+
+/// Prints an error with its hint on its own line, as the rest of the CLI does.
+pub fn report_error(error: &Error) {
+    eprintln!("error: {error}");
+    if let Some(hint) = error.hint_text() {
+        for line in hint.lines() {
+            eprintln!("  hint: {line}");
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! `mathlake ingest`: real corpora in, clean lake tables out, no record lost.
+//!
+//! ```text
+//! inputs (files, prefixes, globs; local or s3://)
+//!   -> readers: JSONL lines / text pieces / Parquet rows        (inputs, text)
+//!   -> parse + map, in parallel: a row or a rejection           (record, mapping)
+//!   -> in input order: drop ids already in the table or seen    (content ids)
+//!   -> Parquet writers: the table's rows, quarantine rows       (lake::TableWriter)
+//!   -> commit: quarantine first, then the table                 (lake::Table::commit)
+//! ```
+//!
+//! Every record read is counted once as written, duplicate or quarantined, and the
+//! summary shows `read = written + duplicates + quarantined`. Nothing is visible until
+//! the commit: a killed run leaves both tables as they were, and a rerun redoes the work.
+
+mod batch;
+pub mod inputs;
+pub mod mapping;
+mod parquet_rows;
+pub mod record;
+mod spec;
+pub mod text;
+
+pub use spec::IngestSpec;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::BufRead;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use futures::TryStreamExt;
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use self::batch::{QuarantineBatch, Quarantined, RowBatch};
+use self::inputs::{Format, Input};
+use self::mapping::{Mapping, Target};
+use self::record::{Parser, RAW_KEEP, RawKind, RawRecord};
+use self::text::{Encoding, TextSplitter};
+use crate::error::{Context, Error, Result};
+use crate::lake::{
+    Commit, CommitMode, DataFile, FileLimits, Lake, ParquetReader, Table, TableSchema, TableWriter, Version, schema,
+};
+use crate::text::content_id;
+
+/// Everything `ingest` needs to know; the CLI and job files build this.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Files, prefixes or globs, local or remote.
+    pub inputs: Vec<String>,
+    /// The table to fill; `documents` or `problems` by the mapping's target.
+    pub table: Option<String>,
+    pub mapping: Mapping,
+    /// Dataset name stored in `source` and mixed into ids.
+    pub source: String,
+    /// Split of problems; by default read from each file name.
+    pub split: Option<String>,
+    /// Overrides the format read from file names.
+    pub format: Option<Format>,
+    pub encoding: Encoding,
+    /// Records above this size go to quarantine as `record_too_large`.
+    pub max_record_bytes: u64,
+    /// Text files are cut into documents of at most this size.
+    pub max_doc_bytes: usize,
+    /// Fail (and commit nothing to the table) when more than this fraction is quarantined.
+    pub max_bad_fraction: f64,
+    pub file_limits: FileLimits,
+    /// Parser threads.
+    pub threads: usize,
+}
+
+impl IngestOptions {
+    pub fn new(inputs: Vec<String>, mapping: Mapping, source: &str) -> IngestOptions {
+        IngestOptions {
+            inputs,
+            table: None,
+            mapping,
+            source: source.to_string(),
+            split: None,
+            format: None,
+            encoding: Encoding::Utf8,
+            max_record_bytes: 16 << 20,
+            max_doc_bytes: 64 << 10,
+            max_bad_fraction: 0.05,
+            file_limits: FileLimits::default(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Counts for one input or the whole run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Counts {
+    pub read: u64,
+    pub written: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.read += other.read;
+        self.written += other.written;
+        self.duplicates += other.duplicates;
+        self.quarantined += other.quarantined;
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSummary {
+    pub input: String,
+    pub format: Format,
+    pub bytes: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// One quarantined record, for the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineExample {
+    pub input: String,
+    pub position: u64,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    pub lake: String,
+    pub table: String,
+    pub source: String,
+    /// The version this run committed; `None` when it found nothing new.
+    pub version: Option<u64>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub reasons: BTreeMap<&'static str, u64>,
+    pub examples: Vec<QuarantineExample>,
+    pub input_bytes: u64,
+    /// UTF-8 bytes of the text (documents) or question + solution (problems) written.
+    pub text_bytes: u64,
+    pub files_written: usize,
+    pub bytes_written: u64,
+    pub seconds: f64,
+    pub inputs: Vec<InputSummary>,
+}
+
+/// Runs one ingest into `lake`. `progress` counts input bytes (use a hidden bar in tests).
+pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar) -> Result<IngestSummary> {
+    let started: DateTime<Utc> = Utc::now();
+    let clock = Instant::now();
+    let target = options.mapping.target;
+    let inputs = resolve_inputs(options).await?;
+    let splits = problem_splits(options, &inputs)?;
+
+    let table = lake.table(options.table.as_deref().unwrap_or(target.table()))?;
+    let table_schema = schema::builtin(target.table())?;
+    let base = table.latest().await?;
+    check_schema(&table, base.as_ref(), &table_schema)?;
+    let quarantine = lake.table("quarantine")?;
+    let quarantine_schema = schema::builtin("quarantine")?;
+    let quarantine_base = quarantine.latest().await?;
+    check_schema(&quarantine, quarantine_base.as_ref(), &quarantine_schema)?;
+    let seen = existing_ids(&table, base.as_ref()).await?;
+    let seen_quarantine = existing_ids(&quarantine, quarantine_base.as_ref()).await?;
+
+    let run_id = format!("{}-{:08x}", started.format("%Y%m%dT%H%M%S"), rand_u32());
+    let input_bytes: u64 = inputs.iter().map(|i| i.size).sum();
+    progress.set_length(input_bytes);
+
+    let (tx, rx) = mpsc::channel(4);
+    let writers = (
+        TableWriter::new(table.clone(), &run_id, table_schema.arrow()?, options.file_limits),
+        TableWriter::new(quarantine.clone(), &run_id, quarantine_schema.arrow()?, options.file_limits),
+    );
+    let writer = tokio::spawn(write_batches(rx, writers));
+    let work = Work {
+        inputs: inputs.clone(),
+        splits,
+        options: options.clone(),
+        table: table.name().to_string(),
+        rows: RowBatch::new(target, table_schema.arrow()?, &options.source),
+        quarantine: QuarantineBatch::new(quarantine_schema.arrow()?, table.name(), &options.source),
+        seen,
+        seen_quarantine,
+        handle: Handle::current(),
+        progress: progress.clone(),
+        tx,
+    };
+    let processed = tokio::task::spawn_blocking(move || work.run()).await;
+    let written = writer.await;
+    let (report, (files, quarantine_files)) = match (processed, written) {
+        (_, Err(join)) => return Err(Error::Internal(format!("writer task failed: {join}"))),
+        (_, Ok(Err(write_error))) => return Err(write_error),
+        (Err(join), _) => return Err(Error::Internal(format!("ingest task failed: {join}"))),
+        (Ok(Err(read_error)), _) => return Err(read_error),
+        (Ok(Ok(report)), Ok(Ok(files))) => (report, files),
+    };
+
+    let mut summary = IngestSummary {
+        lake: lake.root().to_string(),
+        table: table.name().to_string(),
+        source: options.source.clone(),
+        version: None,
+        counts: report.total.clone(),
+        reasons: report.reasons.clone(),
+        examples: report.examples.clone(),
+        input_bytes,
+        text_bytes: report.text_bytes,
+        files_written: files.len() + quarantine_files.len(),
+        bytes_written: files.iter().chain(&quarantine_files).map(|f| f.bytes).sum(),
+        seconds: 0.0,
+        inputs: report.inputs.clone(),
+    };
+    let details = serde_json::json!({
+        "run": run_id,
+        "source": options.source,
+        "inputs": report.inputs,
+        "counts": report.total,
+    });
+    if !quarantine_files.is_empty() {
+        let commit = commit_of("ingest", &quarantine_schema, quarantine_files, details.clone());
+        quarantine.commit(quarantine_base.as_ref(), commit).await?;
+    }
+    let bad = summary.counts.quarantined as f64 / summary.counts.read.max(1) as f64;
+    if bad > options.max_bad_fraction {
+        return Err(Error::user(format!(
+            "{} of {} records ({:.1}%) went to quarantine, over --max-bad-fraction {}; table `{}` is unchanged",
+            summary.counts.quarantined,
+            summary.counts.read,
+            100.0 * bad,
+            options.max_bad_fraction,
+            table.name()
+        ))
+        .hint(format!(
+            "see why: mathlake query \"SELECT input, reason, count(*) FROM quarantine GROUP BY 1, 2\"{}",
+            describe_reasons(&summary.reasons)
+        )));
+    }
+    // A run that found nothing new leaves the table's version as it was.
+    if !files.is_empty() || base.is_none() {
+        let commit = commit_of("ingest", &table_schema, files, details);
+        let version = table.commit(base.as_ref(), commit).await?;
+        summary.version = Some(version.version);
+        table.remove_orphans(&version, started).await?;
+    } else if let Some(base) = &base {
+        table.remove_orphans(base, started).await?;
+    }
+    summary.seconds = clock.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn commit_of(operation: &str, schema: &TableSchema, files: Vec<DataFile>, details: serde_json::Value) -> Commit {
+    Commit { operation: operation.into(), schema: schema.clone(), mode: CommitMode::Append, files, details }
+}
+
+fn describe_reasons(reasons: &BTreeMap<&'static str, u64>) -> String {
+    let parts: Vec<_> = reasons.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+    format!("\n  reasons: {}", parts.join(", "))
+}
+
+async fn resolve_inputs(options: &IngestOptions) -> Result<Vec<Input>> {
+    let mut inputs = Vec::new();
+    for spec in &options.inputs {
+        for input in inputs::resolve(spec, options.format).await? {
+            if !inputs.iter().any(|i: &Input| i.location == input.location) {
+                inputs.push(input);
+            }
+        }
+    }
+    if inputs.is_empty() {
+        return Err(Error::user("no inputs given")
+            .hint("name files, folders or globs: mathlake ingest data/*.jsonl --preset gsm8k"));
+    }
+    let has_records = inputs.iter().any(|i| i.format != Format::Text);
+    options.mapping.check(!has_records)?;
+    if options.mapping.target == Target::Problems
+        && let Some(text) = inputs.iter().find(|i| i.format == Format::Text)
+    {
+        return Err(Error::user(format!(
+            "`{}` is a text file; text is ingested as documents, not problems",
+            text.location
+        ))
+        .hint("ingest it with --preset latex / wikitext / text, or give a JSONL or Parquet file of problems"));
+    }
+    Ok(inputs)
+}
+
+/// The split of each input's problems: `--split`, a mapped field, or the file name.
+fn problem_splits(options: &IngestOptions, inputs: &[Input]) -> Result<Vec<Option<String>>> {
+    let mapped = !options.mapping.fields_of(mapping::Column::Split).is_empty();
+    inputs
+        .iter()
+        .map(|input| {
+            if options.mapping.target != Target::Problems {
+                return Ok(None);
+            }
+            if let Some(split) = &options.split {
+                return Ok(Some(split.clone()));
+            }
+            let name = input.location.path().filename().unwrap_or_default();
+            match inputs::split_from_name(name) {
+                Some(split) => Ok(Some(split.to_string())),
+                None if mapped => Ok(None),
+                None => Err(Error::user(format!(
+                    "cannot tell the split (train/test/validation) of `{}` from its name",
+                    input.location
+                ))
+                .hint("pass --split train (or test: evaluation items), or --map split=FIELD")),
+            }
+        })
+        .collect()
+}
+
+fn check_schema(table: &Table, base: Option<&Version>, expected: &TableSchema) -> Result<()> {
+    let Some(base) = base else { return Ok(()) };
+    let columns = |s: &TableSchema| s.fields.iter().map(|f| (f.name.clone(), f.data_type.clone())).collect::<Vec<_>>();
+    if columns(&base.schema) != columns(expected) {
+        return Err(Error::user(format!(
+            "table `{}` does not have the `{}` schema, so ingest cannot append to it",
+            table.name(),
+            expected.table
+        ))
+        .hint("ingest into another table with --to NAME"));
+    }
+    Ok(())
+}
+
+/// The ids already in a table, as 128-bit keys (16 bytes each in memory).
+async fn existing_ids(table: &Table, version: Option<&Version>) -> Result<HashSet<u128>> {
+    let mut ids = HashSet::new();
+    let Some(version) = version else { return Ok(ids) };
+    for file in &version.files {
+        let path = table.file_path(file);
+        let reader = ParquetReader::new(table.store().clone(), path.clone(), file.bytes);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .with_context(|| format!("reading ids of {}", table.location().with_path(path.clone())))?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), ["id"]);
+        let mut stream = builder.with_projection(mask).build()?;
+        while let Some(batch) = stream.try_next().await? {
+            collect_ids(&batch, &mut ids)?;
+        }
+    }
+    Ok(ids)
+}
+
+fn collect_ids(batch: &RecordBatch, ids: &mut HashSet<u128>) -> Result<()> {
+    let column = batch.column(0);
+    let strings = column.as_string_opt::<i32>().ok_or_else(|| Error::Internal("id column is not utf8".into()))?;
+    for i in 0..strings.len() {
+        ids.insert(id_key(strings.value(i))?);
+    }
+    Ok(())
+}
+
+fn id_key(id: &str) -> Result<u128> {
+    u128::from_str_radix(id, 16).map_err(|_| Error::Internal(format!("`{id}` is not a content id")))
+}
+
+fn rand_u32() -> u32 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+enum Batch {
+    Rows(RecordBatch),
+    Quarantine(RecordBatch),
+}
+
+async fn write_batches(
+    mut rx: mpsc::Receiver<Batch>,
+    writers: (TableWriter, TableWriter),
+) -> Result<(Vec<DataFile>, Vec<DataFile>)> {
+    let (mut rows, mut quarantine) = writers;
+    while let Some(batch) = rx.recv().await {
+        match batch {
+            Batch::Rows(b) => rows.write(&b).await?,
+            Batch::Quarantine(b) => quarantine.write(&b).await?,
+        }
+    }
+    Ok((rows.finish().await?, quarantine.finish().await?))
+}
+
+/// What the blocking side reports.
+#[derive(Debug, Default)]
+struct Report {
+    total: Counts,
+    inputs: Vec<InputSummary>,
+    reasons: BTreeMap<&'static str, u64>,
+    examples: Vec<QuarantineExample>,
+    text_bytes: u64,
+}
+
+/// The reading, parsing and deduplicating side of a run, on a blocking thread.
+struct Work {
+    inputs: Vec<Input>,
+    splits: Vec<Option<String>>,
+    options: IngestOptions,
+    table: String,
+    rows: RowBatch,
+    quarantine: QuarantineBatch,
+    seen: HashSet<u128>,
+    seen_quarantine: HashSet<u128>,
+    handle: Handle,
+    progress: ProgressBar,
+    tx: mpsc::Sender<Batch>,
+}
+
+/// Records are parsed in chunks of about this many bytes, in parallel.
+const CHUNK_BYTES: usize = 8 << 20;
+const CHUNK_RECORDS: usize = 8192;
+
+impl Work {
+    fn run(mut self) -> Result<Report> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.options.threads.max(1))
+            .thread_name(|i| format!("ingest-parse-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start parser threads: {e}")))?;
+        let mut report = Report::default();
+        for (input, split) in std::mem::take(&mut self.inputs).into_iter().zip(std::mem::take(&mut self.splits)) {
+            let url = input.location.url();
+            self.rows.set_input(&url);
+            self.quarantine.set_input(&url);
+            let parser = Parser {
+                mapping: self.options.mapping.clone(),
+                source: self.options.source.clone(),
+                split,
+                max_record_bytes: self.options.max_record_bytes,
+            };
+            let mut counts = Counts::default();
+            let mut records = self.records(&input)?;
+            loop {
+                let mut chunk = Vec::new();
+                let mut bytes = 0;
+                while bytes < CHUNK_BYTES && chunk.len() < CHUNK_RECORDS {
+                    match records.next() {
+                        Some(record) => {
+                            let record = record.with_context(|| format!("reading {}", input.location))?;
+                            bytes += record.bytes.len();
+                            chunk.push(record);
+                        }
+                        None => break,
+                    }
+                }
+                if chunk.is_empty() {
+                    break;
+                }
+                let parsed: Vec<_> = pool.install(|| {
+                    chunk.par_iter().map_init(String::new, |scratch, raw| parser.parse(raw, scratch)).collect()
+                });
+                for (raw, result) in chunk.into_iter().zip(parsed) {
+                    self.accept(&url, raw, result, &mut counts, &mut report)?;
+                }
+            }
+            self.flush()?;
+            report.total.add(&counts);
+            report.inputs.push(InputSummary { input: url, format: input.format, bytes: input.size, counts });
+        }
+        Ok(report)
+    }
+
+    fn accept(
+        &mut self,
+        url: &str,
+        raw: RawRecord,
+        result: std::result::Result<record::Row, record::Rejection>,
+        counts: &mut Counts,
+        report: &mut Report,
+    ) -> Result<()> {
+        counts.read += 1;
+        match result {
+            Ok(row) => {
+                if self.seen.insert(id_key(&row.id)?) {
+                    counts.written += 1;
+                    report.text_bytes += (row.text.len() + row.solution.len()) as u64;
+                    if self.rows.push(row) {
+                        self.send_rows()?;
+                    }
+                } else {
+                    counts.duplicates += 1;
+                }
+            }
+            Err(rejection) => {
+                counts.quarantined += 1;
+                *report.reasons.entry(rejection.reason.as_str()).or_default() += 1;
+                if report.examples.len() < 5 {
+                    report.examples.push(QuarantineExample {
+                        input: url.to_string(),
+                        position: raw.position,
+                        reason: rejection.reason.as_str(),
+                        detail: rejection.detail.clone(),
+                    });
+                }
+                let id = content_id(
+                    &[&self.table, url, &raw.position.to_string(), rejection.reason.as_str()],
+                    &mut String::new(),
+                );
+                if self.seen_quarantine.insert(id_key(&id)?) {
+                    let row =
+                        Quarantined { id, position: raw.position, rejection, raw: raw.bytes, raw_bytes: raw.size };
+                    if self.quarantine.push(row)
+                        && let Some(batch) = self.quarantine.take()?
+                    {
+                        self.send(Batch::Quarantine(batch))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_rows(&mut self) -> Result<()> {
+        match self.rows.take()? {
+            Some(batch) => self.send(Batch::Rows(batch)),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.send_rows()?;
+        if let Some(batch) = self.quarantine.take()? {
+            self.send(Batch::Quarantine(batch))?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, batch: Batch) -> Result<()> {
+        // A closed channel means the writer failed; its error is the one reported.
+        self.tx.blocking_send(batch).map_err(|_| Error::Internal("the writer stopped early".into()))
+    }
+
+    /// The records of one input, in order.
+    fn records(&self, input: &Input) -> Result<Box<dyn Iterator<Item = std::io::Result<RawRecord>>>> {
+        Ok(match input.format {
+            Format::Jsonl => {
+                let reader = inputs::open(input, &self.handle, &self.progress)?;
+                Box::new(JsonLines::new(reader, self.options.max_record_bytes))
+            }
+            Format::Text => {
+                let reader = inputs::open(input, &self.handle, &self.progress)?;
+                let splitter = TextSplitter::new(
+                    reader,
+                    self.options.mapping.text_split,
+                    self.options.encoding,
+                    self.options.max_doc_bytes,
+                );
+                Box::new(splitter.map(|piece| {
+                    piece.map(|p| RawRecord {
+                        position: p.line,
+                        size: p.bytes.len() as u64,
+                        bytes: p.bytes,
+                        kind: RawKind::Text,
+                    })
+                }))
+            }
+            Format::Parquet => Box::new(parquet_rows::ParquetRows::open(input, &self.handle, &self.progress)?),
+        })
+    }
+}
+
+/// JSONL records: one per non-blank line, numbered by line.
+struct JsonLines {
+    reader: Box<dyn BufRead + Send>,
+    keep: usize,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl JsonLines {
+    fn new(reader: Box<dyn BufRead + Send>, max_record_bytes: u64) -> JsonLines {
+        let keep = usize::try_from(max_record_bytes).unwrap_or(usize::MAX).max(RAW_KEEP);
+        JsonLines { reader, keep, line: 0, buf: Vec::new() }
+    }
+}
+
+impl Iterator for JsonLines {
+    type Item = std::io::Result<RawRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let size = match inputs::read_line_capped(&mut *self.reader, self.keep, &mut self.buf) {
+                Ok(Some(size)) => size,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            };
+            self.line += 1;
+            if size as usize == self.buf.len() && self.buf.trim_ascii().is_empty() {
+                continue; // a blank line is no record
+            }
+            let mut bytes = std::mem::take(&mut self.buf);
+            if size > bytes.len() as u64 {
+                bytes.truncate(RAW_KEEP);
+            }
+            return Some(Ok(RawRecord { position: self.line, bytes, size, kind: RawKind::Json }));
+        }
+    }
+}

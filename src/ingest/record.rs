@@ -1,0 +1,354 @@
+//! One input record to one table row, or to a rejection with its reason. Parsing is a
+//! pure function of the record's bytes, so it runs in parallel; deciding duplicates and
+//! writing happen afterwards, in input order.
+
+use serde_json::{Map, Value};
+
+use super::mapping::{Column, FieldPath, Mapping, Target};
+use crate::text::{content_id, final_answer};
+
+/// Why a record went to quarantine; the string is the quarantine table's `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    MalformedJson,
+    NotUtf8,
+    NotAnObject,
+    MissingField,
+    WrongType,
+    EmptyText,
+    RecordTooLarge,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MalformedJson => "malformed_json",
+            Reason::NotUtf8 => "not_utf8",
+            Reason::NotAnObject => "not_an_object",
+            Reason::MissingField => "missing_field",
+            Reason::WrongType => "wrong_type",
+            Reason::EmptyText => "empty_text",
+            Reason::RecordTooLarge => "record_too_large",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+fn reject(reason: Reason, detail: impl Into<String>) -> Rejection {
+    Rejection { reason, detail: detail.into() }
+}
+
+/// What the readers hand to the parser.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// 1-based line (JSONL, text) or row (Parquet) where the record starts.
+    pub position: u64,
+    /// The record's bytes; only the first `RAW_KEEP` bytes when it is over the size limit.
+    pub bytes: Vec<u8>,
+    /// Its full size, which may exceed `bytes.len()`.
+    pub size: u64,
+    pub kind: RawKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawKind {
+    /// A JSON object (a JSONL line, or a Parquet row rendered as JSON).
+    Json,
+    /// A document cut from a text file.
+    Text,
+}
+
+/// How much of an oversize record the quarantine keeps.
+pub const RAW_KEEP: usize = 64 * 1024;
+
+/// A row for `documents` or `problems`, before duplicates are decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    pub id: String,
+    pub position: u64,
+    /// Documents: the text. Problems: the question.
+    pub text: String,
+    /// Problems only.
+    pub solution: String,
+    pub final_answer: Option<String>,
+    pub level: Option<i32>,
+    pub subject: Option<String>,
+    pub split: Option<String>,
+    pub source_id: Option<String>,
+    pub url: Option<String>,
+    pub metadata: Option<String>,
+}
+
+/// Everything parsing needs besides the record.
+#[derive(Debug, Clone)]
+pub struct Parser {
+    pub mapping: Mapping,
+    pub source: String,
+    /// The split of problems whose record has none (from `--split` or the file name).
+    pub split: Option<String>,
+    pub max_record_bytes: u64,
+}
+
+impl Parser {
+    pub fn parse(&self, raw: &RawRecord, scratch: &mut String) -> Result<Row, Rejection> {
+        if raw.size > self.max_record_bytes {
+            return Err(reject(
+                Reason::RecordTooLarge,
+                format!("{} bytes, over the limit of {} (--max-record-bytes)", raw.size, self.max_record_bytes),
+            ));
+        }
+        let text = std::str::from_utf8(&raw.bytes).map_err(|e| {
+            let line = raw.bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+            let hint = if raw.kind == RawKind::Text { "; if the file is Latin-1, pass --encoding latin1" } else { "" };
+            reject(
+                Reason::NotUtf8,
+                format!("invalid UTF-8 at byte {} (line {} of the record){hint}", e.valid_up_to(), line + 1),
+            )
+        })?;
+        let mut row = match raw.kind {
+            RawKind::Text => self.text_row(text)?,
+            RawKind::Json => self.json_row(text)?,
+        };
+        row.position = raw.position;
+        row.id = match self.mapping.target {
+            Target::Documents => content_id(&[&self.source, &row.text], scratch),
+            Target::Problems => content_id(&[&self.source, &row.text, &row.solution], scratch),
+        };
+        Ok(row)
+    }
+
+    fn text_row(&self, text: &str) -> Result<Row, Rejection> {
+        if self.mapping.target == Target::Problems {
+            return Err(reject(Reason::MissingField, "a text file has no question and solution fields"));
+        }
+        Ok(Row { text: text.to_string(), ..Row::default() })
+    }
+
+    fn json_row(&self, text: &str) -> Result<Row, Rejection> {
+        let value: Value = serde_json::from_str(text).map_err(|e| reject(Reason::MalformedJson, e.to_string()))?;
+        let Value::Object(mut object) = value else {
+            return Err(reject(Reason::NotAnObject, format!("a JSON {} where an object was expected", kind(&value))));
+        };
+        let mut consumed: Vec<&str> = Vec::new();
+        let mut row = Row::default();
+        match self.mapping.target {
+            Target::Documents => {
+                row.text = self.required_text(&object, Column::Text, &mut consumed)?;
+            }
+            Target::Problems => {
+                row.text = self.required_text(&object, Column::Question, &mut consumed)?;
+                row.solution = self.required_text(&object, Column::Solution, &mut consumed)?;
+                row.final_answer = self.optional(&object, Column::FinalAnswer, Scalar::Lenient, &mut consumed)?;
+                row.final_answer = row.final_answer.or_else(|| final_answer(&row.solution));
+                row.level = self.level(&object, &mut consumed)?;
+                row.subject = self.optional(&object, Column::Subject, Scalar::Text, &mut consumed)?;
+                row.split =
+                    self.optional(&object, Column::Split, Scalar::Text, &mut consumed)?.or_else(|| self.split.clone());
+            }
+        }
+        row.source_id = self.optional(&object, Column::SourceId, Scalar::Lenient, &mut consumed)?;
+        row.url = self.optional(&object, Column::Url, Scalar::Text, &mut consumed)?;
+        for key in consumed {
+            object.remove(key);
+        }
+        row.metadata = (!object.is_empty()).then(|| Value::Object(object).to_string());
+        Ok(row)
+    }
+
+    /// A column that must be non-empty text; several fields are joined by a blank line.
+    fn required_text<'a>(
+        &'a self,
+        object: &Map<String, Value>,
+        column: Column,
+        consumed: &mut Vec<&'a str>,
+    ) -> Result<String, Rejection> {
+        let mut parts = Vec::new();
+        for path in self.mapping.fields_of(column) {
+            match lookup(object, path) {
+                None | Some(Value::Null) => {
+                    return Err(reject(
+                        Reason::MissingField,
+                        format!("field `{}` ({column}) is missing", path.join(".")),
+                    ));
+                }
+                Some(Value::String(s)) => parts.push(s.as_str()),
+                Some(other) => {
+                    return Err(reject(
+                        Reason::WrongType,
+                        format!("field `{}` ({column}) is a {}, expected a string", path.join("."), kind(other)),
+                    ));
+                }
+            }
+            mark_consumed(path, consumed);
+        }
+        let joined = parts.join("\n\n");
+        if joined.trim().is_empty() {
+            return Err(reject(Reason::EmptyText, format!("{column} is empty")));
+        }
+        Ok(joined)
+    }
+
+    fn optional<'a>(
+        &'a self,
+        object: &Map<String, Value>,
+        column: Column,
+        scalar: Scalar,
+        consumed: &mut Vec<&'a str>,
+    ) -> Result<Option<String>, Rejection> {
+        let Some(path) = self.mapping.fields_of(column).first() else { return Ok(None) };
+        let value = match lookup(object, path) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) if scalar == Scalar::Lenient => Some(v.to_string()),
+            Some(other) => {
+                return Err(reject(
+                    Reason::WrongType,
+                    format!("field `{}` ({column}) is a {}, expected a string", path.join("."), kind(other)),
+                ));
+            }
+        };
+        mark_consumed(path, consumed);
+        Ok(value)
+    }
+
+    /// `5`, `"5"` or `"Level 5"`; anything else (MATH has `"Level ?"`) leaves the level
+    /// empty and the field in metadata.
+    fn level<'a>(&'a self, object: &Map<String, Value>, consumed: &mut Vec<&'a str>) -> Result<Option<i32>, Rejection> {
+        let Some(path) = self.mapping.fields_of(Column::Level).first() else { return Ok(None) };
+        let level = match lookup(object, path) {
+            Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+            Some(Value::String(s)) => s.trim().trim_start_matches("Level").trim().parse().ok(),
+            _ => None,
+        };
+        if level.is_some() {
+            mark_consumed(path, consumed);
+        }
+        Ok(level)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    /// Only strings.
+    Text,
+    /// Strings, and numbers or booleans written as text (ids, answers).
+    Lenient,
+}
+
+fn lookup<'v>(object: &'v Map<String, Value>, path: &FieldPath) -> Option<&'v Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = object.get(first)?;
+    for key in rest {
+        value = value.as_object()?.get(key)?;
+    }
+    Some(value)
+}
+
+/// A top-level field leaves metadata only when a column took all of it.
+fn mark_consumed<'a>(path: &'a FieldPath, consumed: &mut Vec<&'a str>) {
+    if let [only] = path.as_slice() {
+        consumed.push(only);
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::mapping::Preset;
+
+    fn parser(preset: &str) -> Parser {
+        Parser {
+            mapping: Preset::find(preset).unwrap().mapping(),
+            source: preset.to_string(),
+            split: Some("train".into()),
+            max_record_bytes: 1000,
+        }
+    }
+
+    fn json(line: &str) -> RawRecord {
+        RawRecord { position: 7, bytes: line.as_bytes().to_vec(), size: line.len() as u64, kind: RawKind::Json }
+    }
+
+    fn parse(p: &Parser, line: &str) -> Result<Row, Rejection> {
+        p.parse(&json(line), &mut String::new())
+    }
+
+    #[test]
+    fn gsm8k_record() {
+        let row = parse(&parser("gsm8k"), r#"{"question": "2+2?", "answer": "2+2=<<2+2=4>>4\n#### 4"}"#).unwrap();
+        assert_eq!(row.final_answer.as_deref(), Some("4"));
+        assert_eq!(row.split.as_deref(), Some("train"));
+        assert_eq!(row.position, 7);
+        assert_eq!(row.metadata, None);
+    }
+
+    #[test]
+    fn math_levels_and_leftover_fields() {
+        let p = parser("math");
+        let row =
+            parse(&p, r#"{"problem": "p", "solution": "\\boxed{1}", "level": "Level 5", "type": "Algebra", "idx": 3}"#)
+                .unwrap();
+        assert_eq!((row.level, row.subject.as_deref()), (Some(5), Some("Algebra")));
+        assert_eq!(row.metadata.as_deref(), Some(r#"{"idx":3}"#));
+        let row = parse(&p, r#"{"problem": "p", "solution": "s", "level": "Level ?", "type": "Algebra"}"#).unwrap();
+        assert_eq!(row.level, None);
+        assert_eq!(row.metadata.as_deref(), Some(r#"{"level":"Level ?"}"#));
+    }
+
+    #[test]
+    fn joined_text_and_nested_url() {
+        let row =
+            parse(&parser("stackmathqa"), r#"{"Q": "Why?", "A": "Because.", "meta": {"url": "https://x"}}"#).unwrap();
+        assert_eq!(row.text, "Why?\n\nBecause.");
+        assert_eq!(row.url.as_deref(), Some("https://x"));
+        assert!(row.metadata.unwrap().contains("https://x"), "meta is kept whole");
+    }
+
+    #[test]
+    fn every_bad_record_has_its_reason() {
+        let p = parser("gsm8k");
+        let cases = [
+            ("{\"question\": \"q\", \"answer\": \"#### 1\"", Reason::MalformedJson),
+            (r#"[1, 2]"#, Reason::NotAnObject),
+            (r#"{"question": "q"}"#, Reason::MissingField),
+            (r#"{"question": "q", "answer": null}"#, Reason::MissingField),
+            (r#"{"question": 5, "answer": "a"}"#, Reason::WrongType),
+            (r#"{"question": "  ", "answer": "a"}"#, Reason::EmptyText),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(parse(&p, line).unwrap_err().reason, reason, "{line}");
+        }
+        let bad = RawRecord { position: 1, bytes: b"{\"question\": \"\xff\"}".to_vec(), size: 18, kind: RawKind::Json };
+        assert_eq!(p.parse(&bad, &mut String::new()).unwrap_err().reason, Reason::NotUtf8);
+        let big = RawRecord { position: 1, bytes: vec![b' '; 10], size: 5000, kind: RawKind::Json };
+        assert_eq!(p.parse(&big, &mut String::new()).unwrap_err().reason, Reason::RecordTooLarge);
+    }
+
+    #[test]
+    fn ids_depend_on_source_and_normalized_content() {
+        let p = parser("gsm8k");
+        let line = |q: &str, a: &str| serde_json::json!({"question": q, "answer": a}).to_string();
+        let a = parse(&p, &line("2+2?", "#### 4")).unwrap();
+        let b = parse(&p, &line(" 2+2? ", "####  4")).unwrap();
+        assert_eq!(a.id, b.id);
+        let mut other = parser("gsm8k");
+        other.source = "gsm8k_copy".into();
+        assert_ne!(a.id, parse(&other, &line("2+2?", "#### 4")).unwrap().id);
+    }
+}

@@ -1,0 +1,157 @@
+//! Job files: an ordered list of stages with their settings, run by `mathlake run`.
+//!
+//! ```toml
+//! lake = "./lake"            # optional; `--lake` overrides it
+//!
+//! [[stage]]
+//! kind = "ingest"
+//! name = "gsm8k"
+//! inputs = ["../shared/data/problems/gsm8k_*.jsonl"]
+//! preset = "gsm8k"
+//! ```
+//!
+//! Every key is checked when the file loads: a misspelt key fails with its line and the
+//! keys that exist. The stages this runner knows today are listed in [`Stage`].
+
+use std::path::Path;
+
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ingest::{self, IngestSpec, IngestSummary};
+use crate::lake::Lake;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// The lake the job reads and writes, unless the command line names one.
+    #[serde(default)]
+    pub lake: Option<String>,
+    #[serde(rename = "stage")]
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Stage {
+    /// `mathlake ingest`, with the same keys as its flags (`inputs`, `preset`, `map`, ...).
+    Ingest(IngestSpec),
+}
+
+impl Stage {
+    pub fn name(&self, index: usize) -> String {
+        match self {
+            Stage::Ingest(spec) => spec.name.clone().unwrap_or_else(|| format!("ingest-{}", index + 1)),
+        }
+    }
+}
+
+/// What one stage did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StageReport {
+    Ingest { name: String, summary: IngestSummary },
+}
+
+impl Job {
+    pub fn load(path: &Path) -> Result<Job> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::user(format!("cannot read job file {}: {e}", path.display()))
+                .hint("the jobs/ folder holds the bundled jobs")
+        })?;
+        let job: Job = toml::from_str(&text).map_err(|e| {
+            Error::user(format!("{}: {}", path.display(), e.to_string().trim_end()))
+                .hint(format!("`mathlake run --dry-run {}` checks a job without running it", path.display()))
+        })?;
+        if job.stages.is_empty() {
+            return Err(Error::user(format!("{} has no [[stage]]", path.display())));
+        }
+        Ok(job)
+    }
+
+    /// Checks every stage's settings, so a bad last stage fails before the first runs.
+    pub fn plan(&self, threads: usize) -> Result<Vec<(String, serde_json::Value)>> {
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let name = stage.name(i);
+                let resolved = match stage {
+                    Stage::Ingest(spec) => {
+                        let options = spec.to_options(threads).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({
+                            "kind": "ingest",
+                            "inputs": options.inputs,
+                            "table": options.table.clone().unwrap_or_else(|| options.mapping.target.table().to_string()),
+                            "source": options.source,
+                            "split": options.split,
+                            "mapping": options.mapping,
+                            "encoding": options.encoding,
+                            "max_record_bytes": options.max_record_bytes,
+                            "max_doc_bytes": options.max_doc_bytes,
+                            "max_bad_fraction": options.max_bad_fraction,
+                        })
+                    }
+                };
+                Ok((name, resolved))
+            })
+            .collect()
+    }
+
+    /// Runs the stages in order; the first failure stops the job, and what earlier stages
+    /// committed stays committed. `on_stage` hears about each stage as it ends.
+    pub async fn run(
+        &self,
+        lake: &Lake,
+        threads: usize,
+        progress: impl Fn(&str) -> ProgressBar,
+        mut on_stage: impl FnMut(&StageReport),
+    ) -> Result<Vec<StageReport>> {
+        self.plan(threads)?;
+        let mut reports = Vec::new();
+        for (i, stage) in self.stages.iter().enumerate() {
+            let name = stage.name(i);
+            let report = match stage {
+                Stage::Ingest(spec) => {
+                    let options = spec.to_options(threads)?;
+                    let bar = progress(&name);
+                    let summary = ingest::ingest(lake, &options, &bar)
+                        .await
+                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                    bar.finish_and_clear();
+                    StageReport::Ingest { name, summary }
+                }
+            };
+            on_stage(&report);
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_jobs_load_and_plan() {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs")).unwrap() {
+            let path = entry.unwrap().path();
+            let job = Job::load(&path).unwrap();
+            job.plan(1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+
+    #[test]
+    fn misspelt_keys_and_kinds_fail_with_their_stage() {
+        // The error points at the `[[stage]]` that holds the key (line 3 here) and lists
+        // the keys that exist.
+        let bad_key = "lake = \"x\"\n\n[[stage]]\nkind = \"ingest\"\ninputs = [\"a.jsonl\"]\npreset = \"gsm8k\"\nsplt = \"test\"\n";
+        let err = toml::from_str::<Job>(bad_key).unwrap_err().to_string();
+        assert!(err.contains("unknown field `splt`") && err.contains("line 3") && err.contains("`split`"), "{err}");
+        let bad_kind = "[[stage]]\nkind = \"ingset\"\n";
+        let err = toml::from_str::<Job>(bad_kind).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `ingset`") && err.contains("ingest"), "{err}");
+    }
+}

@@ -1,0 +1,202 @@
+//! Locations: every place a user names (a lake, a table, an input file, a glob) is a
+//! path or a URL, and this module turns it into an object store plus a path in it.
+//!
+//! Accepted forms: a plain path (`./lake`, `/data/x.jsonl`), `file:///abs/path`,
+//! `s3://bucket/prefix` and `memory://name/prefix` (a store that lives for the process,
+//! for tests).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// A parsed location: the store it lives in and the path inside that store.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// `file:///`, `s3://bucket/` or `memory://name/`: the key DataFusion knows the store by.
+    store_url: Url,
+    path: Path,
+}
+
+impl Location {
+    /// Parses a path or URL. Relative paths resolve against the current directory.
+    pub fn parse(text: &str) -> Result<Location> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::user("an empty path is not a location")
+                .hint("give a folder such as ./lake, or a URL such as s3://bucket/lake"));
+        }
+        match text.split_once("://") {
+            None => Self::local(std::path::Path::new(text)),
+            Some(("file", rest)) => Self::local(std::path::Path::new(&format!("/{}", rest.trim_start_matches('/')))),
+            Some((scheme @ ("s3" | "s3a" | "memory"), rest)) => {
+                let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
+                if authority.is_empty() {
+                    return Err(Error::user(format!("`{text}` names no bucket"))
+                        .hint(format!("write it as {scheme}://BUCKET/prefix")));
+                }
+                let scheme = if scheme == "s3a" { "s3" } else { scheme };
+                let store_url = Url::parse(&format!("{scheme}://{authority}/"))
+                    .map_err(|e| Error::user(format!("`{text}` is not a valid URL: {e}")))?;
+                let path = Path::parse(key.trim_end_matches('/'))
+                    .map_err(|e| Error::user(format!("`{text}` has an invalid key: {e}")))?;
+                Ok(Location { store_url, path })
+            }
+            Some((scheme, _)) => Err(Error::user(format!("`{text}`: unsupported scheme `{scheme}://`"))
+                .hint("use a local path, file://, s3:// or memory://")),
+        }
+    }
+
+    fn local(path: &std::path::Path) -> Result<Location> {
+        let absolute = std::path::absolute(path)
+            .map_err(|e| Error::user(format!("cannot resolve path `{}`: {e}", path.display())))?;
+        let absolute = lexical_clean(&absolute);
+        let path = Path::from_absolute_path(&absolute)
+            .map_err(|e| Error::user(format!("`{}` cannot be used as a lake path: {e}", absolute.display())))?;
+        Ok(Location { store_url: Url::parse("file:///").expect("static URL"), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.store_url.scheme()
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.scheme() == "file"
+    }
+
+    /// The key DataFusion's object-store registry uses for this location's store.
+    pub fn object_store_url(&self) -> ObjectStoreUrl {
+        ObjectStoreUrl::parse(self.store_url.as_str()).expect("store URLs are valid")
+    }
+
+    /// A location below this one.
+    pub fn join(&self, child: &str) -> Location {
+        let mut path = self.path.clone();
+        for part in child.split('/').filter(|p| !p.is_empty()) {
+            path = path.clone().join(part);
+        }
+        Location { store_url: self.store_url.clone(), path }
+    }
+
+    /// The same store, another path.
+    pub fn with_path(&self, path: Path) -> Location {
+        Location { store_url: self.store_url.clone(), path }
+    }
+
+    /// The URL DataFusion reads: `file:///abs/x`, `s3://bucket/x`.
+    pub fn url(&self) -> String {
+        format!("{}{}", self.store_url, self.path)
+    }
+
+    /// The object store that holds this location, built once per process and store.
+    pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
+        static STORES: LazyLock<Mutex<HashMap<Url, Arc<dyn ObjectStore>>>> = LazyLock::new(Default::default);
+        let mut stores = STORES.lock().map_err(|_| Error::Internal("store registry poisoned".into()))?;
+        if let Some(store) = stores.get(&self.store_url) {
+            return Ok(store.clone());
+        }
+        let store: Arc<dyn ObjectStore> = match self.scheme() {
+            "file" => Arc::new(LocalFileSystem::new()),
+            "memory" => Arc::new(InMemory::new()),
+            "s3" => Arc::new(s3_store(&self.store_url)?),
+            other => return Err(Error::Internal(format!("unhandled scheme {other}"))),
+        };
+        stores.insert(self.store_url.clone(), store.clone());
+        Ok(store)
+    }
+}
+
+/// S3 settings come from the standard AWS variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...).
+/// Transient errors (5xx, timeouts, throttling) are retried with backoff.
+fn s3_store(store_url: &Url) -> Result<object_store::aws::AmazonS3> {
+    let mut builder = AmazonS3Builder::from_env().with_url(store_url.as_str()).with_retry(RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(180),
+    });
+    // `from_env` reads AWS_DEFAULT_REGION; the standard AWS_REGION takes precedence here.
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        builder = builder.with_region(region);
+    }
+    // Never format the builder or its error's debug form: both can hold credentials.
+    builder.build().map_err(|e| {
+        Error::user(format!("cannot configure S3 for {store_url}: {e}"))
+            .hint("set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT_URL, AWS_ALLOW_HTTP=true for a local server)")
+    })
+}
+
+/// Removes `.` and `..` without touching the file system (the path may not exist yet).
+fn lexical_clean(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_local() { write!(f, "/{}", self.path) } else { write!(f, "{}", self.url()) }
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Location({})", self.url())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        let s3 = Location::parse("s3://bucket/lake/").unwrap();
+        assert_eq!(s3.url(), "s3://bucket/lake");
+        assert_eq!(s3.object_store_url().as_str(), "s3://bucket/");
+        assert_eq!(Location::parse("s3a://b/x").unwrap().url(), "s3://b/x");
+        assert_eq!(Location::parse("memory://t/a/b").unwrap().join("c/d").url(), "memory://t/a/b/c/d");
+        assert_eq!(Location::parse("file:///tmp/x/../y").unwrap().url(), "file:///tmp/y");
+        let rel = Location::parse("lake").unwrap();
+        assert!(rel.is_local());
+        assert!(rel.url().ends_with("/lake"));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_serve() {
+        assert!(Location::parse("").is_err());
+        assert!(Location::parse("s3:///nobucket").is_err());
+        let err = Location::parse("gs://b/x").unwrap_err();
+        assert!(err.to_string().contains("unsupported scheme"), "{err}");
+    }
+
+    #[test]
+    fn memory_stores_are_shared_within_a_process() {
+        let a = Location::parse("memory://shared-test/x").unwrap().store().unwrap();
+        let b = Location::parse("memory://shared-test/y").unwrap().store().unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}

@@ -1,0 +1,75 @@
+//! The lake: one root location (a local folder, `s3://bucket/prefix` or `memory://`)
+//! holding tables. Every stage reads and writes through this module, so the same job
+//! runs on a laptop folder and on S3; no stage is imported from here.
+
+mod location;
+mod parquet_reader;
+pub mod schema;
+mod session;
+mod table;
+mod writer;
+
+pub use location::Location;
+pub use parquet_reader::ParquetReader;
+pub use schema::TableSchema;
+pub use session::{SessionOptions, register_location, register_table, session};
+pub use table::{Commit, CommitMode, DataFile, Table, Version, validate_name};
+pub use writer::{FileLimits, TableWriter};
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+
+use crate::error::{Context, Result};
+
+/// The default lake: a folder in the current directory.
+pub const DEFAULT_LAKE: &str = "./lake";
+
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Location,
+}
+
+impl Lake {
+    pub fn open(url: &str) -> Result<Lake> {
+        let root = Location::parse(url)?;
+        root.store()?;
+        Ok(Lake { root })
+    }
+
+    pub fn root(&self) -> &Location {
+        &self.root
+    }
+
+    pub fn table(&self, name: &str) -> Result<Table> {
+        Table::new(&self.root, name)
+    }
+
+    /// Names of the tables that have at least one committed version, sorted.
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        let store = self.root.store()?;
+        let listing = store
+            .list_with_delimiter(Some(self.root.path()))
+            .await
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    Ok(object_store::ListResult { common_prefixes: vec![], objects: vec![] })
+                }
+                e => Err(e),
+            })
+            .with_context(|| format!("listing the lake at {}", self.root))?;
+        let mut names = Vec::new();
+        for prefix in listing.common_prefixes {
+            let Some(name) = prefix.filename() else { continue };
+            if validate_name(name).is_err() {
+                continue;
+            }
+            let log = prefix.clone().join("_log");
+            let first: Option<_> = store.list(Some(&log)).try_next().await?;
+            if first.is_some() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}

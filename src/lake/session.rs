@@ -1,0 +1,76 @@
+//! The DataFusion session every stage and the CLI share: the lake's store registered,
+//! every lake table there by name (read through its log, never by listing its folder),
+//! bounded memory with spilling, and no file-listing cache (it can serve a stale listing
+//! of a prefix this same process just wrote).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::{Lake, Location, Table, Version};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Bytes of memory DataFusion's operators may hold before they spill or fail.
+    pub memory_limit: Option<usize>,
+    /// Where spill files go (the system temp folder by default).
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// A session over `lake` with every committed table registered under its name.
+pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionContext> {
+    let mut runtime =
+        RuntimeEnvBuilder::new().with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+    if let Some(limit) = options.memory_limit {
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
+    if let Some(dir) = &options.spill_dir {
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+        );
+    }
+    let config = SessionConfig::new().with_information_schema(true);
+    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    register_location(&ctx, lake.root())?;
+    for name in lake.table_names().await? {
+        let table = lake.table(&name)?;
+        if let Some(version) = table.latest().await? {
+            register_table(&ctx, &name, &table, &version)?;
+        }
+    }
+    Ok(ctx)
+}
+
+/// Makes the store behind `location` readable by `ctx` (S3 buckets, memory stores).
+pub fn register_location(ctx: &SessionContext, location: &Location) -> Result<()> {
+    let url = location.object_store_url();
+    ctx.register_object_store(url.as_ref(), location.store()?);
+    Ok(())
+}
+
+/// Registers one version of a table under `name`: exactly the files its log lists.
+pub fn register_table(ctx: &SessionContext, name: &str, table: &Table, version: &Version) -> Result<()> {
+    let schema = version.schema.arrow()?;
+    if version.files.is_empty() {
+        let empty = MemTable::try_new(schema, vec![vec![]])?;
+        ctx.register_table(name, Arc::new(empty))?;
+        return Ok(());
+    }
+    let urls = version
+        .files
+        .iter()
+        .map(|file| ListingTableUrl::parse(table.location().with_path(table.file_path(file)).url()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}

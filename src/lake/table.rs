@@ -1,0 +1,296 @@
+//! Lake tables and their commit log.
+//!
+//! A table is a folder: immutable Parquet files under `data/`, and a log of versions under
+//! `_log/` (`00000000000000000001.json`, ...). Each version lists every file of the table
+//! at that version. A writer uploads its files first and then creates the next version
+//! file with put-if-absent: that one object is the commit. Readers only trust the log, so
+//! a killed run leaves files nobody references and the table exactly as it was, on a local
+//! folder and on S3 alike (S3 has no atomic rename of many objects, but has conditional put).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::location::Location;
+use super::schema::TableSchema;
+use crate::error::{Context, Error, Result};
+
+const LOG_DIR: &str = "_log";
+const DATA_DIR: &str = "data";
+
+/// One committed state of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    pub version: u64,
+    pub committed_at: DateTime<Utc>,
+    /// What made this version: `ingest`, `sql`, ...
+    pub operation: String,
+    pub schema: TableSchema,
+    /// Every file of the table at this version, in read order.
+    pub files: Vec<DataFile>,
+    /// What the operation reports about itself (inputs, counts, settings).
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    /// Relative to the table folder, e.g. `data/20261125T2110-ab12cd-00000.parquet`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Version {
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
+/// What a writer hands to [`Table::commit`].
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub operation: String,
+    pub schema: TableSchema,
+    /// `Append` keeps the base version's files; `Replace` drops them.
+    pub mode: CommitMode,
+    pub files: Vec<DataFile>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    Append,
+    Replace,
+}
+
+/// A named table in a lake.
+#[derive(Debug, Clone)]
+pub struct Table {
+    name: String,
+    location: Location,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Table {
+    pub fn new(lake: &Location, name: &str) -> Result<Table> {
+        validate_name(name)?;
+        let location = lake.join(name);
+        let store = location.store()?;
+        Ok(Table { name: name.to_string(), location, store })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The latest committed version, or `None` for a table that was never written.
+    pub async fn latest(&self) -> Result<Option<Version>> {
+        let log = self.location.path().clone().join(LOG_DIR);
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&log))
+            .try_collect()
+            .await
+            .with_context(|| format!("listing the log of table `{}` at {}", self.name, self.location))?;
+        let newest =
+            listed.iter().filter_map(|meta| meta.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok()).max();
+        match newest {
+            None => Ok(None),
+            Some(version) => self.read_version(version).await.map(Some),
+        }
+    }
+
+    async fn read_version(&self, version: u64) -> Result<Version> {
+        let path = self.version_path(version);
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .with_context(|| format!("reading {}", self.location.with_path(path.clone())))?
+            .bytes()
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::user(format!("table `{}`: version file {} is corrupt: {e}", self.name, path))
+                .hint("restore it from a backup, or delete it to fall back to the previous version")
+        })
+    }
+
+    fn version_path(&self, version: u64) -> Path {
+        self.location.path().clone().join(LOG_DIR).join(format!("{version:020}.json"))
+    }
+
+    /// Where a writer puts a new data file; nobody reads it until a commit lists it.
+    pub fn data_file_path(&self, run_id: &str, seq: usize) -> (Path, String) {
+        let relative = format!("{DATA_DIR}/{run_id}-{seq:05}.parquet");
+        (self.location.path().clone().join(DATA_DIR).join(format!("{run_id}-{seq:05}.parquet")), relative)
+    }
+
+    /// Absolute object path of a file listed in a version.
+    pub fn file_path(&self, file: &DataFile) -> Path {
+        let mut path = self.location.path().clone();
+        for part in file.path.split('/') {
+            path = path.join(part);
+        }
+        path
+    }
+
+    /// Commits on top of `base` (the version the writer started from). If another writer
+    /// committed since, nothing changes and the error says to rerun.
+    pub async fn commit(&self, base: Option<&Version>, commit: Commit) -> Result<Version> {
+        let mut files = match (commit.mode, base) {
+            (CommitMode::Append, Some(base)) => base.files.clone(),
+            _ => Vec::new(),
+        };
+        files.extend(commit.files);
+        let version = Version {
+            version: base.map_or(1, |b| b.version + 1),
+            committed_at: Utc::now(),
+            operation: commit.operation,
+            schema: commit.schema,
+            files,
+            details: commit.details,
+        };
+        let body = serde_json::to_vec_pretty(&version)?;
+        let path = self.version_path(version.version);
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&path, PutPayload::from(body), options).await {
+            Ok(_) => Ok(version),
+            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
+                Err(Error::user(format!(
+                    "table `{}` changed while this run was writing (another writer committed version {})",
+                    self.name, version.version
+                ))
+                .hint("nothing was committed by this run; run it again"))
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("committing version {} of table `{}`", version.version, self.name))
+            }
+        }
+    }
+
+    /// Deletes data files that no version lists and that are older than `before` (left by
+    /// killed runs). Files newer than `before` may belong to a run still in progress.
+    pub async fn remove_orphans(&self, current: &Version, before: DateTime<Utc>) -> Result<usize> {
+        let live: std::collections::HashSet<Path> = current.files.iter().map(|f| self.file_path(f)).collect();
+        let data = self.location.path().clone().join(DATA_DIR);
+        let orphans: Vec<Path> = self
+            .store
+            .list(Some(&data))
+            .try_filter(|meta| futures::future::ready(!live.contains(&meta.location) && meta.last_modified < before))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for path in &orphans {
+            self.store.delete(path).await?;
+        }
+        let staged = if self.location.is_local() { self.remove_staged_uploads(before)? } else { 0 };
+        Ok(orphans.len() + staged)
+    }
+
+    /// A local store uploads `x.parquet` through a staging file `x.parquet#N` that a killed
+    /// process leaves behind and that listings do not show. (On S3 an unfinished multipart
+    /// upload is invisible, and bucket lifecycle rules expire it.)
+    fn remove_staged_uploads(&self, before: DateTime<Utc>) -> Result<usize> {
+        let folder = std::path::PathBuf::from(format!("/{}", self.location.path().clone().join(DATA_DIR)));
+        let Ok(entries) = std::fs::read_dir(&folder) else { return Ok(0) };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry?;
+            let staged = entry.file_name().to_string_lossy().contains('#');
+            let old = entry.metadata()?.modified().map(DateTime::<Utc>::from).is_ok_and(|m| m < before);
+            if staged && old {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Table names are SQL identifiers without quoting.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.starts_with('_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::user(format!("`{name}` is not a valid table name"))
+            .hint("use lower-case letters, digits and `_`, starting with a letter"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::schema;
+
+    fn commit(files: &[&str]) -> Commit {
+        Commit {
+            operation: "test".into(),
+            schema: schema::builtin("documents").unwrap(),
+            mode: CommitMode::Append,
+            files: files.iter().map(|p| DataFile { path: p.to_string(), rows: 2, bytes: 10 }).collect(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_append_and_conflicts_fail() {
+        let lake = Location::parse("memory://table-test/lake").unwrap();
+        let table = Table::new(&lake, "documents").unwrap();
+        assert!(table.latest().await.unwrap().is_none());
+        let v1 = table.commit(None, commit(&["data/a.parquet"])).await.unwrap();
+        let v2 = table.commit(Some(&v1), commit(&["data/b.parquet"])).await.unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(v2.rows(), 4);
+        assert_eq!(table.latest().await.unwrap().unwrap(), v2);
+        // A writer that started from v1 must not overwrite v2.
+        let err = table.commit(Some(&v1), commit(&["data/c.parquet"])).await.unwrap_err();
+        assert!(err.to_string().contains("changed while this run was writing"), "{err}");
+        assert_eq!(table.latest().await.unwrap().unwrap().files.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn orphans_are_removed_but_live_files_stay() {
+        let lake = Location::parse("memory://orphan-test/lake").unwrap();
+        let table = Table::new(&lake, "documents").unwrap();
+        for name in ["live", "orphan"] {
+            let (path, _) = table.data_file_path(name, 0);
+            table.store().put(&path, PutPayload::from_static(b"x")).await.unwrap();
+        }
+        let (_, live) = table.data_file_path("live", 0);
+        let v1 = table.commit(None, commit(&[&live])).await.unwrap();
+        let removed = table.remove_orphans(&v1, Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+        assert_eq!(removed, 1);
+        assert!(table.store().head(&table.file_path(&v1.files[0])).await.is_ok());
+    }
+
+    #[test]
+    fn table_names_are_identifiers() {
+        assert!(validate_name("math_corpus2").is_ok());
+        for bad in ["", "Docs", "2x", "_log", "a-b", "a/b"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

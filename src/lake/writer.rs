@@ -1,0 +1,115 @@
+//! Writes a stream of record batches into a table's data files: zstd Parquet, row groups
+//! cut by size rather than row count (the default 1M rows of long documents would buffer
+//! gigabytes), files rolled at a size cap, uploads streamed through object_store's
+//! multipart `BufWriter`. Files become part of the table only when a commit lists them.
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
+use object_store::buffered::BufWriter;
+
+use super::table::{DataFile, Table};
+use crate::error::{Context, Result};
+
+/// Size limits of the files a [`TableWriter`] produces.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimits {
+    /// A file is closed once it reaches about this many bytes.
+    pub max_file_bytes: u64,
+    /// A row group is flushed once its estimated encoded size reaches this many bytes.
+    pub row_group_bytes: usize,
+    /// ... or this many rows, whichever comes first.
+    pub row_group_rows: usize,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits { max_file_bytes: 256 << 20, row_group_bytes: 64 << 20, row_group_rows: 65_536 }
+    }
+}
+
+/// String columns that repeat a few values (source, split, input): these keep dictionary
+/// encoding and statistics; every other string or binary column is long text and gets neither.
+const LOW_CARDINALITY: &[&str] = &["source", "split", "subject", "input", "target", "reason"];
+
+pub struct TableWriter {
+    table: Table,
+    run_id: String,
+    schema: SchemaRef,
+    props: WriterProperties,
+    limits: FileLimits,
+    open: Option<OpenFile>,
+    files: Vec<DataFile>,
+}
+
+struct OpenFile {
+    writer: AsyncArrowWriter<BufWriter>,
+    relative: String,
+    rows: u64,
+}
+
+impl TableWriter {
+    pub fn new(table: Table, run_id: &str, schema: SchemaRef, limits: FileLimits) -> TableWriter {
+        let props = writer_properties(&schema, &limits);
+        TableWriter { table, run_id: run_id.to_string(), schema, props, limits, open: None, files: Vec::new() }
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let file = match &mut self.open {
+            Some(file) => file,
+            None => {
+                let (path, relative) = self.table.data_file_path(&self.run_id, self.files.len());
+                let sink = BufWriter::new(self.table.store().clone(), path);
+                let writer = AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(self.props.clone()))?;
+                self.open.insert(OpenFile { writer, relative, rows: 0 })
+            }
+        };
+        file.writer.write(batch).await.with_context(|| format!("writing {}", file.relative))?;
+        file.rows += batch.num_rows() as u64;
+        let size = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
+        if size >= self.limits.max_file_bytes {
+            self.close_file().await?;
+        }
+        Ok(())
+    }
+
+    async fn close_file(&mut self) -> Result<()> {
+        if let Some(mut file) = self.open.take() {
+            file.writer.finish().await.with_context(|| format!("finishing {}", file.relative))?;
+            let bytes = file.writer.bytes_written() as u64;
+            self.files.push(DataFile { path: file.relative, rows: file.rows, bytes });
+        }
+        Ok(())
+    }
+
+    /// Closes the last file and returns every file written, for a commit to list.
+    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
+        self.close_file().await?;
+        Ok(self.files)
+    }
+}
+
+fn writer_properties(schema: &SchemaRef, limits: &FileLimits) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")))
+        .set_max_row_group_row_count(Some(limits.row_group_rows))
+        .set_max_row_group_bytes(Some(limits.row_group_bytes))
+        .set_statistics_truncate_length(Some(64));
+    for field in schema.fields() {
+        let long = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary)
+            && !LOW_CARDINALITY.contains(&field.name().as_str());
+        if long {
+            let column = ColumnPath::from(field.name().as_str());
+            builder = builder
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_statistics_enabled(column, EnabledStatistics::None);
+        }
+    }
+    builder.build()
+}

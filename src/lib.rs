@@ -1,0 +1,24 @@
+//! mathlake: a streaming data-lake processor for math pre-training corpora.
+//!
+//! ```text
+//! inputs (JSONL/.gz/.zst, Parquet, .txt/.tex; local or s3://)
+//!   -> ingest      -> lake tables: documents, problems, quarantine     [ingest]
+//!   -> curate SQL  -> quality signals, math score, answers, steps      (planned)
+//!   -> dedup, decontam, synthesize, tokenize, mix + pack, train, eval (planned)
+//! ```
+//!
+//! Every stage reads and writes lake locations through [`lake`] (a local folder, S3 or
+//! memory) and commits atomically through a table's log; [`query`] looks at the result
+//! with DataFusion SQL; [`job`] chains stages from a TOML file; [`cli`] is the thin
+//! command line over all of it. [`text`] holds the normalization every stage shares.
+
+pub mod cli;
+pub mod error;
+pub mod ingest;
+pub mod job;
+pub mod lake;
+pub mod query;
+mod suggest;
+pub mod text;
+
+pub use error::{Error, Result};

@@ -1,0 +1,143 @@
+//! Looking at the lake: `mathlake tables`, `mathlake inspect` and `mathlake query`.
+//! Each returns data; the CLI decides how it looks.
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lake::{Lake, Location, SessionOptions, Table, register_location, register_table, session};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableInfo {
+    pub name: String,
+    pub version: u64,
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+    pub committed_at: String,
+    pub operation: String,
+}
+
+/// Every committed table of the lake with its size.
+pub async fn tables(lake: &Lake) -> Result<Vec<TableInfo>> {
+    let mut infos = Vec::new();
+    for name in lake.table_names().await? {
+        if let Some(version) = lake.table(&name)?.latest().await? {
+            infos.push(TableInfo {
+                name,
+                version: version.version,
+                rows: version.rows(),
+                files: version.files.len(),
+                bytes: version.bytes(),
+                committed_at: version.committed_at.to_rfc3339(),
+                operation: version.operation.clone(),
+            });
+        }
+    }
+    Ok(infos)
+}
+
+/// Runs one SQL statement over the lake's tables.
+pub async fn query(lake: &Lake, sql: &str, options: &SessionOptions) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let ctx = session(lake, options).await?;
+    run_sql(&ctx, lake, sql).await
+}
+
+async fn run_sql(ctx: &SessionContext, lake: &Lake, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let frame = match ctx.sql(sql).await {
+        Ok(frame) => frame,
+        Err(e) => return Err(with_table_hint(e.into(), lake).await),
+    };
+    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok((schema, batches))
+}
+
+/// A missing table gets the list of tables that exist (or how to make one).
+async fn with_table_hint(error: Error, lake: &Lake) -> Error {
+    let text = error.to_string();
+    if !text.contains("not found") {
+        return error;
+    }
+    let names = lake.table_names().await.unwrap_or_default();
+    let hint = if names.is_empty() {
+        format!("the lake at {} has no tables yet: `mathlake ingest` fills one", lake.root())
+    } else {
+        format!("tables in {}: {}", lake.root(), names.join(", "))
+    };
+    Error::user(text).hint(hint)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The table name or URL inspected.
+    pub target: String,
+    /// The lake version, for lake tables.
+    pub version: Option<u64>,
+    pub files: Option<usize>,
+    pub bytes: Option<u64>,
+    pub rows: u64,
+    #[serde(skip)]
+    pub schema: SchemaRef,
+    #[serde(skip)]
+    pub sample: Vec<RecordBatch>,
+}
+
+/// Schema, counts and the first rows of a lake table (by name or URL) or of Parquet files.
+pub async fn inspect(lake: &Lake, target: &str, sample_rows: usize) -> Result<Inspection> {
+    let ctx = session(lake, &SessionOptions::default()).await?;
+    let (name, version) = if lake.table_names().await?.iter().any(|n| n == target) {
+        let version = lake.table(target)?.latest().await?;
+        (target.to_string(), version)
+    } else {
+        let location = Location::parse(target)?;
+        register_location(&ctx, &location)?;
+        let store = location.store()?;
+        let log = location.path().clone().join("_log");
+        let is_table = matches!(futures::StreamExt::next(&mut store.list(Some(&log))).await, Some(Ok(_)));
+        if is_table {
+            let parent =
+                location.with_path(location.path().parts().take(location.path().parts().count() - 1).collect());
+            let table_name = location.path().filename().unwrap_or_default().to_string();
+            let table = Table::new(&parent, &table_name)?;
+            let version = table.latest().await?;
+            if let Some(v) = &version {
+                register_table(&ctx, "inspected", &table, v)?;
+            }
+            ("inspected".to_string(), version)
+        } else {
+            let exists = store.head(location.path()).await.is_ok()
+                || matches!(futures::StreamExt::next(&mut store.list(Some(location.path()))).await, Some(Ok(_)));
+            if !exists {
+                return Err(Error::user(format!(
+                    "`{target}` is neither a table of {} nor a file or folder",
+                    lake.root()
+                ))
+                .hint("`mathlake tables` lists the tables"));
+            }
+            // A folder's URL must end in `/` for DataFusion to list it.
+            let url =
+                if store.head(location.path()).await.is_ok() { location.url() } else { format!("{}/", location.url()) };
+            ctx.register_parquet("inspected", url, ParquetReadOptions::default()).await?;
+            ("inspected".to_string(), None)
+        }
+    };
+    let (_, counted) = run_sql(&ctx, lake, &format!("SELECT count(*) FROM \"{name}\"")).await?;
+    let rows = counted
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().map(|a| a.value(0)))
+        .unwrap_or(0) as u64;
+    let (schema, sample) = run_sql(&ctx, lake, &format!("SELECT * FROM \"{name}\" LIMIT {sample_rows}")).await?;
+    Ok(Inspection {
+        target: target.to_string(),
+        version: version.as_ref().map(|v| v.version),
+        files: version.as_ref().map(|v| v.files.len()),
+        bytes: version.as_ref().map(|v| v.bytes()),
+        rows,
+        schema,
+        sample,
+    })
+}

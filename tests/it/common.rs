@@ -1,0 +1,126 @@
+//! Helpers: run the binary, find the shared data, start (or find) the local S3 server.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn shared_data(relative: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(relative);
+    assert!(path.exists(), "{} is missing: the tests read ../shared/data beside the checkout", path.display());
+    path
+}
+
+/// `mathlake` with these arguments, run from the repository root.
+pub fn mathlake(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mathlake"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).args(args).env_remove("MATHLAKE_LAKE").arg("--quiet");
+    command
+}
+
+/// Runs and asserts success, returning stdout.
+pub fn ok(command: &mut Command) -> String {
+    let output = command.output().expect("mathlake runs");
+    assert_success(&output);
+    String::from_utf8(output.stdout).expect("stdout is UTF-8")
+}
+
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "mathlake failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs and asserts failure, returning stderr.
+pub fn fails(command: &mut Command) -> String {
+    let output = command.output().expect("mathlake runs");
+    assert!(!output.status.success(), "expected a failure, got:\n{}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8(output.stderr).expect("stderr is UTF-8")
+}
+
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// `mathlake query --json` rows.
+pub fn query(lake: &str, sql: &str, env: &[(&str, String)]) -> Vec<serde_json::Value> {
+    let mut command = mathlake(&["query", "--json", "--lake", lake, sql]);
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    ok(&mut command).lines().map(json).collect()
+}
+
+pub fn lake_in(dir: &tempfile::TempDir) -> String {
+    dir.path().join("lake").to_string_lossy().into_owned()
+}
+
+/// A local S3 server: `MATHLAKE_TEST_S3_ENDPOINT` when set (as `.ci/run` does), else a
+/// moto server this process starts on a free loopback port. The S3 tests are never
+/// skipped: without a server they fail and say how to get one.
+pub fn s3_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("MATHLAKE_TEST_S3_ENDPOINT") {
+            return endpoint;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        ensure_moto();
+        // `timeout` ends the server even if this test process dies first.
+        Command::new("timeout")
+            .args(["900", "python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("timeout and python3 start the local S3 server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the moto server did not start on port {port}; set MATHLAKE_TEST_S3_ENDPOINT to use another S3 server"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// moto is the local S3 server; a machine that lacks it gets it from PyPI once.
+fn ensure_moto() {
+    let has = |_: ()| Command::new("python3").args(["-c", "import moto.server"]).status().is_ok_and(|s| s.success());
+    if has(()) {
+        return;
+    }
+    eprintln!("installing moto[server] from PyPI for the S3 tests (.ci/run installs it up front)");
+    let installed = Command::new("python3").args(["-m", "pip", "install", "--quiet", "moto[server]"]).status();
+    assert!(
+        installed.is_ok_and(|s| s.success()) && has(()),
+        "S3 tests need a local S3 server: pip install 'moto[server]', or set MATHLAKE_TEST_S3_ENDPOINT"
+    );
+}
+
+/// The variables that point mathlake at the test S3 server.
+pub fn s3_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", s3_endpoint().to_string()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+/// Creates a bucket with a plain HTTP PUT (the test server does not check signatures).
+pub fn create_bucket(name: &str) {
+    use std::io::{Read, Write};
+    let address = s3_endpoint().trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("S3 server reachable");
+    write!(stream, "PUT /{name} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "creating bucket {name}: {response}");
+}

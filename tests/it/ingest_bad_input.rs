@@ -1,0 +1,186 @@
+//! Bad input: every good record written, every bad one quarantined with its reason and
+//! line, the counts adding up; too much bad input fails without touching the table; a
+//! missing input is an error that names it.
+
+use std::io::Write;
+
+use crate::common::*;
+
+/// Real GSM8K records with bad ones mixed in; returns the file and the bad lines' reasons.
+fn corrupted_file(dir: &tempfile::TempDir) -> (std::path::PathBuf, Vec<(u64, &'static str)>, u64) {
+    let good: Vec<String> = std::fs::read_to_string(shared_data("problems/gsm8k_train.jsonl"))
+        .unwrap()
+        .lines()
+        .take(40)
+        .map(str::to_string)
+        .collect();
+    let path = dir.path().join("gsm8k_corrupted_train.jsonl");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let bad: Vec<(&[u8], &str)> = vec![
+        (br#"{"question": "unterminated"#, "malformed_json"),
+        (b"{\"question\": \"caf\xe9?\", \"answer\": \"#### 1\"}", "not_utf8"),
+        (br#"{"question": 42, "answer": "42"}"#, "wrong_type"),
+        (br#"{"question": "Where is the answer?"}"#, "missing_field"),
+        (br#"{"question": "   ", "answer": "0"}"#, "empty_text"),
+        (br#"["a", "list"]"#, "not_an_object"),
+    ];
+    let oversize = format!(r#"{{"question": "{}", "answer": "1"}}"#, "x".repeat(200_000));
+    let mut reasons = Vec::new();
+    let mut line = 0u64;
+    let mut good_written = 0;
+    for (i, record) in good.iter().enumerate() {
+        line += 1;
+        writeln!(file, "{record}").unwrap();
+        good_written += 1;
+        if i % 5 == 4 && i / 5 < bad.len() {
+            let (bytes, reason) = bad[i / 5];
+            line += 1;
+            file.write_all(bytes).unwrap();
+            file.write_all(b"\n").unwrap();
+            reasons.push((line, reason));
+        }
+        if i == 30 {
+            line += 1;
+            writeln!(file, "{oversize}").unwrap();
+            reasons.push((line, "record_too_large"));
+            line += 1;
+            writeln!(file).unwrap(); // a blank line is no record
+        }
+    }
+    (path, reasons, good_written)
+}
+
+#[test]
+fn every_bad_record_is_quarantined_with_reason_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let (path, reasons, good) = corrupted_file(&dir);
+    let out = ok(&mut mathlake(&[
+        "ingest",
+        path.to_str().unwrap(),
+        "--preset",
+        "gsm8k",
+        "--lake",
+        &lake,
+        "--json",
+        "--max-record-bytes",
+        "100000",
+        "--max-bad-fraction",
+        "0.5",
+    ]));
+    let summary = json(&out);
+    let bad = reasons.len() as u64;
+    assert_eq!(summary["read"], good + bad);
+    assert_eq!(summary["written"], good);
+    assert_eq!(summary["quarantined"], bad);
+    assert_eq!(summary["duplicates"], 0);
+
+    let rows = query(
+        &lake,
+        "SELECT position, reason, detail, raw_bytes, length(encode(raw, 'hex')) / 2 AS kept, target, source FROM quarantine ORDER BY position",
+        &[],
+    );
+    let got: Vec<(u64, &str)> =
+        rows.iter().map(|r| (r["position"].as_u64().unwrap(), r["reason"].as_str().unwrap())).collect();
+    assert_eq!(got, reasons);
+    for r in &rows {
+        assert_eq!((r["target"].as_str(), r["source"].as_str()), (Some("problems"), Some("gsm8k")));
+        assert!(!r["detail"].as_str().unwrap().is_empty());
+    }
+    let oversize = rows.iter().find(|r| r["reason"] == "record_too_large").unwrap();
+    assert!(oversize["raw_bytes"].as_u64().unwrap() > 200_000);
+    assert_eq!(oversize["kept"], 65536, "the first 64 KiB of an oversize record are kept");
+    let missing = rows.iter().find(|r| r["reason"] == "missing_field").unwrap();
+    assert!(missing["detail"].as_str().unwrap().contains("`answer`"), "{missing}");
+
+    // The raw bytes of the invalid UTF-8 line are kept exactly.
+    let raw = query(&lake, "SELECT encode(raw, 'hex') AS hex FROM quarantine WHERE reason = 'not_utf8'", &[]);
+    assert!(raw[0]["hex"].as_str().unwrap().contains("e93f"), "{raw:?}");
+
+    // Good records kept their line numbers.
+    let positions = query(&lake, "SELECT min(position) AS first, count(*) AS n FROM problems", &[]);
+    assert_eq!((positions[0]["first"].as_u64(), positions[0]["n"].as_u64()), (Some(1), Some(good)));
+
+    // A rerun quarantines the same records again but adds no second quarantine row.
+    ok(&mut mathlake(&[
+        "ingest",
+        path.to_str().unwrap(),
+        "--preset",
+        "gsm8k",
+        "--lake",
+        &lake,
+        "--max-record-bytes",
+        "100000",
+        "--max-bad-fraction",
+        "0.5",
+    ]));
+    let count = query(&lake, "SELECT count(*) AS n FROM quarantine", &[]);
+    assert_eq!(count[0]["n"], bad);
+}
+
+#[test]
+fn too_much_bad_input_fails_and_leaves_the_table_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let (path, reasons, _) = corrupted_file(&dir);
+    let err = fails(&mut mathlake(&[
+        "ingest",
+        path.to_str().unwrap(),
+        "--preset",
+        "gsm8k",
+        "--lake",
+        &lake,
+        "--max-record-bytes",
+        "100000",
+        "--max-bad-fraction",
+        "0.01",
+    ]));
+    assert!(err.contains("went to quarantine, over --max-bad-fraction 0.01; table `problems` is unchanged"), "{err}");
+    assert!(err.contains("hint: see why: mathlake query"), "{err}");
+    let tables = json(&ok(&mut mathlake(&["tables", "--json", "--lake", &lake])));
+    let names: Vec<_> = tables.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["quarantine"], "the bad records are there to look at; problems was never committed");
+    assert_eq!(tables[0]["rows"], reasons.len());
+}
+
+#[test]
+fn missing_and_unknown_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let err = fails(&mut mathlake(&["ingest", "/no/such/file.jsonl", "--preset", "gsm8k", "--lake", &lake]));
+    assert!(err.contains("no input found at `/no/such/file.jsonl`"), "{err}");
+    let odd = dir.path().join("notes.csv");
+    std::fs::write(&odd, "a,b\n").unwrap();
+    let err = fails(&mut mathlake(&["ingest", odd.to_str().unwrap(), "--preset", "gsm8k", "--lake", &lake]));
+    assert!(err.contains("cannot tell the format") && err.contains("--format"), "{err}");
+    let unnamed = dir.path().join("problems.jsonl");
+    std::fs::write(&unnamed, "{}\n").unwrap();
+    let err = fails(&mut mathlake(&["ingest", unnamed.to_str().unwrap(), "--preset", "gsm8k", "--lake", &lake]));
+    assert!(err.contains("cannot tell the split") && err.contains("--split"), "{err}");
+    let err = fails(&mut mathlake(&["ingest", unnamed.to_str().unwrap(), "--preset", "gsm8", "--lake", &lake]));
+    assert!(err.contains("did you mean `gsm8k`"), "{err}");
+    let err = fails(&mut mathlake(&["query", "SELECT * FROM problms", "--lake", &lake]));
+    assert!(err.contains("no tables yet"), "{err}");
+}
+
+#[test]
+fn latin1_text_without_the_flag_is_quarantined_not_garbled() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let input = shared_data("web/whitehead_intro_math.tex");
+    let out = ok(&mut mathlake(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--preset",
+        "latex",
+        "--lake",
+        &lake,
+        "--json",
+        "--max-bad-fraction",
+        "1",
+    ]));
+    let summary = json(&out);
+    assert!(summary["quarantined"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["reasons"].as_object().unwrap().keys().collect::<Vec<_>>(), ["not_utf8"]);
+    assert!(summary["examples"][0]["detail"].as_str().unwrap().contains("--encoding latin1"), "{summary}");
+}

@@ -1,0 +1,89 @@
+//! `kill -9` in the middle of a large ingest, then a rerun: the table is identical to the
+//! one an uninterrupted run writes, and nothing of the killed run is visible before that.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// A JSONL corpus from the benchmark builder, large enough to take a few seconds.
+fn corpus(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("corpus.jsonl");
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/make_corpus.py"))
+        .args(["--target-mb", "150", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs ../shared/bench/make_corpus.py");
+    assert!(status.success());
+    out
+}
+
+fn ingest_args<'a>(input: &'a str, lake: &'a str) -> Vec<&'a str> {
+    // Small files, so that the killed run has written some before it dies; one thread,
+    // so that the run lasts long enough to be killed in the middle.
+    vec![
+        "ingest",
+        input,
+        "--table",
+        "documents",
+        "--map",
+        "text=text",
+        "--source",
+        "bench",
+        "--lake",
+        lake,
+        "--max-file-bytes",
+        "4000000",
+        "--threads",
+        "1",
+    ]
+}
+
+fn table_dump(lake: &str) -> Vec<serde_json::Value> {
+    query(lake, "SELECT id, input, position, length(text) AS chars, metadata FROM documents ORDER BY id", &[])
+}
+
+#[test]
+fn a_killed_ingest_leaves_nothing_and_a_rerun_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus(dir.path());
+    let input = input.to_str().unwrap();
+    let killed_lake = dir.path().join("killed").to_string_lossy().into_owned();
+
+    let mut child = mathlake(&ingest_args(input, &killed_lake)).spawn().unwrap();
+    let data = Path::new(&killed_lake).join("documents/data");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let written = std::fs::read_dir(&data).map(|d| d.count()).unwrap_or(0);
+        if written >= 2 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the ingest ended before it could be killed: make the corpus larger"
+        );
+        assert!(Instant::now() < deadline, "no data file appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!Path::new(&killed_lake).join("documents/_log").exists(), "a killed run commits nothing");
+    let tables = json(&ok(&mut mathlake(&["tables", "--json", "--lake", &killed_lake])));
+    assert_eq!(tables, serde_json::json!([]), "no table is visible after the kill");
+
+    let rerun = json(&ok(&mut mathlake(&[&ingest_args(input, &killed_lake)[..], &["--json"]].concat())));
+    let clean_lake = dir.path().join("clean").to_string_lossy().into_owned();
+    let clean = json(&ok(&mut mathlake(&[&ingest_args(input, &clean_lake)[..], &["--json"]].concat())));
+    for key in ["read", "written", "duplicates", "quarantined"] {
+        assert_eq!(rerun[key], clean[key], "{key}");
+    }
+    assert!(clean["duplicates"].as_u64().unwrap() > 0, "the corpus plants exact duplicates");
+    assert_eq!(table_dump(&killed_lake), table_dump(&clean_lake));
+    // The killed run's files are gone once the rerun commits.
+    let files = json(&ok(&mut mathlake(&["tables", "--json", "--lake", &killed_lake])));
+    let listed = std::fs::read_dir(&data).unwrap().count();
+    assert_eq!(files[0]["files"].as_u64().unwrap() as usize, listed, "orphan files were removed");
+}

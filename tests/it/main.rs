@@ -1,0 +1,9 @@
+//! Integration tests: the real `mathlake` binary on real data from `../shared/data`,
+//! on local lakes and on a local S3 server. One binary, so the crate links once.
+
+mod common;
+mod ingest_bad_input;
+mod ingest_kill;
+mod ingest_s3;
+mod ingest_shared_data;
+mod inspect;
