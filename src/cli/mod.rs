@@ -59,7 +59,7 @@ pub enum Command {
     /// Bad records (malformed JSON, invalid UTF-8, missing or mistyped fields, empty or
     /// oversize records) go to the `quarantine` table with their reason and line; records
     /// already in the table are counted as duplicates. The run commits once, at the end.
-    Ingest(IngestSpec),
+    Ingest(Box<IngestSpec>),
     /// List the lake's tables with their rows, files and size.
     Tables,
     /// Show the schema, counts and first rows of a table, or of Parquet files at a URL.

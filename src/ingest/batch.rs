@@ -183,7 +183,13 @@ mod tests {
             let schema = schema::builtin(target.table()).unwrap().arrow().unwrap();
             let mut batch = RowBatch::new(target, schema.clone(), "src");
             batch.set_input("file:///x.jsonl");
-            batch.push(Row { id: "a".into(), text: "t".into(), position: 3, split: Some("test".into()), ..Row::default() });
+            batch.push(Row {
+                id: "a".into(),
+                text: "t".into(),
+                position: 3,
+                split: Some("test".into()),
+                ..Row::default()
+            });
             let rb = batch.take().unwrap().unwrap();
             assert_eq!(rb.schema(), schema);
             assert_eq!(rb.num_rows(), 1);

@@ -48,7 +48,7 @@ use crate::error::{Context, Error, Result};
 use crate::lake::{
     Commit, CommitMode, DataFile, FileLimits, Lake, ParquetReader, Table, TableSchema, TableWriter, Version, schema,
 };
-use crate::text::content_id;
+use crate::text::{IdScratch, content_id};
 
 /// Everything `ingest` needs to know; the CLI and job files build this.
 #[derive(Debug, Clone)]
@@ -454,7 +454,7 @@ impl Work {
                     break;
                 }
                 let parsed: Vec<_> = pool.install(|| {
-                    chunk.par_iter().map_init(String::new, |scratch, raw| parser.parse(raw, scratch)).collect()
+                    chunk.par_iter().map_init(IdScratch::default, |scratch, raw| parser.parse(raw, scratch)).collect()
                 });
                 for (raw, result) in chunk.into_iter().zip(parsed) {
                     self.accept(&url, raw, result, &mut counts, &mut report)?;
@@ -501,7 +501,7 @@ impl Work {
                 }
                 let id = content_id(
                     &[&self.table, url, &raw.position.to_string(), rejection.reason.as_str()],
-                    &mut String::new(),
+                    &mut IdScratch::default(),
                 );
                 if self.seen_quarantine.insert(id_key(&id)?) {
                     let row =
@@ -595,7 +595,8 @@ impl Iterator for JsonLines {
             if size as usize == self.buf.len() && self.buf.trim_ascii().is_empty() {
                 continue; // a blank line is no record
             }
-            let mut bytes = std::mem::take(&mut self.buf);
+            // A copy of exactly the line's size; `buf` keeps its capacity for the next line.
+            let mut bytes = self.buf.clone();
             if size > bytes.len() as u64 {
                 bytes.truncate(RAW_KEEP);
             }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::mapping::{Column, FieldPath, Mapping, Target};
-use crate::text::{content_id, final_answer};
+use crate::text::{IdScratch, content_id, final_answer};
 
 /// Why a record went to quarantine; the string is the quarantine table's `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,7 +95,7 @@ pub struct Parser {
 }
 
 impl Parser {
-    pub fn parse(&self, raw: &RawRecord, scratch: &mut String) -> Result<Row, Rejection> {
+    pub fn parse(&self, raw: &RawRecord, scratch: &mut IdScratch) -> Result<Row, Rejection> {
         if raw.size > self.max_record_bytes {
             return Err(reject(
                 Reason::RecordTooLarge,
@@ -134,101 +134,91 @@ impl Parser {
         let Value::Object(mut object) = value else {
             return Err(reject(Reason::NotAnObject, format!("a JSON {} where an object was expected", kind(&value))));
         };
-        let mut consumed: Vec<&str> = Vec::new();
         let mut row = Row::default();
         match self.mapping.target {
             Target::Documents => {
-                row.text = self.required_text(&object, Column::Text, &mut consumed)?;
+                row.text = self.required_text(&mut object, Column::Text)?;
             }
             Target::Problems => {
-                row.text = self.required_text(&object, Column::Question, &mut consumed)?;
-                row.solution = self.required_text(&object, Column::Solution, &mut consumed)?;
-                row.final_answer = self.optional(&object, Column::FinalAnswer, Scalar::Lenient, &mut consumed)?;
+                row.text = self.required_text(&mut object, Column::Question)?;
+                row.solution = self.required_text(&mut object, Column::Solution)?;
+                row.final_answer = self.optional(&mut object, Column::FinalAnswer, Scalar::Lenient)?;
                 row.final_answer = row.final_answer.or_else(|| final_answer(&row.solution));
-                row.level = self.level(&object, &mut consumed)?;
-                row.subject = self.optional(&object, Column::Subject, Scalar::Text, &mut consumed)?;
-                row.split =
-                    self.optional(&object, Column::Split, Scalar::Text, &mut consumed)?.or_else(|| self.split.clone());
+                row.level = self.level(&mut object);
+                row.subject = self.optional(&mut object, Column::Subject, Scalar::Text)?;
+                row.split = self.optional(&mut object, Column::Split, Scalar::Text)?.or_else(|| self.split.clone());
+                if row.split.is_none() {
+                    return Err(reject(Reason::MissingField, "the record has no split and none was given (--split)"));
+                }
             }
         }
-        row.source_id = self.optional(&object, Column::SourceId, Scalar::Lenient, &mut consumed)?;
-        row.url = self.optional(&object, Column::Url, Scalar::Text, &mut consumed)?;
-        for key in consumed {
-            object.remove(key);
-        }
+        row.source_id = self.optional(&mut object, Column::SourceId, Scalar::Lenient)?;
+        row.url = self.optional(&mut object, Column::Url, Scalar::Text)?;
         row.metadata = (!object.is_empty()).then(|| Value::Object(object).to_string());
         Ok(row)
     }
 
     /// A column that must be non-empty text; several fields are joined by a blank line.
-    fn required_text<'a>(
-        &'a self,
-        object: &Map<String, Value>,
-        column: Column,
-        consumed: &mut Vec<&'a str>,
-    ) -> Result<String, Rejection> {
-        let mut parts = Vec::new();
-        for path in self.mapping.fields_of(column) {
-            match lookup(object, path) {
+    fn required_text(&self, object: &mut Map<String, Value>, column: Column) -> Result<String, Rejection> {
+        let mut joined = String::new();
+        for (i, path) in self.mapping.fields_of(column).iter().enumerate() {
+            match take(object, path) {
                 None | Some(Value::Null) => {
                     return Err(reject(
                         Reason::MissingField,
                         format!("field `{}` ({column}) is missing", path.join(".")),
                     ));
                 }
-                Some(Value::String(s)) => parts.push(s.as_str()),
+                Some(Value::String(s)) if i == 0 => joined = s,
+                Some(Value::String(s)) => {
+                    joined.push_str("\n\n");
+                    joined.push_str(&s);
+                }
                 Some(other) => {
                     return Err(reject(
                         Reason::WrongType,
-                        format!("field `{}` ({column}) is a {}, expected a string", path.join("."), kind(other)),
+                        format!("field `{}` ({column}) is a {}, expected a string", path.join("."), kind(&other)),
                     ));
                 }
             }
-            mark_consumed(path, consumed);
         }
-        let joined = parts.join("\n\n");
         if joined.trim().is_empty() {
             return Err(reject(Reason::EmptyText, format!("{column} is empty")));
         }
         Ok(joined)
     }
 
-    fn optional<'a>(
-        &'a self,
-        object: &Map<String, Value>,
+    fn optional(
+        &self,
+        object: &mut Map<String, Value>,
         column: Column,
         scalar: Scalar,
-        consumed: &mut Vec<&'a str>,
     ) -> Result<Option<String>, Rejection> {
         let Some(path) = self.mapping.fields_of(column).first() else { return Ok(None) };
-        let value = match lookup(object, path) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v @ (Value::Number(_) | Value::Bool(_))) if scalar == Scalar::Lenient => Some(v.to_string()),
-            Some(other) => {
-                return Err(reject(
-                    Reason::WrongType,
-                    format!("field `{}` ({column}) is a {}, expected a string", path.join("."), kind(other)),
-                ));
-            }
-        };
-        mark_consumed(path, consumed);
-        Ok(value)
+        match take(object, path) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) if scalar == Scalar::Lenient => Ok(Some(v.to_string())),
+            Some(other) => Err(reject(
+                Reason::WrongType,
+                format!("field `{}` ({column}) is a {}, expected a string", path.join("."), kind(&other)),
+            )),
+        }
     }
 
     /// `5`, `"5"` or `"Level 5"`; anything else (MATH has `"Level ?"`) leaves the level
     /// empty and the field in metadata.
-    fn level<'a>(&'a self, object: &Map<String, Value>, consumed: &mut Vec<&'a str>) -> Result<Option<i32>, Rejection> {
-        let Some(path) = self.mapping.fields_of(Column::Level).first() else { return Ok(None) };
-        let level = match lookup(object, path) {
-            Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
-            Some(Value::String(s)) => s.trim().trim_start_matches("Level").trim().parse().ok(),
+    fn level(&self, object: &mut Map<String, Value>) -> Option<i32> {
+        let path = self.mapping.fields_of(Column::Level).first()?;
+        let level = match lookup(object, path)? {
+            Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+            Value::String(s) => s.trim().trim_start_matches("Level").trim().parse().ok(),
             _ => None,
         };
         if level.is_some() {
-            mark_consumed(path, consumed);
+            take(object, path);
         }
-        Ok(level)
+        level
     }
 }
 
@@ -249,10 +239,12 @@ fn lookup<'v>(object: &'v Map<String, Value>, path: &FieldPath) -> Option<&'v Va
     Some(value)
 }
 
-/// A top-level field leaves metadata only when a column took all of it.
-fn mark_consumed<'a>(path: &'a FieldPath, consumed: &mut Vec<&'a str>) {
-    if let [only] = path.as_slice() {
-        consumed.push(only);
+/// The value at `path`. A top-level field is moved out, so it leaves metadata; a nested
+/// one is copied, and its parent object stays whole in metadata.
+fn take(object: &mut Map<String, Value>, path: &FieldPath) -> Option<Value> {
+    match path.as_slice() {
+        [only] => object.remove(only),
+        _ => lookup(object, path).cloned(),
     }
 }
 
@@ -286,7 +278,7 @@ mod tests {
     }
 
     fn parse(p: &Parser, line: &str) -> Result<Row, Rejection> {
-        p.parse(&json(line), &mut String::new())
+        p.parse(&json(line), &mut IdScratch::default())
     }
 
     #[test]
@@ -335,9 +327,9 @@ mod tests {
             assert_eq!(parse(&p, line).unwrap_err().reason, reason, "{line}");
         }
         let bad = RawRecord { position: 1, bytes: b"{\"question\": \"\xff\"}".to_vec(), size: 18, kind: RawKind::Json };
-        assert_eq!(p.parse(&bad, &mut String::new()).unwrap_err().reason, Reason::NotUtf8);
+        assert_eq!(p.parse(&bad, &mut IdScratch::default()).unwrap_err().reason, Reason::NotUtf8);
         let big = RawRecord { position: 1, bytes: vec![b' '; 10], size: 5000, kind: RawKind::Json };
-        assert_eq!(p.parse(&big, &mut String::new()).unwrap_err().reason, Reason::RecordTooLarge);
+        assert_eq!(p.parse(&big, &mut IdScratch::default()).unwrap_err().reason, Reason::RecordTooLarge);
     }
 
     #[test]

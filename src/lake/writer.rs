@@ -97,7 +97,9 @@ impl TableWriter {
 
 fn writer_properties(schema: &SchemaRef, limits: &FileLimits) -> WriterProperties {
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")))
+        // Level 1: about twice the speed of level 3 on text for a few percent more bytes;
+        // ingest is CPU-bound and the files are rewritten by later stages anyway.
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
         .set_max_row_group_row_count(Some(limits.row_group_rows))
         .set_max_row_group_bytes(Some(limits.row_group_bytes))
         .set_statistics_truncate_length(Some(64));

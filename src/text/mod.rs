@@ -5,4 +5,4 @@ mod answer;
 mod normalize;
 
 pub use answer::final_answer;
-pub use normalize::{content_id, normalize_text, normalize_text_into};
+pub use normalize::{IdScratch, content_id, normalize_text, normalize_text_into};

@@ -69,7 +69,9 @@ pub fn s3_endpoint() -> &'static str {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         ensure_moto();
-        // `timeout` ends the server even if this test process dies first.
+        // Never waited on: the server lives as long as the tests, and `timeout` ends it even
+        // if this process dies first.
+        #[allow(clippy::zombie_processes)]
         Command::new("timeout")
             .args(["900", "python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())

@@ -10,7 +10,10 @@ fn inspect_shows_schema_counts_and_rows() {
     ok(&mut mathlake(&["ingest", input.to_str().unwrap(), "--preset", "math500", "--lake", &lake]));
     let by_name = ok(&mut mathlake(&["inspect", "problems", "--lake", &lake, "--rows", "3"]));
     assert!(by_name.contains("version 1, 500 rows in 1 files"), "{by_name}");
-    assert!(by_name.contains("final_answer") && by_name.contains("first 3 rows") && by_name.contains("(3 rows)"), "{by_name}");
+    assert!(
+        by_name.contains("final_answer") && by_name.contains("first 3 rows") && by_name.contains("(3 rows)"),
+        "{by_name}"
+    );
     let table_url = format!("{lake}/problems");
     let by_url = json(&ok(&mut mathlake(&["inspect", &table_url, "--json", "--lake", &lake])));
     assert_eq!((by_url["rows"].as_u64(), by_url["version"].as_u64()), (Some(500), Some(1)));
