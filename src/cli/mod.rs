@@ -240,6 +240,9 @@ fn print_ingest(s: &IngestSummary) -> Result<()> {
         bytes(s.text_bytes),
         s.seconds
     );
+    if s.counts.read == 0 {
+        eprintln!("warning: the inputs held no records (empty files, or only blank lines)");
+    }
     if s.inputs.len() > 1 {
         for input in &s.inputs {
             let c = &input.counts;

@@ -323,8 +323,9 @@ fn check_schema(table: &Table, base: Option<&Version>, expected: &TableSchema) -
     let columns = |s: &TableSchema| s.fields.iter().map(|f| (f.name.clone(), f.data_type.clone())).collect::<Vec<_>>();
     if columns(&base.schema) != columns(expected) {
         return Err(Error::user(format!(
-            "table `{}` does not have the `{}` schema, so ingest cannot append to it",
+            "table `{}` has the `{}` schema, so {} rows cannot be appended to it",
             table.name(),
+            base.schema.table,
             expected.table
         ))
         .hint("ingest into another table with --to NAME"));
@@ -443,7 +444,10 @@ impl Work {
                 while bytes < CHUNK_BYTES && chunk.len() < CHUNK_RECORDS {
                     match records.next() {
                         Some(record) => {
-                            let record = record.with_context(|| format!("reading {}", input.location))?;
+                            let record = record.map_err(|e| {
+                                Error::user(format!("reading {}: {e}", input.location))
+                                    .hint("the file is damaged or incomplete; nothing was committed")
+                            })?;
                             bytes += record.bytes.len();
                             chunk.push(record);
                         }

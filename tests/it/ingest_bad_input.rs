@@ -50,24 +50,21 @@ fn corrupted_file(dir: &tempfile::TempDir) -> (std::path::PathBuf, Vec<(u64, &'s
     (path, reasons, good_written)
 }
 
+/// `mathlake ingest` of the corrupted file, the oversize record over the limit.
+fn ingest_corrupted(path: &std::path::Path, lake: &str, max_bad_fraction: &str) -> std::process::Command {
+    let path = path.to_str().unwrap();
+    let args = ["ingest", path, "--preset", "gsm8k", "--lake", lake, "--max-record-bytes", "100000"];
+    let mut command = mathlake(&args);
+    command.args(["--max-bad-fraction", max_bad_fraction]);
+    command
+}
+
 #[test]
 fn every_bad_record_is_quarantined_with_reason_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_in(&dir);
     let (path, reasons, good) = corrupted_file(&dir);
-    let out = ok(&mut mathlake(&[
-        "ingest",
-        path.to_str().unwrap(),
-        "--preset",
-        "gsm8k",
-        "--lake",
-        &lake,
-        "--json",
-        "--max-record-bytes",
-        "100000",
-        "--max-bad-fraction",
-        "0.5",
-    ]));
+    let out = ok(ingest_corrupted(&path, &lake, "0.5").arg("--json"));
     let summary = json(&out);
     let bad = reasons.len() as u64;
     assert_eq!(summary["read"], good + bad);
@@ -102,18 +99,7 @@ fn every_bad_record_is_quarantined_with_reason_and_line() {
     assert_eq!((positions[0]["first"].as_u64(), positions[0]["n"].as_u64()), (Some(1), Some(good)));
 
     // A rerun quarantines the same records again but adds no second quarantine row.
-    ok(&mut mathlake(&[
-        "ingest",
-        path.to_str().unwrap(),
-        "--preset",
-        "gsm8k",
-        "--lake",
-        &lake,
-        "--max-record-bytes",
-        "100000",
-        "--max-bad-fraction",
-        "0.5",
-    ]));
+    ok(&mut ingest_corrupted(&path, &lake, "0.5"));
     let count = query(&lake, "SELECT count(*) AS n FROM quarantine", &[]);
     assert_eq!(count[0]["n"], bad);
 }
@@ -123,18 +109,7 @@ fn too_much_bad_input_fails_and_leaves_the_table_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_in(&dir);
     let (path, reasons, _) = corrupted_file(&dir);
-    let err = fails(&mut mathlake(&[
-        "ingest",
-        path.to_str().unwrap(),
-        "--preset",
-        "gsm8k",
-        "--lake",
-        &lake,
-        "--max-record-bytes",
-        "100000",
-        "--max-bad-fraction",
-        "0.01",
-    ]));
+    let err = fails(&mut ingest_corrupted(&path, &lake, "0.01"));
     assert!(err.contains("went to quarantine, over --max-bad-fraction 0.01; table `problems` is unchanged"), "{err}");
     assert!(err.contains("hint: see why: mathlake query"), "{err}");
     let tables = json(&ok(&mut mathlake(&["tables", "--json", "--lake", &lake])));
@@ -159,6 +134,12 @@ fn missing_and_unknown_inputs_are_clear_errors() {
     assert!(err.contains("cannot tell the split") && err.contains("--split"), "{err}");
     let err = fails(&mut mathlake(&["ingest", unnamed.to_str().unwrap(), "--preset", "gsm8", "--lake", &lake]));
     assert!(err.contains("did you mean `gsm8k`"), "{err}");
+    // A damaged archive stops the run before anything is committed.
+    let gz = std::fs::read(shared_data("general/cc_sample_697.jsonl.gz")).unwrap();
+    let truncated = dir.path().join("cut.jsonl.gz");
+    std::fs::write(&truncated, &gz[..gz.len() / 2]).unwrap();
+    let err = fails(&mut mathlake(&["ingest", truncated.to_str().unwrap(), "--preset", "dolma", "--lake", &lake]));
+    assert!(err.contains("cut.jsonl.gz") && err.contains("nothing was committed"), "{err}");
     let err = fails(&mut mathlake(&["query", "SELECT * FROM problms", "--lake", &lake]));
     assert!(err.contains("no tables yet"), "{err}");
 }
