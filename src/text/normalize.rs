@@ -45,7 +45,10 @@ pub struct IdScratch {
 /// Appends the normalized `text` to `out`. `composed` holds the NFC form when the text is
 /// not already NFC (rare: the quick check answers for almost all real text).
 fn push_normalized(text: &str, composed: &mut String, out: &mut Vec<u8>) {
-    let text = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+    // Every character below U+0300 (UTF-8 lead bytes below 0xCC) is in NFC whatever
+    // follows it, so most Latin text skips the per-character quick check.
+    let below_combining = !text.as_bytes().iter().any(|&b| b >= 0xcc);
+    let text = if below_combining || is_nfc_quick(text.chars()) == IsNormalized::Yes {
         text
     } else {
         composed.clear();
@@ -58,8 +61,20 @@ fn push_normalized(text: &str, composed: &mut String, out: &mut Vec<u8>) {
     let mut space = false;
     let mut i = 0;
     while i < bytes.len() {
-        // Copy the run of bytes that cannot start white space in one go.
-        let run = bytes[i..].iter().position(|&b| CLASS[b as usize] != PLAIN).unwrap_or(bytes.len() - i);
+        // Copy in one go the run of bytes that needs no change: bytes that cannot start
+        // white space, and single spaces between them (most text is mostly that).
+        let mut end = i;
+        loop {
+            end += bytes[end..].iter().position(|&b| CLASS[b as usize] != PLAIN).unwrap_or(bytes.len() - end);
+            let single_space = end > i
+                && bytes.get(end) == Some(&b' ')
+                && bytes.get(end + 1).is_some_and(|&b| CLASS[b as usize] == PLAIN);
+            if !single_space {
+                break;
+            }
+            end += 1;
+        }
+        let run = end - i;
         if run > 0 {
             if space {
                 out.push(b' ');
@@ -131,7 +146,19 @@ mod tests {
 
     #[test]
     fn agrees_with_a_plain_reference_on_mixed_text() {
-        let texts = ["", " x ", "a\u{b}b", "tab\tthen\u{2029}para", "Å\u{30a}x \u{3000} y", "\u{1c}kept\u{1c}"];
+        let texts = [
+            "",
+            " x ",
+            "a b c",
+            "a  b",
+            "a \n b",
+            "  lead and trail  ",
+            "x\u{a0} y é  ü",
+            "a\u{b}b",
+            "tab\tthen\u{2029}para",
+            "Å\u{30a}x \u{3000} y",
+            "\u{1c}kept\u{1c}",
+        ];
         for text in texts {
             let reference: Vec<String> = text
                 .nfc()
