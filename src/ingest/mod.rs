@@ -46,7 +46,7 @@ use self::record::{Parser, RAW_KEEP, RawKind, RawRecord};
 use self::text::{Encoding, TextSplitter};
 use crate::error::{Context, Error, Result};
 use crate::lake::{
-    Commit, CommitMode, DataFile, FileLimits, Lake, ParquetReader, Table, TableSchema, TableWriter, Version, schema,
+    Commit, DataFile, FileLimits, Lake, ParquetReader, Table, TableSchema, TableWriter, Version, schema,
 };
 use crate::text::{IdScratch, content_id};
 
@@ -257,7 +257,7 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
 }
 
 fn commit_of(operation: &str, schema: &TableSchema, files: Vec<DataFile>, details: serde_json::Value) -> Commit {
-    Commit { operation: operation.into(), schema: schema.clone(), mode: CommitMode::Append, files, details }
+    Commit { operation: operation.into(), schema: schema.clone(), files, details }
 }
 
 fn describe_reasons(reasons: &BTreeMap<&'static str, u64>) -> String {
@@ -446,7 +446,7 @@ impl Work {
                         Some(record) => {
                             let record = record.map_err(|e| {
                                 Error::user(format!("reading {}: {e}", input.location))
-                                    .hint("the file is damaged or incomplete; nothing was committed")
+                                    .hint("nothing was committed; check that the file is complete (a cut download?) and run again")
                             })?;
                             bytes += record.bytes.len();
                             chunk.push(record);

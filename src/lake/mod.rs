@@ -13,7 +13,7 @@ pub use location::Location;
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
 pub use session::{SessionOptions, register_location, register_table, session};
-pub use table::{Commit, CommitMode, DataFile, Table, Version, validate_name};
+pub use table::{Commit, DataFile, Table, Version, validate_name};
 pub use writer::{FileLimits, TableWriter};
 
 use futures::TryStreamExt;

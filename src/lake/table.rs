@@ -57,21 +57,13 @@ impl Version {
     }
 }
 
-/// What a writer hands to [`Table::commit`].
+/// What a writer hands to [`Table::commit`]: files to add to the base version's.
 #[derive(Debug, Clone)]
 pub struct Commit {
     pub operation: String,
     pub schema: TableSchema,
-    /// `Append` keeps the base version's files; `Replace` drops them.
-    pub mode: CommitMode,
     pub files: Vec<DataFile>,
     pub details: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommitMode {
-    Append,
-    Replace,
 }
 
 /// A named table in a lake.
@@ -156,10 +148,7 @@ impl Table {
     /// Commits on top of `base` (the version the writer started from). If another writer
     /// committed since, nothing changes and the error says to rerun.
     pub async fn commit(&self, base: Option<&Version>, commit: Commit) -> Result<Version> {
-        let mut files = match (commit.mode, base) {
-            (CommitMode::Append, Some(base)) => base.files.clone(),
-            _ => Vec::new(),
-        };
+        let mut files = base.map_or_else(Vec::new, |b| b.files.clone());
         files.extend(commit.files);
         let version = Version {
             version: base.map_or(1, |b| b.version + 1),
@@ -249,7 +238,6 @@ mod tests {
         Commit {
             operation: "test".into(),
             schema: schema::builtin("documents").unwrap(),
-            mode: CommitMode::Append,
             files: files.iter().map(|p| DataFile { path: p.to_string(), rows: 2, bytes: 10 }).collect(),
             details: serde_json::Value::Null,
         }

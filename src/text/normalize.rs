@@ -45,10 +45,7 @@ pub struct IdScratch {
 /// Appends the normalized `text` to `out`. `composed` holds the NFC form when the text is
 /// not already NFC (rare: the quick check answers for almost all real text).
 fn push_normalized(text: &str, composed: &mut String, out: &mut Vec<u8>) {
-    // Every character below U+0300 (UTF-8 lead bytes below 0xCC) is in NFC whatever
-    // follows it, so most Latin text skips the per-character quick check.
-    let below_combining = !text.as_bytes().iter().any(|&b| b >= 0xcc);
-    let text = if below_combining || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+    let text = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
         text
     } else {
         composed.clear();
