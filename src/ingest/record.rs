@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::mapping::{Column, FieldPath, Mapping, Target};
-use crate::text::{IdScratch, content_id, final_answer};
+use crate::text::{IdScratch, content_id, marked_answer};
 
 /// Why a record went to quarantine; the string is the quarantine table's `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,7 +143,7 @@ impl Parser {
                 row.text = self.required_text(&mut object, Column::Question)?;
                 row.solution = self.required_text(&mut object, Column::Solution)?;
                 row.final_answer = self.optional(&mut object, Column::FinalAnswer, Scalar::Lenient)?;
-                row.final_answer = row.final_answer.or_else(|| final_answer(&row.solution));
+                row.final_answer = row.final_answer.or_else(|| marked_answer(&row.solution));
                 row.level = self.level(&mut object);
                 row.subject = self.optional(&mut object, Column::Subject, Scalar::Text)?;
                 row.split = self.optional(&mut object, Column::Split, Scalar::Text)?.or_else(|| self.split.clone());
