@@ -46,7 +46,8 @@ use self::record::{Parser, RAW_KEEP, RawKind, RawRecord};
 use self::text::{Encoding, TextSplitter};
 use crate::error::{Context, Error, Result};
 use crate::lake::{
-    Commit, DataFile, FileLimits, Lake, ParquetReader, Table, TableSchema, TableWriter, Version, schema,
+    Commit, CommitMode, DataFile, FileLimits, Lake, ParquetReader, Table, TableSchema, TableWriter, Version, run_id,
+    schema,
 };
 use crate::text::{IdScratch, content_id};
 
@@ -170,7 +171,7 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
     let seen = existing_ids(&table, base.as_ref()).await?;
     let seen_quarantine = existing_ids(&quarantine, quarantine_base.as_ref()).await?;
 
-    let run_id = format!("{}-{:08x}", started.format("%Y%m%dT%H%M%S"), rand_u32());
+    let run_id = run_id(started);
     let input_bytes: u64 = inputs.iter().map(|i| i.size).sum();
     progress.set_length(input_bytes);
 
@@ -257,7 +258,7 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
 }
 
 fn commit_of(operation: &str, schema: &TableSchema, files: Vec<DataFile>, details: serde_json::Value) -> Commit {
-    Commit { operation: operation.into(), schema: schema.clone(), files, details }
+    Commit { mode: CommitMode::Append, operation: operation.into(), schema: schema.clone(), files, details }
 }
 
 fn describe_reasons(reasons: &BTreeMap<&'static str, u64>) -> String {
@@ -363,11 +364,6 @@ fn collect_ids(batch: &RecordBatch, ids: &mut HashSet<u128>) -> Result<()> {
 
 fn id_key(id: &str) -> Result<u128> {
     u128::from_str_radix(id, 16).map_err(|_| Error::Internal(format!("`{id}` is not a content id")))
-}
-
-fn rand_u32() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
 }
 
 enum Batch {

@@ -13,8 +13,8 @@ pub use location::Location;
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
 pub use session::{SessionOptions, register_location, register_table, session};
-pub use table::{Commit, DataFile, Table, Version, validate_name};
-pub use writer::{FileLimits, TableWriter};
+pub use table::{Commit, CommitMode, DataFile, Table, Version, run_id, validate_name};
+pub use writer::{FileLimits, ParquetFileWriter, TableWriter};
 
 use futures::TryStreamExt;
 use object_store::ObjectStore;

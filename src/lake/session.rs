@@ -11,6 +11,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -27,8 +28,9 @@ pub struct SessionOptions {
 
 /// A session over `lake` with every committed table registered under its name.
 pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionContext> {
-    let mut runtime =
-        RuntimeEnvBuilder::new().with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .with_object_store_registry(Arc::new(LakeStores::default()));
     if let Some(limit) = options.memory_limit {
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
@@ -54,6 +56,34 @@ pub fn register_location(ctx: &SessionContext, location: &Location) -> Result<()
     let url = location.object_store_url();
     ctx.register_object_store(url.as_ref(), location.store()?);
     Ok(())
+}
+
+/// Stores found on first use: a SQL file may name any bucket (`CREATE EXTERNAL TABLE ...
+/// LOCATION 's3://other/...'`), and it gets a store configured as the lake's own are.
+#[derive(Debug, Default)]
+struct LakeStores {
+    known: DefaultObjectStoreRegistry,
+}
+
+impl ObjectStoreRegistry for LakeStores {
+    fn register_store(
+        &self,
+        url: &url::Url,
+        store: Arc<dyn object_store::ObjectStore>,
+    ) -> Option<Arc<dyn object_store::ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn get_store(&self, url: &url::Url) -> datafusion::error::Result<Arc<dyn object_store::ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        let location =
+            Location::parse(url.as_str()).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+        let store = location.store().map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+        self.known.register_store(url, store.clone());
+        Ok(store)
+    }
 }
 
 /// Registers one version of a table under `name`: exactly the files its log lists.

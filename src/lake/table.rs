@@ -57,13 +57,23 @@ impl Version {
     }
 }
 
-/// What a writer hands to [`Table::commit`]: files to add to the base version's.
+/// What a writer hands to [`Table::commit`]: files to add to the base version's, or to
+/// take their place.
 #[derive(Debug, Clone)]
 pub struct Commit {
+    pub mode: CommitMode,
     pub operation: String,
     pub schema: TableSchema,
     pub files: Vec<DataFile>,
     pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Ingest: the new files join the table's.
+    Append,
+    /// `COPY ... TO 'table'`: the new files are the table.
+    Replace,
 }
 
 /// A named table in a lake.
@@ -148,7 +158,10 @@ impl Table {
     /// Commits on top of `base` (the version the writer started from). If another writer
     /// committed since, nothing changes and the error says to rerun.
     pub async fn commit(&self, base: Option<&Version>, commit: Commit) -> Result<Version> {
-        let mut files = base.map_or_else(Vec::new, |b| b.files.clone());
+        let mut files = match (commit.mode, base) {
+            (CommitMode::Append, Some(base)) => base.files.clone(),
+            _ => Vec::new(),
+        };
         files.extend(commit.files);
         let version = Version {
             version: base.map_or(1, |b| b.version + 1),
@@ -216,6 +229,13 @@ impl Table {
 }
 
 /// Table names are SQL identifiers without quoting.
+/// A name for one writing run, unique enough that two runs never share data file names:
+/// the start time and 32 bits from the clock's nanoseconds and the process id.
+pub fn run_id(started: DateTime<Utc>) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}-{:08x}", started.format("%Y%m%dT%H%M%S"), nanos ^ std::process::id().rotate_left(16))
+}
+
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -236,6 +256,7 @@ mod tests {
 
     fn commit(files: &[&str]) -> Commit {
         Commit {
+            mode: CommitMode::Append,
             operation: "test".into(),
             schema: schema::builtin("documents").unwrap(),
             files: files.iter().map(|p| DataFile { path: p.to_string(), rows: 2, bytes: 10 }).collect(),
@@ -257,6 +278,10 @@ mod tests {
         let err = table.commit(Some(&v1), commit(&["data/c.parquet"])).await.unwrap_err();
         assert!(err.to_string().contains("changed while this run was writing"), "{err}");
         assert_eq!(table.latest().await.unwrap().unwrap().files.len(), 2);
+        // A replacing commit makes its files the whole table.
+        let replace = Commit { mode: CommitMode::Replace, ..commit(&["data/d.parquet"]) };
+        let v3 = table.commit(Some(&v2), replace).await.unwrap();
+        assert_eq!(v3.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["data/d.parquet"]);
     }
 
     #[tokio::test]

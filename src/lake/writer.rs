@@ -11,6 +11,7 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::buffered::BufWriter;
 
+use super::Location;
 use super::table::{DataFile, Table};
 use crate::error::{Context, Result};
 
@@ -95,6 +96,31 @@ impl TableWriter {
     }
 }
 
+/// One Parquet object, not part of any table, written through a multipart upload: it
+/// appears whole when [`ParquetFileWriter::finish`] completes, or not at all.
+pub struct ParquetFileWriter {
+    writer: AsyncArrowWriter<BufWriter>,
+    url: String,
+}
+
+impl ParquetFileWriter {
+    pub fn new(location: &Location, schema: SchemaRef) -> Result<ParquetFileWriter> {
+        let sink = BufWriter::new(location.store()?, location.path().clone());
+        let props = writer_properties(&schema, &FileLimits::default());
+        Ok(ParquetFileWriter { writer: AsyncArrowWriter::try_new(sink, schema, Some(props))?, url: location.url() })
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).await.with_context(|| format!("writing {}", self.url))
+    }
+
+    /// Completes the upload; returns the bytes written.
+    pub async fn finish(mut self) -> Result<u64> {
+        self.writer.finish().await.with_context(|| format!("finishing {}", self.url))?;
+        Ok(self.writer.bytes_written() as u64)
+    }
+}
+
 fn writer_properties(schema: &SchemaRef, limits: &FileLimits) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         // Level 1: measured on the benchmark corpus, ingest's largest cost dropped by about
@@ -104,8 +130,15 @@ fn writer_properties(schema: &SchemaRef, limits: &FileLimits) -> WriterPropertie
         .set_max_row_group_bytes(Some(limits.row_group_bytes))
         .set_statistics_truncate_length(Some(64));
     for field in schema.fields() {
-        let long = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary)
-            && !LOW_CARDINALITY.contains(&field.name().as_str());
+        let long = matches!(
+            field.data_type(),
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+        ) && !LOW_CARDINALITY.contains(&field.name().as_str());
         if long {
             let column = ColumnPath::from(field.name().as_str());
             builder = builder
