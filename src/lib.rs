@@ -3,16 +3,18 @@
 //! ```text
 //! inputs (JSONL/.gz/.zst, Parquet, .txt/.tex; local or s3://)
 //!   -> ingest      -> lake tables: documents, problems, quarantine     [ingest]
-//!   -> curate SQL  -> quality signals, math score, answers, steps      (planned)
+//!   -> curate SQL  -> quality signals, math score, answers, steps      [curate]
 //!   -> dedup, decontam, synthesize, tokenize, mix + pack, train, eval (planned)
 //! ```
 //!
 //! Every stage reads and writes lake locations through [`lake`] (a local folder, S3 or
 //! memory) and commits atomically through a table's log; [`query`] looks at the result
-//! with DataFusion SQL; [`job`] chains stages from a TOML file; [`cli`] is the thin
-//! command line over all of it. [`text`] holds the normalization every stage shares.
+//! with DataFusion SQL; [`curate`] runs SQL files with the function library; [`job`]
+//! chains stages from a TOML file; [`cli`] is the thin command line over all of it.
+//! [`text`] holds the normalization and problem analysis every stage shares.
 
 pub mod cli;
+pub mod curate;
 pub mod error;
 pub mod ingest;
 pub mod job;

@@ -7,8 +7,9 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::ObjectStoreExt;
 use serde::Serialize;
 
+use crate::curate::session;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Location, SessionOptions, Table, register_location, register_table, session};
+use crate::lake::{Lake, Location, SessionOptions, Table, register_location, register_table};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableInfo {

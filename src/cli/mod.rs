@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::curate::classifier::{self, MathClassifier, TrainOptions};
+use crate::curate::script::{self, ScriptOptions, StatementReport};
+use crate::curate::{self, functions};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary, mapping::PRESETS};
 use crate::job::{Job, StageReport};
@@ -22,6 +25,8 @@ Examples:
   mathlake ingest dump.parquet --table documents --map text=content --map url=meta.link --source forum
   mathlake tables
   mathlake query \"SELECT source, split, count(*) FROM problems GROUP BY 1, 2\"
+  mathlake sql sql/curate_documents.sql --set min_math_score=0.8
+  mathlake functions
   mathlake run jobs/quickstart.toml";
 
 /// A streaming data-lake processor for math pre-training corpora.
@@ -82,10 +87,42 @@ pub enum Command {
         /// Cut cells longer than this many characters.
         #[arg(long, default_value_t = 60)]
         max_width: usize,
-        /// Memory DataFusion may use before spilling, in bytes.
-        #[arg(long, value_name = "BYTES")]
+        /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         memory_limit: Option<usize>,
     },
+    /// Run a file of SQL statements over the lake, in order (the curation pipeline is sql/*.sql).
+    ///
+    /// Lake tables are there by name, with mathlake's functions (`mathlake functions`).
+    /// `COPY (SELECT ...) TO 'name'` replaces lake table `name` in one atomic commit;
+    /// `COPY ... TO 'path/or/s3/url.parquet'` writes one Parquet file. `$name` placeholders
+    /// take their values from `-- @param name = value` lines in the file and from --set.
+    #[command(
+        after_help = "Examples:\n  mathlake sql sql/curate_documents.sql\n  mathlake sql sql/curate_documents.sql --set min_math_score=0.8 --memory-limit 2G"
+    )]
+    Sql {
+        file: PathBuf,
+        /// A parameter value, bound to `$NAME` (repeatable): --set min_words=100
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        set: Vec<(String, String)>,
+        /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        memory_limit: Option<usize>,
+        /// Where spill files go [default: the system temp folder].
+        #[arg(long, value_name = "DIR")]
+        spill_dir: Option<PathBuf>,
+        /// Rows of each query's result to show.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+        /// Cut cells longer than this many characters.
+        #[arg(long, default_value_t = 60)]
+        max_width: usize,
+    },
+    /// List the SQL functions mathlake adds to every session, with what each computes.
+    Functions,
+    /// Train or evaluate the math_score classifier.
+    #[command(subcommand)]
+    Classifier(ClassifierCommand),
     /// Run a job file: its stages in order, stopping at the first failure.
     Run {
         job: PathBuf,
@@ -93,6 +130,67 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClassifierCommand {
+    /// Train a model on texts from lake queries; prints held-out precision, recall and AUC.
+    #[command(after_help = "The shipped model was trained by the command in README.md, \"The math classifier\".")]
+    Train {
+        /// SQL whose first column is math text (repeatable).
+        #[arg(long, required = true, value_name = "SQL")]
+        positive: Vec<String>,
+        /// SQL whose first column is other text (repeatable).
+        #[arg(long, required = true, value_name = "SQL")]
+        negative: Vec<String>,
+        /// Where to write the model.
+        #[arg(long)]
+        out: PathBuf,
+        /// Share of the examples held out for the metrics.
+        #[arg(long, default_value_t = TrainOptions::default().holdout)]
+        holdout: f64,
+        #[arg(long, default_value_t = TrainOptions::default().epochs)]
+        epochs: usize,
+        /// The model has 2^BITS weights.
+        #[arg(long, default_value_t = TrainOptions::default().bits)]
+        bits: u32,
+    },
+    /// Score labelled texts with a model (the shipped one by default).
+    Eval {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, required = true, value_name = "SQL")]
+        positive: Vec<String>,
+        #[arg(long, required = true, value_name = "SQL")]
+        negative: Vec<String>,
+    },
+}
+
+/// `NAME=VALUE` for --set.
+fn parse_assignment(text: &str) -> std::result::Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    let name = name.trim().trim_start_matches('$');
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{name}` is not a parameter name (letters, digits, _)"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// A size in bytes: `1048576`, `512M`, `4G`, `1.5GB`, `64MiB` (powers of 1024).
+fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let digits_end = upper.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(upper.len());
+    let (number, unit) = upper.split_at(digits_end);
+    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 512M or 4G"))?;
+    let scale = match unit.trim().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("`{text}`: unknown unit (use K, M, G or T)")),
+    };
+    Ok((number * scale as f64) as usize)
 }
 
 impl Cli {
@@ -171,6 +269,85 @@ pub async fn run(cli: Cli) -> Result<()> {
             print!("{}", output::table(&batches, *limit, *max_width)?);
             Ok(())
         }
+        Command::Sql { file, set, memory_limit, spill_dir, show, max_width } => {
+            let lake = cli.open_lake(None)?;
+            let sql = std::fs::read_to_string(file)
+                .map_err(|e| Error::user(format!("cannot read {}: {e}", file.display())))?;
+            let options = ScriptOptions {
+                set: set.clone(),
+                session: SessionOptions { memory_limit: *memory_limit, spill_dir: spill_dir.clone() },
+                show_rows: *show,
+            };
+            let reports = script::run(&lake, &file.display().to_string(), &sql, &options).await?;
+            if cli.json {
+                return print_json(&serde_json::json!({ "statements": reports, "peak_rss_bytes": peak_rss_bytes() }));
+            }
+            for r in &reports {
+                print_statement(r, *show, *max_width)?;
+            }
+            Ok(())
+        }
+        Command::Functions => {
+            let functions = functions::library();
+            if cli.json {
+                let list: Vec<_> = functions
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({
+                            "name": f.name(), "section": f.doc().doc_section.label,
+                            "syntax": f.doc().syntax_example, "description": f.doc().description,
+                        })
+                    })
+                    .collect();
+                return print_json(&list);
+            }
+            let mut section = "";
+            for f in &functions {
+                if f.doc().doc_section.label != section {
+                    section = f.doc().doc_section.label;
+                    println!("{section}:");
+                }
+                println!("  {:<40} {}", f.doc().syntax_example, f.doc().description);
+            }
+            Ok(())
+        }
+        Command::Classifier(ClassifierCommand::Train { positive, negative, out, holdout, epochs, bits }) => {
+            let lake = cli.open_lake(None)?;
+            let options = TrainOptions { holdout: *holdout, epochs: *epochs, bits: *bits, ..TrainOptions::default() };
+            let started = std::time::Instant::now();
+            let model = curate::train_classifier(&lake, positive, negative, options).await?;
+            model.save(out)?;
+            if cli.json {
+                return print_json(&model.info);
+            }
+            let t = &model.info.training;
+            println!(
+                "trained on {} math and {} other texts in {:.1}s; wrote {}",
+                output::count(t.positive as u64),
+                output::count(t.negative as u64),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
+            print_metrics("held out", &model.info.heldout);
+            Ok(())
+        }
+        Command::Classifier(ClassifierCommand::Eval { model, positive, negative }) => {
+            let lake = cli.open_lake(None)?;
+            let loaded;
+            let model = match model {
+                Some(path) => {
+                    loaded = MathClassifier::load(path)?;
+                    &loaded
+                }
+                None => MathClassifier::builtin(),
+            };
+            let metrics = curate::evaluate_classifier(&lake, model, positive, negative).await?;
+            if cli.json {
+                return print_json(&metrics);
+            }
+            print_metrics("evaluated", &metrics);
+            Ok(())
+        }
         Command::Run { job, dry_run } => {
             let loaded = Job::load(job)?;
             let lake = cli.open_lake(loaded.lake.as_deref())?;
@@ -190,10 +367,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                     threads,
                     |name| output::byte_bar(name, quiet),
                     |report| {
-                        if !json {
-                            let StageReport::Ingest { name, summary } = report;
-                            println!("== stage {name}");
-                            let _ = print_ingest(summary);
+                        if json {
+                            return;
+                        }
+                        match report {
+                            StageReport::Ingest { name, summary } => {
+                                println!("== stage {name}");
+                                let _ = print_ingest(summary);
+                            }
+                            StageReport::Sql { name, statements, .. } => {
+                                println!("== stage {name}");
+                                for statement in statements {
+                                    let _ = print_statement(statement, 50, 60);
+                                }
+                            }
                         }
                     },
                 )
@@ -210,6 +397,44 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_statement(r: &StatementReport, show: usize, max_width: usize) -> Result<()> {
+    let target = r.target.as_deref().map(|t| format!(" -> {t}")).unwrap_or_default();
+    println!(
+        "[{}] line {:<4} {:<24} {:>12} rows  {:.2}s",
+        r.index,
+        r.line,
+        format!("{}{target}", r.kind),
+        output::count(r.rows),
+        r.seconds
+    );
+    if let Some((_, batches)) = &r.shown
+        && r.rows > 0
+    {
+        print!("{}", output::table(batches, show, max_width)?);
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), for reports on memory limits.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn print_metrics(label: &str, m: &classifier::Metrics) {
+    println!(
+        "{label}: {} math, {} other: AUC {:.4}, precision {:.4}, recall {:.4}, accuracy {:.4} (threshold 0.5)",
+        output::count(m.examples.positive as u64),
+        output::count(m.examples.negative as u64),
+        m.auc,
+        m.precision,
+        m.recall,
+        m.accuracy
+    );
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {

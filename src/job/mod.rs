@@ -8,19 +8,26 @@
 //! name = "gsm8k"
 //! inputs = ["../shared/data/problems/gsm8k_*.jsonl"]
 //! preset = "gsm8k"
+//!
+//! [[stage]]
+//! kind = "sql"
+//! file = "sql/curate_documents.sql"
+//! set = { min_math_score = 0.8 }
 //! ```
 //!
 //! Every key is checked when the file loads: a misspelt key fails with its line and the
 //! keys that exist. The stages this runner knows today are listed in [`Stage`].
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use crate::curate::script::{self, ScriptOptions, StatementReport};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary};
-use crate::lake::Lake;
+use crate::lake::{Lake, SessionOptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,12 +44,54 @@ pub struct Job {
 pub enum Stage {
     /// `mathlake ingest`, with the same keys as its flags (`inputs`, `preset`, `map`, ...).
     Ingest(IngestSpec),
+    /// `mathlake sql FILE`: a SQL file with parameter values.
+    Sql(SqlStage),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The SQL file, relative to the folder the job runs in.
+    pub file: PathBuf,
+    /// Values of the file's `$name` parameters, as `--set` gives them.
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+    /// Bytes DataFusion's operators may hold before they spill.
+    #[serde(default)]
+    pub memory_limit: Option<usize>,
+}
+
+impl SqlStage {
+    fn options(&self) -> ScriptOptions {
+        let set = self
+            .set
+            .iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (name.clone(), text)
+            })
+            .collect();
+        ScriptOptions {
+            set,
+            session: SessionOptions { memory_limit: self.memory_limit, spill_dir: None },
+            show_rows: 50,
+        }
+    }
 }
 
 impl Stage {
     pub fn name(&self, index: usize) -> String {
         match self {
             Stage::Ingest(spec) => spec.name.clone().unwrap_or_else(|| format!("ingest-{}", index + 1)),
+            Stage::Sql(stage) => stage.name.clone().unwrap_or_else(|| {
+                let stem = stage.file.file_stem().map(|s| s.to_string_lossy().into_owned());
+                stem.unwrap_or_else(|| format!("sql-{}", index + 1))
+            }),
         }
     }
 }
@@ -52,6 +101,7 @@ impl Stage {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StageReport {
     Ingest { name: String, summary: IngestSummary },
+    Sql { name: String, file: PathBuf, statements: Vec<StatementReport> },
 }
 
 impl Job {
@@ -93,6 +143,15 @@ impl Job {
                             "max_bad_fraction": options.max_bad_fraction,
                         })
                     }
+                    Stage::Sql(stage) => {
+                        if !stage.file.is_file() {
+                            return Err(Error::user(format!(
+                                "stage `{name}`: no SQL file at {}",
+                                stage.file.display()
+                            )));
+                        }
+                        serde_json::json!({ "kind": "sql", "file": stage.file, "set": stage.options().set })
+                    }
                 };
                 Ok((name, resolved))
             })
@@ -121,6 +180,15 @@ impl Job {
                         .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
                     bar.finish_and_clear();
                     StageReport::Ingest { name, summary }
+                }
+                Stage::Sql(stage) => {
+                    let file = stage.file.display().to_string();
+                    let sql = std::fs::read_to_string(&stage.file)
+                        .map_err(|e| Error::user(format!("stage `{name}`: cannot read {file}: {e}")))?;
+                    let statements = script::run(lake, &file, &sql, &stage.options())
+                        .await
+                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                    StageReport::Sql { name, file: stage.file.clone(), statements }
                 }
             };
             on_stage(&report);

@@ -22,6 +22,7 @@ fn stage_counts() -> HashMap<String, serde_json::Value> {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|r| r["kind"] == "ingest")
         .map(|r| (r["name"].as_str().unwrap().to_string(), r["summary"].clone()))
         .collect()
 }

@@ -2,6 +2,7 @@
 //! on local lakes and on a local S3 server. One binary, so the crate links once.
 
 mod common;
+mod curate;
 mod ingest_bad_input;
 mod ingest_kill;
 mod ingest_s3;

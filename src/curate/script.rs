@@ -1,0 +1,434 @@
+//! `mathlake sql FILE.sql`: a file of SQL statements run in order over the lake.
+//!
+//! - Lake tables are there by name; `CREATE EXTERNAL TABLE` reads any lake URL.
+//! - `COPY (query) TO 'name'` writes lake table `name` (a bare name) and commits it
+//!   atomically, replacing its contents; `COPY (query) TO 'url.parquet'` writes one
+//!   Parquet object through a multipart upload, which appears whole or not at all. Later
+//!   statements read a table the file wrote.
+//! - Parameters are `$name` placeholders. A file declares them with defaults in comments,
+//!   `-- @param min_words = 50`, and `--set min_words=100` overrides; values are bound
+//!   into the plan as typed literals, never spliced into the text.
+//! - An error names the file, the line and column, and the statement.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement as SqlStatement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lake::{
+    Commit, CommitMode, FileLimits, Lake, Location, ParquetFileWriter, SessionOptions, TableSchema, TableWriter,
+    register_table, run_id, validate_name,
+};
+use crate::suggest::nearest;
+
+/// One statement of a file, with where it starts.
+#[derive(Debug, Clone)]
+struct Statement {
+    /// 1-based position in the file.
+    index: usize,
+    line: u64,
+    column: u64,
+    text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementReport {
+    pub index: usize,
+    pub line: u64,
+    /// The statement's first words, e.g. `COPY`, `CREATE VIEW`, `SELECT`.
+    pub kind: String,
+    /// Where a COPY wrote.
+    pub target: Option<String>,
+    /// Rows written (COPY) or returned (queries).
+    pub rows: u64,
+    pub seconds: f64,
+    /// The first rows a query returned (JSON: `result`, one object per row).
+    #[serde(rename = "result", serialize_with = "rows_as_json", skip_serializing_if = "Option::is_none")]
+    pub shown: Option<(SchemaRef, Vec<RecordBatch>)>,
+}
+
+fn rows_as_json<S: serde::Serializer>(
+    shown: &Option<(SchemaRef, Vec<RecordBatch>)>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    let batches: Vec<&RecordBatch> = shown.iter().flat_map(|(_, batches)| batches).collect();
+    writer.write_batches(&batches).map_err(serde::ser::Error::custom)?;
+    writer.finish().map_err(serde::ser::Error::custom)?;
+    let bytes = writer.into_inner();
+    let rows: serde_json::Value = if bytes.is_empty() {
+        serde_json::json!([])
+    } else {
+        serde_json::from_slice(&bytes).map_err(serde::ser::Error::custom)?
+    };
+    serde::Serialize::serialize(&rows, serializer)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScriptOptions {
+    /// `--set name=value` overrides.
+    pub set: Vec<(String, String)>,
+    pub session: SessionOptions,
+    /// Rows of each query's result to keep for display.
+    pub show_rows: usize,
+}
+
+/// Runs every statement of `sql` (read from `file`, which errors name) over `lake`.
+pub async fn run(lake: &Lake, file: &str, sql: &str, options: &ScriptOptions) -> Result<Vec<StatementReport>> {
+    let statements = split(file, sql)?;
+    let params = parameters(file, sql, &statements, &options.set)?;
+    let ctx = super::session(lake, &options.session).await?;
+    let mut reports = Vec::with_capacity(statements.len());
+    for statement in &statements {
+        let started = Instant::now();
+        let report =
+            execute(&ctx, lake, statement, &params, options.show_rows).await.map_err(|e| locate(file, statement, e))?;
+        reports.push(StatementReport { seconds: started.elapsed().as_secs_f64(), ..report });
+    }
+    Ok(reports)
+}
+
+/// Cuts the file at top-level semicolons (the tokenizer knows strings and comments).
+fn split(file: &str, sql: &str) -> Result<Vec<Statement>> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| Error::user(format!("{file}:{}:{}: {}", e.location.line, e.location.column, e.message)))?;
+    let offsets = LineOffsets::new(sql);
+    let mut statements = Vec::new();
+    let mut start: Option<(u64, u64)> = None;
+    let mut end = (0u64, 0u64);
+    for token in &tokens {
+        match &token.token {
+            Token::Whitespace(_) => {}
+            Token::SemiColon | Token::EOF => {
+                if let Some((line, column)) = start.take() {
+                    let text = &sql[offsets.byte(line, column)..offsets.byte(end.0, end.1)];
+                    statements.push(Statement { index: statements.len() + 1, line, column, text: text.to_string() });
+                }
+            }
+            _ => {
+                start.get_or_insert((token.span.start.line, token.span.start.column));
+                end = (token.span.end.line, token.span.end.column);
+            }
+        }
+    }
+    if let Some((line, column)) = start {
+        let text = &sql[offsets.byte(line, column)..];
+        statements.push(Statement { index: statements.len() + 1, line, column, text: text.trim_end().to_string() });
+    }
+    if statements.is_empty() {
+        return Err(Error::user(format!("{file} has no SQL statements")));
+    }
+    Ok(statements)
+}
+
+/// Byte offsets of (line, column) positions, both 1-based, columns in characters.
+struct LineOffsets<'a> {
+    sql: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineOffsets<'a> {
+    fn new(sql: &'a str) -> Self {
+        let starts = std::iter::once(0).chain(sql.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineOffsets { sql, starts }
+    }
+
+    fn byte(&self, line: u64, column: u64) -> usize {
+        let Some(&start) = self.starts.get(line.saturating_sub(1) as usize) else {
+            return self.sql.len();
+        };
+        let rest = &self.sql[start..];
+        rest.char_indices().nth(column.saturating_sub(1) as usize).map_or(self.sql.len(), |(i, _)| start + i)
+    }
+}
+
+/// The values of the file's `$name` placeholders: declared defaults, then `--set`.
+fn parameters(
+    file: &str,
+    sql: &str,
+    statements: &[Statement],
+    set: &[(String, String)],
+) -> Result<BTreeMap<String, ScalarValue>> {
+    let mut values = BTreeMap::new();
+    for (number, line) in sql.lines().enumerate() {
+        let Some(declaration) = line.trim().strip_prefix("--").map(str::trim).and_then(|l| l.strip_prefix("@param"))
+        else {
+            continue;
+        };
+        let declaration = declaration.split("--").next().unwrap_or("");
+        let Some((name, value)) = declaration.split_once('=') else {
+            return Err(Error::user(format!(
+                "{file}:{}: a parameter is declared as `-- @param name = value`",
+                number + 1
+            )));
+        };
+        values.insert(name.trim().to_string(), literal(value.trim()));
+    }
+    let mut used = BTreeMap::new();
+    for statement in statements {
+        let tokens = Tokenizer::new(&GenericDialect {}, &statement.text).tokenize().unwrap_or_default();
+        for token in tokens {
+            if let Token::Placeholder(name) = token
+                && let Some(name) = name.strip_prefix('$')
+            {
+                used.entry(name.to_string()).or_insert(statement.index);
+            }
+        }
+    }
+    for (name, value) in set {
+        if !values.contains_key(name) && !used.contains_key(name) {
+            let known: Vec<&str> = values.keys().chain(used.keys()).map(String::as_str).collect();
+            let mut error = Error::user(format!("{file} has no parameter `{name}`"));
+            error = match nearest(name, &known) {
+                Some(close) => error.hint(format!("did you mean `{close}`?")),
+                None if known.is_empty() => error.hint(format!("{file} declares no parameters")),
+                None => error.hint(format!("its parameters: {}", known.join(", "))),
+            };
+            return Err(error);
+        }
+        values.insert(name.clone(), literal(value));
+    }
+    if let Some((name, index)) = used.iter().find(|(name, _)| !values.contains_key(*name)) {
+        let line = statements[index - 1].line;
+        return Err(Error::user(format!("{file}:{line}: statement {index} uses ${name}, which has no value"))
+            .hint(format!("pass --set {name}=VALUE, or declare `-- @param {name} = VALUE` in the file")));
+    }
+    Ok(values)
+}
+
+/// A parameter value as a typed literal: integers, decimals, booleans, 'quoted' or bare text.
+fn literal(text: &str) -> ScalarValue {
+    if let Ok(i) = text.parse::<i64>() {
+        ScalarValue::Int64(Some(i))
+    } else if let Ok(f) = text.parse::<f64>() {
+        ScalarValue::Float64(Some(f))
+    } else if let Ok(b) = text.parse::<bool>() {
+        ScalarValue::Boolean(Some(b))
+    } else {
+        let unquoted = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')).unwrap_or(text);
+        ScalarValue::Utf8(Some(unquoted.replace("''", "'")))
+    }
+}
+
+async fn execute(
+    ctx: &SessionContext,
+    lake: &Lake,
+    statement: &Statement,
+    params: &BTreeMap<String, ScalarValue>,
+    show_rows: usize,
+) -> std::result::Result<StatementReport, Error> {
+    let mut parsed = DFParser::parse_sql_with_dialect(&statement.text, &GenericDialect {})?;
+    let parsed = match (parsed.pop_front(), parsed.is_empty()) {
+        (Some(one), true) => one,
+        _ => return Err(Error::user("expected one statement")),
+    };
+    let kind = kind_of(&statement.text);
+    let mut report = StatementReport {
+        index: statement.index,
+        line: statement.line,
+        kind,
+        target: None,
+        rows: 0,
+        seconds: 0.0,
+        shown: None,
+    };
+    if let DFStatement::CopyTo(copy) = parsed {
+        let (target, rows) = copy_to(ctx, lake, copy, params).await?;
+        report.target = Some(target);
+        report.rows = rows;
+        return Ok(report);
+    }
+    let frame = plan(ctx, parsed, params).await?;
+    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+    let mut stream = frame.execute_stream().await?;
+    let mut shown = Vec::new();
+    let mut kept = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        report.rows += batch.num_rows() as u64;
+        if kept < show_rows {
+            let take = batch.num_rows().min(show_rows - kept);
+            shown.push(batch.slice(0, take));
+            kept += take;
+        }
+    }
+    if !schema.fields().is_empty() {
+        report.shown = Some((schema, shown));
+    }
+    Ok(report)
+}
+
+/// Plans a statement with the parameters bound into it.
+async fn plan(
+    ctx: &SessionContext,
+    statement: DFStatement,
+    params: &BTreeMap<String, ScalarValue>,
+) -> std::result::Result<DataFrame, Error> {
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    let plan = plan.with_param_values(params.clone().into_iter().collect::<Vec<_>>())?;
+    Ok(ctx.execute_logical_plan(plan).await?)
+}
+
+/// Where a COPY goes: a lake table (a bare name) or one Parquet object.
+enum Target {
+    Table(String),
+    File(Location),
+}
+
+async fn copy_to(
+    ctx: &SessionContext,
+    lake: &Lake,
+    copy: CopyToStatement,
+    params: &BTreeMap<String, ScalarValue>,
+) -> std::result::Result<(String, u64), Error> {
+    let target = if validate_name(&copy.target).is_ok() {
+        Target::Table(copy.target.clone())
+    } else if copy.target.ends_with(".parquet") {
+        Target::File(Location::parse(&copy.target)?)
+    } else {
+        return Err(Error::user(format!("cannot COPY to `{}`", copy.target)).hint(
+            "COPY writes a lake table (a bare name such as 'math_documents') or one Parquet file ('out/x.parquet', 's3://bucket/x.parquet')",
+        ));
+    };
+    if copy.stored_as.as_deref().is_some_and(|format| !format.eq_ignore_ascii_case("parquet")) {
+        return Err(Error::user("COPY writes Parquet only").hint("drop STORED AS, or write STORED AS PARQUET"));
+    }
+    if !copy.partitioned_by.is_empty() || !copy.options.is_empty() {
+        return Err(Error::user("COPY takes no PARTITIONED BY or OPTIONS here")
+            .hint("file sizes, row groups and compression are the lake's own (zstd, 64 MiB row groups)"));
+    }
+    let query: Box<Query> = match copy.source {
+        CopyToSource::Query(query) => query,
+        CopyToSource::Relation(name) => select_all(&name)?,
+    };
+    let frame = plan(ctx, DFStatement::Statement(Box::new(SqlStatement::Query(query))), params).await?;
+    match target {
+        Target::Table(name) => {
+            let rows = write_table(ctx, lake, &name, frame).await?;
+            Ok((name, rows))
+        }
+        Target::File(location) => {
+            let rows = write_file(&location, frame).await?;
+            Ok((location.url(), rows))
+        }
+    }
+}
+
+fn select_all(name: &ObjectName) -> std::result::Result<Box<Query>, Error> {
+    let mut parsed = DFParser::parse_sql_with_dialect(&format!("SELECT * FROM {name}"), &GenericDialect {})?;
+    match parsed.pop_front() {
+        Some(DFStatement::Statement(statement)) => match *statement {
+            SqlStatement::Query(query) => Ok(query),
+            _ => Err(Error::Internal("SELECT did not parse as a query".into())),
+        },
+        _ => Err(Error::Internal("SELECT did not parse as a query".into())),
+    }
+}
+
+/// Streams `frame` into a new version of lake table `name` that replaces its contents, and
+/// makes it readable by the statements that follow.
+async fn write_table(ctx: &SessionContext, lake: &Lake, name: &str, frame: DataFrame) -> Result<u64> {
+    let started = chrono::Utc::now();
+    let table = lake.table(name)?;
+    let base = table.latest().await?;
+    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+    let table_schema = TableSchema::from_arrow(name, &schema)?;
+    let run_id = run_id(started);
+    let mut writer = TableWriter::new(table.clone(), &run_id, schema, FileLimits::default());
+    let mut stream = frame.execute_stream().await?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).await?;
+    }
+    let files = writer.finish().await?;
+    let commit = Commit {
+        mode: CommitMode::Replace,
+        operation: "sql".into(),
+        schema: table_schema,
+        files,
+        details: serde_json::json!({ "run": run_id, "rows": rows }),
+    };
+    let version = table.commit(base.as_ref(), commit).await?;
+    table.remove_orphans(&version, started).await?;
+    ctx.deregister_table(name)?;
+    register_table(ctx, name, &table, &version)?;
+    Ok(rows)
+}
+
+/// Streams `frame` into one Parquet object; a multipart upload makes it appear at once.
+async fn write_file(location: &Location, frame: DataFrame) -> Result<u64> {
+    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+    let mut writer = ParquetFileWriter::new(location, schema)?;
+    let mut stream = frame.execute_stream().await?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).await?;
+    }
+    writer.finish().await?;
+    Ok(rows)
+}
+
+/// `COPY`, `CREATE VIEW`, `SELECT`...: the statement's first keywords, for reports.
+fn kind_of(text: &str) -> String {
+    let words: Vec<String> = text.split_whitespace().take(3).map(|w| w.to_ascii_uppercase()).collect();
+    let take = match words.first().map(String::as_str) {
+        Some("CREATE") if words.get(1).is_some_and(|w| w == "EXTERNAL" || w == "OR") => 3,
+        Some("CREATE" | "DROP") => 2,
+        _ => 1,
+    };
+    words.into_iter().take(take).collect::<Vec<_>>().join(" ")
+}
+
+/// An error of `statement`, placed in the file: `file:line:column: statement N (KIND): ...`.
+fn locate(file: &str, statement: &Statement, error: Error) -> Error {
+    let (message, hint) = match error {
+        Error::User { message, hint } => (message, hint),
+        other => (other.to_string(), None),
+    };
+    // Positions inside the statement (parser errors say `at Line: 2, Column: 5`) become
+    // positions in the file.
+    let (mut line, mut column) = (statement.line, statement.column);
+    if let Some(at) = message.rfind("at Line: ") {
+        let numbers: Vec<u64> = message[at + 9..]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if let [l, c] = numbers[..] {
+            column = if l == 1 { statement.column + c - 1 } else { c };
+            line = statement.line + l - 1;
+        }
+    } else if message.contains("found: EOF") {
+        // The statement ended too soon: point at its end.
+        let lines = statement.text.matches('\n').count() as u64;
+        let last = statement.text.rsplit('\n').next().unwrap_or("").chars().count() as u64;
+        line = statement.line + lines;
+        column = if lines == 0 { statement.column + last } else { last + 1 };
+    }
+    let kind = kind_of(&statement.text);
+    let error = Error::user(format!("{file}:{line}:{column}: statement {} ({kind}): {message}", statement.index));
+    match hint {
+        Some(hint) => error.hint(hint),
+        None if message.contains("No value found for placeholder") => {
+            error.hint("declare it with `-- @param name = value` or pass --set name=value")
+        }
+        None => error,
+    }
+}

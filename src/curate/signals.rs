@@ -1,0 +1,259 @@
+//! Text quality signals in the manner of Gopher (Rae et al. 2021), C4 and FineWeb: each a
+//! number a SQL threshold can cut on. One pass splits the text into lines, paragraphs and
+//! words; every signal is computed from that split, so asking for all of them costs about
+//! what asking for one does.
+//!
+//! Definitions (they follow datatrove's Gopher and FineWeb filters):
+//! - a *word* is a run of non-white-space characters; words made only of punctuation or
+//!   symbols (`-`, `=`, `$$`) count for `alpha_word_fraction` but not for `word_count` or
+//!   `mean_word_length`;
+//! - a *line* is a non-blank line; a *paragraph* is a block of lines between blank lines;
+//!   for the duplicate fractions, lines and paragraphs of bare LaTeX markup (`$$`,
+//!   `\begin{align}`, `\\`) are not text: math pages repeat them by necessity;
+//! - fractions over nothing (no lines, no words) are 0: an empty text has no bad lines.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// All quality signals of one text.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Signals {
+    /// Words with at least one letter or digit.
+    pub word_count: u64,
+    /// Mean length in characters of those words.
+    pub mean_word_length: f64,
+    /// (`#` + `...` + `…`) per word: high in tag lists and truncated snippets.
+    pub symbol_word_ratio: f64,
+    /// Lines ending in terminal punctuation (C4 keeps only such lines).
+    pub punct_line_fraction: f64,
+    /// Words (all of them) that contain a letter.
+    pub alpha_word_fraction: f64,
+    /// Lines that repeat an earlier line of the text.
+    pub dup_line_fraction: f64,
+    /// Paragraphs that repeat an earlier paragraph.
+    pub dup_paragraph_fraction: f64,
+    /// Share of word characters covered by the most frequent word 2-, 3- and 4-gram.
+    pub top_ngram_fraction: [f64; 3],
+    /// Lines that start with a bullet (`•`, `-`, `*`, `‣`, `◦`, `●`, `·`).
+    pub bullet_line_fraction: f64,
+    /// Lines that end with an ellipsis (`...` or `…`).
+    pub ellipsis_line_fraction: f64,
+    /// Characters outside ASCII.
+    pub non_ascii_ratio: f64,
+    /// English stop words (Gopher asks for at least two in an English document).
+    pub stop_word_count: u64,
+}
+
+/// The n of `top_ngram_fraction`'s three entries.
+pub const TOP_NGRAM_SIZES: [usize; 3] = [2, 3, 4];
+
+const STOP_WORDS: [&str; 8] = ["the", "be", "to", "of", "and", "that", "have", "with"];
+const BULLETS: [char; 7] = ['•', '-', '*', '‣', '◦', '●', '·'];
+/// Line endings FineWeb counts as terminal punctuation (Latin, CJK, Indic, Arabic).
+const TERMINAL: [char; 13] = ['.', '!', '?', '"', '\'', '”', '’', '。', '！', '？', '؟', '।', '۔'];
+
+impl Signals {
+    pub fn of(text: &str) -> Signals {
+        let mut s = Signals::default();
+        let chars = text.chars().count();
+        if chars == 0 {
+            return s;
+        }
+        // A character outside ASCII starts with a UTF-8 lead byte (0xC0 and up).
+        s.non_ascii_ratio = text.bytes().filter(|b| *b >= 0xC0).count() as f64 / chars as f64;
+
+        let mut lines = 0usize;
+        let (mut punct, mut bullet, mut ellipsis) = (0usize, 0usize, 0usize);
+        let mut seen_lines: HashMap<&str, ()> = HashMap::new();
+        let (mut dup_lines, mut text_lines) = (0usize, 0usize);
+        let mut paragraphs = Vec::new();
+        let mut paragraph_start: Option<usize> = None;
+        let mut offset = 0usize;
+        for raw in text.split_inclusive('\n') {
+            let start = offset;
+            offset += raw.len();
+            let line = raw.trim();
+            if line.is_empty() {
+                if let Some(p) = paragraph_start.take() {
+                    paragraphs.push(text[p..start].trim());
+                }
+                continue;
+            }
+            paragraph_start.get_or_insert(start);
+            lines += 1;
+            punct += line.ends_with(TERMINAL) as usize;
+            bullet += line.starts_with(BULLETS) as usize;
+            ellipsis += (line.ends_with("...") || line.ends_with('…')) as usize;
+            if !is_markup(line) {
+                text_lines += 1;
+                if seen_lines.insert(line, ()).is_some() {
+                    dup_lines += 1;
+                }
+            }
+        }
+        if let Some(p) = paragraph_start {
+            paragraphs.push(text[p..].trim());
+        }
+        if lines > 0 {
+            let lines = lines as f64;
+            s.punct_line_fraction = punct as f64 / lines;
+            s.bullet_line_fraction = bullet as f64 / lines;
+            s.ellipsis_line_fraction = ellipsis as f64 / lines;
+        }
+        if text_lines > 0 {
+            s.dup_line_fraction = dup_lines as f64 / text_lines as f64;
+        }
+        paragraphs.retain(|p| !is_markup(p));
+        if paragraphs.len() > 1 {
+            let mut seen = HashMap::with_capacity(paragraphs.len());
+            let dups = paragraphs.iter().filter(|p| seen.insert(**p, ()).is_some()).count();
+            s.dup_paragraph_fraction = dups as f64 / paragraphs.len() as f64;
+        }
+
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.is_empty() {
+            return s;
+        }
+        let (mut counted, mut counted_chars, mut alpha) = (0u64, 0usize, 0usize);
+        for word in &words {
+            let mut has_alpha = false;
+            let mut has_alnum = false;
+            for c in word.chars() {
+                has_alpha |= c.is_alphabetic();
+                has_alnum |= c.is_alphanumeric();
+            }
+            alpha += has_alpha as usize;
+            if has_alnum {
+                counted += 1;
+                counted_chars += word.chars().count();
+            }
+            if word.len() <= 4 && STOP_WORDS.iter().any(|stop| word.eq_ignore_ascii_case(stop)) {
+                s.stop_word_count += 1;
+            }
+        }
+        s.word_count = counted;
+        if counted > 0 {
+            s.mean_word_length = counted_chars as f64 / counted as f64;
+        }
+        s.alpha_word_fraction = alpha as f64 / words.len() as f64;
+        let symbols = memchr::memchr_iter(b'#', text.as_bytes()).count()
+            + memchr::memmem::find_iter(text.as_bytes(), "...").count()
+            + memchr::memmem::find_iter(text.as_bytes(), "…").count();
+        s.symbol_word_ratio = symbols as f64 / words.len() as f64;
+        for (slot, n) in TOP_NGRAM_SIZES.iter().enumerate() {
+            s.top_ngram_fraction[slot] = top_ngram_fraction(&words, *n);
+        }
+        s
+    }
+}
+
+/// Whether `text` is bare LaTeX markup: nothing alphanumeric once command names
+/// (`\frac`) and environment names (`{align*}` after `\begin`/`\end`) are set aside.
+fn is_markup(text: &str) -> bool {
+    let mut chars = text.chars().peekable();
+    let mut environment = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let mut name = String::new();
+            while let Some(letter) = chars.next_if(char::is_ascii_alphabetic) {
+                name.push(letter);
+            }
+            environment = name == "begin" || name == "end";
+        } else if environment && c == '{' {
+            for inner in chars.by_ref() {
+                if inner == '}' {
+                    break;
+                }
+            }
+            environment = false;
+        } else if c.is_alphanumeric() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Gopher's top n-gram repetition: characters in all occurrences of the most frequent word
+/// n-gram, over the characters of all words. A text that says one thing again and again
+/// scores near 1.
+fn top_ngram_fraction(words: &[&str], n: usize) -> f64 {
+    if words.len() < n {
+        return 0.0;
+    }
+    let total: usize = words.iter().map(|w| w.len()).sum();
+    let mut counts: HashMap<u64, (u32, usize)> = HashMap::with_capacity(words.len());
+    let mut key = Vec::new();
+    for window in words.windows(n) {
+        key.clear();
+        for word in window {
+            key.extend_from_slice(word.as_bytes());
+            key.push(0);
+        }
+        match counts.entry(xxh3_64(&key)) {
+            Entry::Occupied(mut e) => e.get_mut().0 += 1,
+            Entry::Vacant(e) => {
+                e.insert((1, window.iter().map(|w| w.len()).sum()));
+            }
+        }
+    }
+    let (count, chars) = counts.values().max_by_key(|(count, chars)| (*count, *chars)).copied().unwrap_or((0, 0));
+    if count < 2 {
+        return 0.0; // nothing repeats
+    }
+    (count as usize * chars) as f64 / total as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_blank_texts_have_no_signal() {
+        assert_eq!(Signals::of(""), Signals::default());
+        let blank = Signals::of("  \n\n \t");
+        assert_eq!(blank.word_count, 0);
+        assert_eq!(blank.dup_line_fraction, 0.0);
+    }
+
+    #[test]
+    fn words_lines_and_punctuation() {
+        let s = Signals::of("The cat sat.\nIt was the end of the day\n\n- a bullet...\n");
+        // "-" has no letter or digit: not a word for the count, but a word without a letter.
+        assert_eq!(s.word_count, 12);
+        assert_eq!(s.alpha_word_fraction, 12.0 / 13.0);
+        assert_eq!(s.punct_line_fraction, 2.0 / 3.0);
+        assert_eq!(s.bullet_line_fraction, 1.0 / 3.0);
+        assert_eq!(s.ellipsis_line_fraction, 1.0 / 3.0);
+        assert_eq!(s.stop_word_count, 4); // The, the, of, the
+        assert_eq!(s.symbol_word_ratio, 1.0 / 13.0);
+    }
+
+    #[test]
+    fn duplicates_and_repetition() {
+        let s = Signals::of("buy now\nbuy now\nbuy now\nsomething else\n\nbuy now\nbuy now\nbuy now\nsomething else");
+        assert_eq!(s.dup_line_fraction, 6.0 / 8.0);
+        assert_eq!(s.dup_paragraph_fraction, 0.5);
+        // "buy now" occurs 6 times: 6 * 6 characters of 6*6 + 2*13.
+        assert!((s.top_ngram_fraction[0] - 36.0 / 62.0).abs() < 1e-12);
+        let plain = Signals::of("every word here is different from all the others");
+        assert_eq!(plain.top_ngram_fraction, [0.0; 3]);
+    }
+
+    #[test]
+    fn latex_markup_lines_are_not_duplicates() {
+        let page = "We have\n$$\nx = 1\n$$\nand\n$$\ny = 2\n$$\n\\begin{align}\na &= b \\\\\n\\end{align}\n\\begin{align}\nc &= d\n\\end{align}";
+        assert_eq!(Signals::of(page).dup_line_fraction, 0.0);
+        assert!(is_markup("\\end{align*}") && is_markup("$$") && is_markup("\\right)") && !is_markup("\\text{cost}"));
+        assert_eq!(Signals::of("Share this\nShare this").dup_line_fraction, 0.5);
+    }
+
+    #[test]
+    fn non_ascii_counts_characters_not_bytes() {
+        let s = Signals::of("aé∑");
+        assert!((s.non_ascii_ratio - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.word_count, 1);
+        assert_eq!(s.mean_word_length, 3.0);
+    }
+}
