@@ -12,7 +12,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Context, Error, Result};
 
@@ -78,7 +78,7 @@ pub struct MathClassifier {
     weights: Vec<f32>,
 }
 
-/// A text as features: (weight index, value) pairs, sorted by index, L2-normalized.
+/// A text as features: (weight index, value) pairs in order of first appearance, L2-normalized.
 type Features = Vec<(u32, f32)>;
 
 impl MathClassifier {
@@ -277,59 +277,74 @@ pub fn metrics(positive: &[f64], negative: &[f64]) -> Metrics {
 /// and each pair of neighbours is hashed into 2^bits slots; values are 1 + ln(count),
 /// L2-normalized, so that length does not decide the score.
 fn extract(text: &str, bits: u32, out: &mut Features) {
-    let mask = (1u64 << bits) - 1;
-    let mut slots: Vec<u32> = Vec::with_capacity(text.len() / 3);
-    let mut previous: Option<u64> = None;
-    let mut word = String::new();
-    let mut push = |token: u64, slots: &mut Vec<u32>| {
-        slots.push((token & mask) as u32);
-        if let Some(p) = previous {
-            slots.push((xxh3_64_with_seed(&token.to_le_bytes(), p) & mask) as u32);
-        }
-        previous = Some(token);
-    };
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_whitespace() {
-            continue;
-        }
-        word.clear();
-        if c.is_alphabetic() {
-            word.extend(c.to_lowercase());
-            while let Some(&next) = chars.peek().filter(|n| n.is_alphabetic()) {
-                word.extend(next.to_lowercase());
-                chars.next();
+    SLOT_COUNTS.with_borrow_mut(|counts| {
+        counts.resize(1 << bits, 0);
+        let mask = (1u64 << bits) - 1;
+        let mut touched: Vec<u32> = Vec::with_capacity(text.len() / 2);
+        let mut count = |slot: u64| {
+            let slot = (slot & mask) as usize;
+            if counts[slot] == 0 {
+                touched.push(slot as u32);
             }
-        } else if c.is_ascii_digit() {
-            let mut digits = 1;
-            while chars.next_if(char::is_ascii_digit).is_some() {
-                digits += 1;
+            counts[slot] = counts[slot].saturating_add(1);
+        };
+        let mut previous: Option<u64> = None;
+        let mut word = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c.is_whitespace() {
+                continue;
             }
-            word.push_str(["<1>", "<2>", "<3>", "<4+>"][digits.min(4) - 1]);
-        } else if c == '\\' && chars.peek().is_some_and(|n| n.is_ascii_alphabetic()) {
-            word.push('\\');
-            while let Some(next) = chars.next_if(char::is_ascii_alphabetic) {
-                word.push(next);
+            word.clear();
+            if c.is_alphabetic() {
+                push_lowercase(&mut word, c);
+                while let Some(next) = chars.next_if(|n| n.is_alphabetic()) {
+                    push_lowercase(&mut word, next);
+                }
+            } else if c.is_ascii_digit() {
+                let mut digits = 1;
+                while chars.next_if(char::is_ascii_digit).is_some() {
+                    digits += 1;
+                }
+                word.push_str(["<1>", "<2>", "<3>", "<4+>"][digits.min(4) - 1]);
+            } else if c == '\\' && chars.peek().is_some_and(|n| n.is_ascii_alphabetic()) {
+                word.push('\\');
+                while let Some(next) = chars.next_if(char::is_ascii_alphabetic) {
+                    word.push(next);
+                }
+            } else {
+                word.push(c);
             }
-        } else {
-            word.push(c);
+            let token = xxh3_64(word.as_bytes());
+            count(token);
+            if let Some(p) = previous {
+                // A pair's slot: the two hashes mixed; the high bits of the product are the best mixed.
+                count((p.rotate_left(23) ^ token).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits));
+            }
+            previous = Some(token);
         }
-        push(xxh3_64(word.as_bytes()), &mut slots);
-    }
-    slots.sort_unstable();
-    out.clear();
-    let mut i = 0;
-    while i < slots.len() {
-        let mut j = i + 1;
-        while j < slots.len() && slots[j] == slots[i] {
-            j += 1;
-        }
-        out.push((slots[i], 1.0 + ((j - i) as f32).ln()));
-        i = j;
-    }
+        out.clear();
+        out.extend(touched.iter().map(|slot| {
+            let n = std::mem::take(&mut counts[*slot as usize]);
+            (*slot, 1.0 + (n as f32).ln())
+        }));
+    });
     let norm = out.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
     if norm > 0.0 {
         out.iter_mut().for_each(|(_, v)| *v /= norm);
+    }
+}
+
+thread_local! {
+    /// Per-slot token counts, all zero between calls (only touched slots are used and reset).
+    static SLOT_COUNTS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn push_lowercase(word: &mut String, c: char) {
+    if c.is_ascii() {
+        word.push(c.to_ascii_lowercase());
+    } else {
+        word.extend(c.to_lowercase());
     }
 }
 

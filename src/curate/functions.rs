@@ -151,7 +151,7 @@ const SIGNALS: [SignalColumn; 14] = [
     },
     SignalColumn {
         name: "top_2gram_fraction",
-        about: "share of word characters in the most frequent word 2-gram (Gopher: 0.2)",
+        about: "share of the words' text in the most frequent word 2-gram (Gopher: 0.2)",
         integer: false,
         get: |s| s.top_ngram_fraction[0],
     },
@@ -193,10 +193,10 @@ const SIGNALS: [SignalColumn; 14] = [
     },
 ];
 
-/// Bytes of a text that language identification reads: the language of a document shows
-/// in its first paragraphs, and reading all of a long one would cost more than every other
-/// signal together.
-pub const LANGUAGE_PREFIX: usize = 2048;
+/// Bytes of a text that language identification reads: about 80 words, which trigram
+/// detection needs to be reliable. Measured on the benchmark corpus, whatlang on the first
+/// 2 KB cost more than every other signal together.
+pub const LANGUAGE_PREFIX: usize = 512;
 
 /// Every function of the library, grouped as `mathlake functions` shows them.
 pub fn library() -> Vec<Function> {
@@ -232,7 +232,7 @@ pub fn library() -> Vec<Function> {
         returns: DataType::Struct(language_fields()),
         doc: doc(
             &classify,
-            "language of the text's first 2 KB: {code (ISO 639-3, like 'eng'), confidence 0..1}; code NULL when no language shows",
+            "language of the text's first 512 bytes: {code (ISO 639-3, like 'eng'), confidence 0..1}; code NULL when no language shows",
             "language(text)['code']",
         ),
         eval: Box::new(|args| LANGUAGE_MEMO.with(|memo| memo.get_or_compute(&args[0], language))),

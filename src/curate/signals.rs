@@ -12,8 +12,8 @@
 //!   `\begin{align}`, `\\`) are not text: math pages repeat them by necessity;
 //! - fractions over nothing (no lines, no words) are 0: an empty text has no bad lines.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -34,7 +34,7 @@ pub struct Signals {
     pub dup_line_fraction: f64,
     /// Paragraphs that repeat an earlier paragraph.
     pub dup_paragraph_fraction: f64,
-    /// Share of word characters covered by the most frequent word 2-, 3- and 4-gram.
+    /// Share of the words' text (in bytes) covered by the most frequent word 2-, 3- and 4-gram.
     pub top_ngram_fraction: [f64; 3],
     /// Lines that start with a bullet (`•`, `-`, `*`, `‣`, `◦`, `●`, `·`).
     pub bullet_line_fraction: f64,
@@ -66,7 +66,7 @@ impl Signals {
 
         let mut lines = 0usize;
         let (mut punct, mut bullet, mut ellipsis) = (0usize, 0usize, 0usize);
-        let mut seen_lines: HashMap<&str, ()> = HashMap::new();
+        let mut seen_lines = HashSet::with_capacity_and_hasher(64, Prehashed::default());
         let (mut dup_lines, mut text_lines) = (0usize, 0usize);
         let mut paragraphs = Vec::new();
         let mut paragraph_start: Option<usize> = None;
@@ -88,7 +88,7 @@ impl Signals {
             ellipsis += (line.ends_with("...") || line.ends_with('…')) as usize;
             if !is_markup(line) {
                 text_lines += 1;
-                if seen_lines.insert(line, ()).is_some() {
+                if !seen_lines.insert(xxh3_64(line.as_bytes())) {
                     dup_lines += 1;
                 }
             }
@@ -107,31 +107,39 @@ impl Signals {
         }
         paragraphs.retain(|p| !is_markup(p));
         if paragraphs.len() > 1 {
-            let mut seen = HashMap::with_capacity(paragraphs.len());
-            let dups = paragraphs.iter().filter(|p| seen.insert(**p, ()).is_some()).count();
+            let mut seen = HashSet::with_capacity_and_hasher(paragraphs.len(), Prehashed::default());
+            let dups = paragraphs.iter().filter(|p| !seen.insert(xxh3_64(p.as_bytes()))).count();
             s.dup_paragraph_fraction = dups as f64 / paragraphs.len() as f64;
         }
 
-        let words: Vec<&str> = text.split_whitespace().collect();
-        if words.is_empty() {
-            return s;
-        }
+        // Words: one hash and one length each, for the counts and the n-grams.
+        let mut words: Vec<(u64, u32)> = Vec::with_capacity(text.len() / 5);
         let (mut counted, mut counted_chars, mut alpha) = (0u64, 0usize, 0usize);
-        for word in &words {
-            let mut has_alpha = false;
-            let mut has_alnum = false;
-            for c in word.chars() {
-                has_alpha |= c.is_alphabetic();
-                has_alnum |= c.is_alphanumeric();
-            }
+        for word in text.split_whitespace() {
+            let (has_alpha, has_alnum, chars) = if word.is_ascii() {
+                let bytes = word.as_bytes();
+                (bytes.iter().any(u8::is_ascii_alphabetic), bytes.iter().any(u8::is_ascii_alphanumeric), bytes.len())
+            } else {
+                let (mut has_alpha, mut has_alnum, mut chars) = (false, false, 0);
+                for c in word.chars() {
+                    has_alpha |= c.is_alphabetic();
+                    has_alnum |= c.is_alphanumeric();
+                    chars += 1;
+                }
+                (has_alpha, has_alnum, chars)
+            };
             alpha += has_alpha as usize;
             if has_alnum {
                 counted += 1;
-                counted_chars += word.chars().count();
+                counted_chars += chars;
             }
             if word.len() <= 4 && STOP_WORDS.iter().any(|stop| word.eq_ignore_ascii_case(stop)) {
                 s.stop_word_count += 1;
             }
+            words.push((xxh3_64(word.as_bytes()), word.len() as u32));
+        }
+        if words.is_empty() {
+            return s;
         }
         s.word_count = counted;
         if counted > 0 {
@@ -142,12 +150,33 @@ impl Signals {
             + memchr::memmem::find_iter(text.as_bytes(), "...").count()
             + memchr::memmem::find_iter(text.as_bytes(), "…").count();
         s.symbol_word_ratio = symbols as f64 / words.len() as f64;
+        let mut counts = HashMap::with_capacity_and_hasher(words.len(), Prehashed::default());
         for (slot, n) in TOP_NGRAM_SIZES.iter().enumerate() {
-            s.top_ngram_fraction[slot] = top_ngram_fraction(&words, *n);
+            s.top_ngram_fraction[slot] = top_ngram_fraction(&words, *n, &mut counts);
         }
         s
     }
 }
+
+/// A hasher for keys that are already hashes (xxh3): it passes them through.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64(bytes); // not used for u64 keys; correct for any other
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Prehashed = BuildHasherDefault<PassThrough>;
 
 /// Whether `text` is bare LaTeX markup: nothing alphanumeric once command names
 /// (`\frac`) and environment names (`{align*}` after `\begin`/`\end`) are set aside.
@@ -177,33 +206,28 @@ fn is_markup(text: &str) -> bool {
 
 /// Gopher's top n-gram repetition: characters in all occurrences of the most frequent word
 /// n-gram, over the characters of all words. A text that says one thing again and again
-/// scores near 1.
-fn top_ngram_fraction(words: &[&str], n: usize) -> f64 {
+/// scores near 1. `words` are (hash, byte length) pairs; an n-gram's key mixes its words'
+/// hashes, and `counts` (count, first position) is scratch space reused across n.
+fn top_ngram_fraction(words: &[(u64, u32)], n: usize, counts: &mut HashMap<u64, (u32, u32), Prehashed>) -> f64 {
     if words.len() < n {
         return 0.0;
     }
-    let total: usize = words.iter().map(|w| w.len()).sum();
-    let mut counts: HashMap<u64, (u32, usize)> = HashMap::with_capacity(words.len());
-    let mut key = Vec::new();
-    for window in words.windows(n) {
-        key.clear();
-        for word in window {
-            key.extend_from_slice(word.as_bytes());
-            key.push(0);
-        }
-        match counts.entry(xxh3_64(&key)) {
-            Entry::Occupied(mut e) => e.get_mut().0 += 1,
-            Entry::Vacant(e) => {
-                e.insert((1, window.iter().map(|w| w.len()).sum()));
-            }
-        }
+    counts.clear();
+    for (i, window) in words.windows(n).enumerate() {
+        let key = window.iter().fold(n as u64, |key, (hash, _)| (key.rotate_left(17) ^ hash).wrapping_mul(MIX));
+        counts.entry(key).or_insert((0, i as u32)).0 += 1;
     }
-    let (count, chars) = counts.values().max_by_key(|(count, chars)| (*count, *chars)).copied().unwrap_or((0, 0));
+    let window_chars = |i: u32| words[i as usize..i as usize + n].iter().map(|(_, len)| *len as usize).sum::<usize>();
+    let (count, chars) = counts.values().map(|(count, first)| (*count, window_chars(*first))).max().unwrap_or((0, 0));
     if count < 2 {
         return 0.0; // nothing repeats
     }
+    let total: usize = words.iter().map(|(_, len)| *len as usize).sum();
     (count as usize * chars) as f64 / total as f64
 }
+
+/// An odd 64-bit constant (2^64 / golden ratio) that spreads bits when multiplied.
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
 #[cfg(test)]
 mod tests {
