@@ -126,3 +126,17 @@ pub fn create_bucket(name: &str) {
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "creating bucket {name}: {response}");
 }
+
+/// A benchmark corpus of about `mb` MB of text, built by ../shared/bench/make_corpus.py.
+pub fn bench_corpus(dir: &Path, mb: u32) -> PathBuf {
+    let out = dir.join(format!("corpus-{mb}mb.jsonl"));
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/make_corpus.py"))
+        .args(["--target-mb", &mb.to_string(), "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs ../shared/bench/make_corpus.py");
+    assert!(status.success());
+    out
+}

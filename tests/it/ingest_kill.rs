@@ -2,24 +2,9 @@
 //! one an uninterrupted run writes, and nothing of the killed run is visible before that.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-
-/// A JSONL corpus from the benchmark builder, large enough to take a few seconds.
-fn corpus(dir: &Path) -> std::path::PathBuf {
-    let out = dir.join("corpus.jsonl");
-    let status = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/make_corpus.py"))
-        .args(["--target-mb", "150", "--out"])
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("python3 runs ../shared/bench/make_corpus.py");
-    assert!(status.success());
-    out
-}
 
 fn ingest_args<'a>(input: &'a str, lake: &'a str) -> Vec<&'a str> {
     // Small files, so that the killed run has written some before it dies; one thread,
@@ -49,7 +34,7 @@ fn table_dump(lake: &str) -> Vec<serde_json::Value> {
 #[test]
 fn a_killed_ingest_leaves_nothing_and_a_rerun_completes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let input = corpus(dir.path());
+    let input = bench_corpus(dir.path(), 150);
     let input = input.to_str().unwrap();
     let killed_lake = dir.path().join("killed").to_string_lossy().into_owned();
 
