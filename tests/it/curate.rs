@@ -312,7 +312,7 @@ fn final_answers_match_the_gold_answers() {
 fn curation_completes_under_a_memory_limit_smaller_than_the_table() {
     // Tables of 100 MB and 300 MB of text, curated with DataFusion's operators held to
     // 64 MiB: both complete, every document gets its signals, and the whole process stays
-    // under 768 MiB. (Peak memory still grows with the table, 0.3 GB to 0.5 GB here:
+    // under 768 MiB. (Peak memory still grows with the table, 0.19 GB to 0.31 GB here:
     // BENCHMARKS.md, "Curation".)
     let dir = tempfile::tempdir().unwrap();
     let mut peaks = Vec::new();
