@@ -411,6 +411,7 @@ fn print_statement(r: &StatementReport, show: usize, max_width: usize) -> Result
     );
     if let Some((_, batches)) = &r.shown
         && r.rows > 0
+        && show > 0
     {
         print!("{}", output::table(batches, show, max_width)?);
     }
