@@ -307,7 +307,7 @@ async fn copy_to(
     }
     if !copy.partitioned_by.is_empty() || !copy.options.is_empty() {
         return Err(Error::user("COPY takes no PARTITIONED BY or OPTIONS here")
-            .hint("file sizes, row groups and compression are the lake's own (zstd, 64 MiB row groups)"));
+            .hint("file sizes, row groups and compression are the lake's own (zstd, 16 MiB row groups)"));
     }
     let query: Box<Query> = match copy.source {
         CopyToSource::Query(query) => query,
