@@ -309,26 +309,25 @@ fn final_answers_match_the_gold_answers() {
 }
 
 #[test]
-fn curation_completes_under_a_memory_limit_smaller_than_the_table() {
-    // Tables of 100 MB and 300 MB of text, curated with DataFusion's operators held to
-    // 64 MiB: both complete, every document gets its signals, and the whole process stays
-    // under 768 MiB. (Peak memory still grows with the table, 0.19 GB to 0.31 GB here:
-    // BENCHMARKS.md, "Curation".)
+fn curation_of_a_table_twice_the_memory_limit_stays_within_it() {
+    // About 1.1 GB of text curated with `--memory-limit 512M`: the pass completes, every
+    // document gets its signals, and the whole process (not only DataFusion's operators)
+    // peaks under the limit. The scan, the functions and COPY stream; one 16 MiB row group
+    // is buffered on each side.
     let dir = tempfile::tempdir().unwrap();
-    let mut peaks = Vec::new();
-    for mb in [100, 300] {
-        let lake = dir.path().join(format!("lake-{mb}")).to_str().unwrap().to_string();
-        let corpus = bench_corpus(dir.path(), mb);
-        let ingest = ["ingest", corpus.to_str().unwrap(), "--table", "documents", "--map", "text=text"];
-        ok(&mut mathlake(&[&ingest[..], &["--source", "bench", "--lake", &lake]].concat()));
-        let args = ["sql", "sql/curate_documents.sql", "--lake", &lake, "--json", "--memory-limit", "64M"];
-        let report = json(&ok(&mut mathlake(&args)));
-        let documents = count(&lake, "SELECT count(*) AS n FROM documents", &[]);
-        assert_eq!(report["statements"][0]["rows"].as_u64(), Some(documents));
-        let text_bytes = count(&lake, "SELECT sum(octet_length(text)) AS n FROM documents", &[]);
-        peaks.push((text_bytes, report["peak_rss_bytes"].as_u64().unwrap()));
-    }
-    eprintln!("(text bytes, peak RSS bytes): {peaks:?}");
-    assert!(peaks[1].0 > (64 << 20) * 4, "the large table is well over the limit: {peaks:?}");
-    assert!(peaks.iter().all(|(_, peak)| *peak < 768 << 20), "{peaks:?}");
+    let lake = dir.path().join("lake").to_str().unwrap().to_string();
+    let corpus = bench_corpus(dir.path(), 1200);
+    let ingest = ["ingest", corpus.to_str().unwrap(), "--table", "documents", "--map", "text=text"];
+    ok(&mut mathlake(&[&ingest[..], &["--source", "bench", "--lake", &lake]].concat()));
+    std::fs::remove_file(&corpus).unwrap();
+    let limit: u64 = 512 << 20;
+    let args = ["sql", "sql/curate_documents.sql", "--lake", &lake, "--json", "--memory-limit", "512M"];
+    let report = json(&ok(&mut mathlake(&args)));
+    let documents = count(&lake, "SELECT count(*) AS n FROM documents", &[]);
+    assert_eq!(report["statements"][0]["rows"].as_u64(), Some(documents));
+    let text_bytes = count(&lake, "SELECT sum(octet_length(text)) AS n FROM documents", &[]);
+    let peak = report["peak_rss_bytes"].as_u64().unwrap();
+    eprintln!("{text_bytes} bytes of text curated with a peak of {peak} bytes");
+    assert!(text_bytes > 2 * limit, "the table is well over the limit: {text_bytes}");
+    assert!(peak < limit, "peak {peak} over the limit {limit}");
 }
