@@ -228,7 +228,7 @@ async fn execute(
     statement: &Statement,
     params: &BTreeMap<String, ScalarValue>,
     show_rows: usize,
-) -> std::result::Result<StatementReport, Error> {
+) -> Result<StatementReport> {
     let mut parsed = DFParser::parse_sql_with_dialect(&statement.text, &GenericDialect {})?;
     let parsed = match (parsed.pop_front(), parsed.is_empty()) {
         (Some(one), true) => one,
@@ -275,7 +275,7 @@ async fn plan(
     ctx: &SessionContext,
     statement: DFStatement,
     params: &BTreeMap<String, ScalarValue>,
-) -> std::result::Result<DataFrame, Error> {
+) -> Result<DataFrame> {
     let plan = ctx.state().statement_to_plan(statement).await?;
     let plan = plan.with_param_values(params.clone().into_iter().collect::<Vec<_>>())?;
     Ok(ctx.execute_logical_plan(plan).await?)
@@ -292,7 +292,7 @@ async fn copy_to(
     lake: &Lake,
     copy: CopyToStatement,
     params: &BTreeMap<String, ScalarValue>,
-) -> std::result::Result<(String, u64), Error> {
+) -> Result<(String, u64)> {
     let target = if validate_name(&copy.target).is_ok() {
         Target::Table(copy.target.clone())
     } else if copy.target.ends_with(".parquet") {
@@ -326,7 +326,7 @@ async fn copy_to(
     }
 }
 
-fn select_all(name: &ObjectName) -> std::result::Result<Box<Query>, Error> {
+fn select_all(name: &ObjectName) -> Result<Box<Query>> {
     let mut parsed = DFParser::parse_sql_with_dialect(&format!("SELECT * FROM {name}"), &GenericDialect {})?;
     match parsed.pop_front() {
         Some(DFStatement::Statement(statement)) => match *statement {
