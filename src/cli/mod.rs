@@ -14,7 +14,7 @@ use crate::curate::script::{self, ScriptOptions, StatementReport};
 use crate::curate::{self, functions};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary, mapping::PRESETS};
-use crate::job::{Job, StageReport};
+use crate::job::{Job, ProgressUnit, StageReport};
 use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions};
 use crate::query;
 
@@ -278,7 +278,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 session: SessionOptions { memory_limit: *memory_limit, spill_dir: spill_dir.clone() },
                 show_rows: *show,
             };
-            let reports = script::run(&lake, &file.display().to_string(), &sql, &options).await?;
+            let bar = output::row_spinner("sql", cli.quiet);
+            let reports = script::run(&lake, &file.display().to_string(), &sql, &options, &bar).await;
+            bar.finish_and_clear();
+            let reports = reports?;
             if cli.json {
                 return print_json(&serde_json::json!({ "statements": reports, "peak_rss_bytes": peak_rss_bytes() }));
             }
@@ -365,7 +368,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .run(
                     &lake,
                     threads,
-                    |name| output::byte_bar(name, quiet),
+                    |name, unit| match unit {
+                        ProgressUnit::Bytes => output::byte_bar(name, quiet),
+                        ProgressUnit::Rows => output::row_spinner(name, quiet),
+                    },
                     |report| {
                         if json {
                             return;

@@ -49,6 +49,21 @@ pub fn byte_bar(label: &str, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// A spinner counting rows on stderr (SQL statements, whose size is not known up front);
+/// draws nothing unless stderr is a terminal.
+pub fn row_spinner(label: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{prefix:>12} {spinner} {msg}: {human_pos} rows, {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// Renders batches as an aligned text table, cutting cells at `max_width` characters and
 /// showing at most `limit` rows.
 pub fn table(batches: &[RecordBatch], limit: usize, max_width: usize) -> Result<String> {

@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement as SqlStateme
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -85,15 +86,25 @@ pub struct ScriptOptions {
 }
 
 /// Runs every statement of `sql` (read from `file`, which errors name) over `lake`.
-pub async fn run(lake: &Lake, file: &str, sql: &str, options: &ScriptOptions) -> Result<Vec<StatementReport>> {
+/// `progress` counts the rows each statement produces.
+pub async fn run(
+    lake: &Lake,
+    file: &str,
+    sql: &str,
+    options: &ScriptOptions,
+    progress: &ProgressBar,
+) -> Result<Vec<StatementReport>> {
     let statements = split(file, sql)?;
     let params = parameters(file, sql, &statements, &options.set)?;
     let ctx = super::session(lake, &options.session).await?;
     let mut reports = Vec::with_capacity(statements.len());
     for statement in &statements {
         let started = Instant::now();
-        let report =
-            execute(&ctx, lake, statement, &params, options.show_rows).await.map_err(|e| locate(file, statement, e))?;
+        progress.reset();
+        progress.set_message(format!("[{}/{}] {}", statement.index, statements.len(), kind_of(&statement.text)));
+        let report = execute(&ctx, lake, statement, &params, options.show_rows, progress)
+            .await
+            .map_err(|e| locate(file, statement, e))?;
         reports.push(StatementReport { seconds: started.elapsed().as_secs_f64(), ..report });
     }
     Ok(reports)
@@ -228,6 +239,7 @@ async fn execute(
     statement: &Statement,
     params: &BTreeMap<String, ScalarValue>,
     show_rows: usize,
+    progress: &ProgressBar,
 ) -> Result<StatementReport> {
     let mut parsed = DFParser::parse_sql_with_dialect(&statement.text, &GenericDialect {})?;
     let parsed = match (parsed.pop_front(), parsed.is_empty()) {
@@ -245,7 +257,7 @@ async fn execute(
         shown: None,
     };
     if let DFStatement::CopyTo(copy) = parsed {
-        let (target, rows) = copy_to(ctx, lake, copy, params).await?;
+        let (target, rows) = copy_to(ctx, lake, copy, params, progress).await?;
         report.target = Some(target);
         report.rows = rows;
         return Ok(report);
@@ -258,6 +270,7 @@ async fn execute(
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         report.rows += batch.num_rows() as u64;
+        progress.inc(batch.num_rows() as u64);
         if kept < show_rows {
             let take = batch.num_rows().min(show_rows - kept);
             shown.push(batch.slice(0, take));
@@ -292,6 +305,7 @@ async fn copy_to(
     lake: &Lake,
     copy: CopyToStatement,
     params: &BTreeMap<String, ScalarValue>,
+    progress: &ProgressBar,
 ) -> Result<(String, u64)> {
     let target = if validate_name(&copy.target).is_ok() {
         Target::Table(copy.target.clone())
@@ -316,11 +330,11 @@ async fn copy_to(
     let frame = plan(ctx, DFStatement::Statement(Box::new(SqlStatement::Query(query))), params).await?;
     match target {
         Target::Table(name) => {
-            let rows = write_table(ctx, lake, &name, frame).await?;
+            let rows = write_table(ctx, lake, &name, frame, progress).await?;
             Ok((name, rows))
         }
         Target::File(location) => {
-            let rows = write_file(&location, frame).await?;
+            let rows = write_file(&location, frame, progress).await?;
             Ok((location.url(), rows))
         }
     }
@@ -339,7 +353,13 @@ fn select_all(name: &ObjectName) -> Result<Box<Query>> {
 
 /// Streams `frame` into a new version of lake table `name` that replaces its contents, and
 /// makes it readable by the statements that follow.
-async fn write_table(ctx: &SessionContext, lake: &Lake, name: &str, frame: DataFrame) -> Result<u64> {
+async fn write_table(
+    ctx: &SessionContext,
+    lake: &Lake,
+    name: &str,
+    frame: DataFrame,
+    progress: &ProgressBar,
+) -> Result<u64> {
     let started = chrono::Utc::now();
     let table = lake.table(name)?;
     let base = table.latest().await?;
@@ -352,6 +372,7 @@ async fn write_table(ctx: &SessionContext, lake: &Lake, name: &str, frame: DataF
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
+        progress.inc(batch.num_rows() as u64);
         writer.write(&batch).await?;
     }
     let files = writer.finish().await?;
@@ -370,7 +391,7 @@ async fn write_table(ctx: &SessionContext, lake: &Lake, name: &str, frame: DataF
 }
 
 /// Streams `frame` into one Parquet object; a multipart upload makes it appear at once.
-async fn write_file(location: &Location, frame: DataFrame) -> Result<u64> {
+async fn write_file(location: &Location, frame: DataFrame, progress: &ProgressBar) -> Result<u64> {
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
     let mut writer = ParquetFileWriter::new(location, schema)?;
     let mut stream = frame.execute_stream().await?;
@@ -378,6 +399,7 @@ async fn write_file(location: &Location, frame: DataFrame) -> Result<u64> {
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
+        progress.inc(batch.num_rows() as u64);
         writer.write(&batch).await?;
     }
     writer.finish().await?;

@@ -96,6 +96,13 @@ impl Stage {
     }
 }
 
+/// What a stage's progress bar counts: input bytes (ingest) or rows produced (SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressUnit {
+    Bytes,
+    Rows,
+}
+
 /// What one stage did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -164,7 +171,7 @@ impl Job {
         &self,
         lake: &Lake,
         threads: usize,
-        progress: impl Fn(&str) -> ProgressBar,
+        progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
         mut on_stage: impl FnMut(&StageReport),
     ) -> Result<Vec<StageReport>> {
         self.plan(threads)?;
@@ -174,7 +181,7 @@ impl Job {
             let report = match stage {
                 Stage::Ingest(spec) => {
                     let options = spec.to_options(threads)?;
-                    let bar = progress(&name);
+                    let bar = progress(&name, ProgressUnit::Bytes);
                     let summary = ingest::ingest(lake, &options, &bar)
                         .await
                         .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
@@ -185,9 +192,11 @@ impl Job {
                     let file = stage.file.display().to_string();
                     let sql = std::fs::read_to_string(&stage.file)
                         .map_err(|e| Error::user(format!("stage `{name}`: cannot read {file}: {e}")))?;
-                    let statements = script::run(lake, &file, &sql, &stage.options())
+                    let bar = progress(&name, ProgressUnit::Rows);
+                    let statements = script::run(lake, &file, &sql, &stage.options(), &bar)
                         .await
                         .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                    bar.finish_and_clear();
                     StageReport::Sql { name, file: stage.file.clone(), statements }
                 }
             };
