@@ -29,7 +29,7 @@
 -- @param language = 'eng'                -- the study's corpora are English
 -- @param min_language_confidence = 0.5   -- below this the language guess is noise (short or formula-heavy text)
 -- The split: math_score is the probability that a text is mathematical (`mathlake
--- classifier eval` measures it); OpenWebMath and DeepSeekMath cut their classifiers near 0.5-0.8.
+-- classifier eval` measures it); 0.5 is its decision threshold, raise it for a purer math corpus.
 -- @param min_math_score = 0.5
 
 -- Every signal of every document, once.
