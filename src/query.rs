@@ -50,26 +50,11 @@ pub async fn query(lake: &Lake, sql: &str, options: &SessionOptions) -> Result<(
 async fn run_sql(ctx: &SessionContext, lake: &Lake, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let frame = match ctx.sql(sql).await {
         Ok(frame) => frame,
-        Err(e) => return Err(with_table_hint(e.into(), lake).await),
+        Err(e) => return Err(lake.explain_missing_table(e.into()).await),
     };
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
     Ok((schema, batches))
-}
-
-/// A missing table gets the list of tables that exist (or how to make one).
-async fn with_table_hint(error: Error, lake: &Lake) -> Error {
-    let text = error.to_string();
-    if !text.contains("not found") {
-        return error;
-    }
-    let names = lake.table_names().await.unwrap_or_default();
-    let hint = if names.is_empty() {
-        format!("the lake at {} has no tables yet: `mathlake ingest` fills one", lake.root())
-    } else {
-        format!("tables in {}: {}", lake.root(), names.join(", "))
-    };
-    Error::user(text).hint(hint)
 }
 
 #[derive(Debug, Clone, Serialize)]

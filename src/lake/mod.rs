@@ -19,7 +19,7 @@ pub use writer::{FileLimits, ParquetFileWriter, TableWriter};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 
 /// The default lake: a folder in the current directory.
 pub const DEFAULT_LAKE: &str = "./lake";
@@ -45,6 +45,22 @@ impl Lake {
     }
 
     /// Names of the tables that have at least one committed version, sorted.
+    /// A "table not found" error gets the list of tables that exist (or how to make one);
+    /// other errors pass through.
+    pub async fn explain_missing_table(&self, error: Error) -> Error {
+        let text = error.to_string();
+        if !text.contains("not found") {
+            return error;
+        }
+        let names = self.table_names().await.unwrap_or_default();
+        let hint = if names.is_empty() {
+            format!("the lake at {} has no tables yet: `mathlake ingest` fills one", self.root())
+        } else {
+            format!("tables in {}: {}", self.root(), names.join(", "))
+        };
+        Error::user(text).hint(hint)
+    }
+
     pub async fn table_names(&self) -> Result<Vec<String>> {
         let store = self.root.store()?;
         let listing = store
