@@ -41,6 +41,8 @@ struct Statement {
     line: u64,
     column: u64,
     text: String,
+    /// The names of its `$name` placeholders.
+    placeholders: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,9 +104,10 @@ pub async fn run(
         let started = Instant::now();
         progress.reset();
         progress.set_message(format!("[{}/{}] {}", statement.index, statements.len(), kind_of(&statement.text)));
-        let report = execute(&ctx, lake, statement, &params, options.show_rows, progress)
-            .await
-            .map_err(|e| locate(file, statement, e))?;
+        let report = match execute(&ctx, lake, statement, &params, options.show_rows, progress).await {
+            Ok(report) => report,
+            Err(e) => return Err(locate(file, statement, lake.explain_missing_table(e).await)),
+        };
         reports.push(StatementReport { seconds: started.elapsed().as_secs_f64(), ..report });
     }
     Ok(reports)
@@ -119,24 +122,35 @@ fn split(file: &str, sql: &str) -> Result<Vec<Statement>> {
     let mut statements = Vec::new();
     let mut start: Option<(u64, u64)> = None;
     let mut end = (0u64, 0u64);
+    let mut placeholders = Vec::new();
+    let mut push = |start: (u64, u64), end: Option<(u64, u64)>, placeholders: &mut Vec<String>| {
+        let (line, column) = start;
+        let to = end.map_or(sql.len(), |(line, column)| offsets.byte(line, column));
+        let text = sql[offsets.byte(line, column)..to].trim_end().to_string();
+        let index = statements.len() + 1;
+        statements.push(Statement { index, line, column, text, placeholders: std::mem::take(placeholders) });
+    };
     for token in &tokens {
         match &token.token {
             Token::Whitespace(_) => {}
             Token::SemiColon | Token::EOF => {
-                if let Some((line, column)) = start.take() {
-                    let text = &sql[offsets.byte(line, column)..offsets.byte(end.0, end.1)];
-                    statements.push(Statement { index: statements.len() + 1, line, column, text: text.to_string() });
+                if let Some(first) = start.take() {
+                    push(first, Some(end), &mut placeholders);
                 }
             }
-            _ => {
+            other => {
+                if let Token::Placeholder(name) = other
+                    && let Some(name) = name.strip_prefix('$')
+                {
+                    placeholders.push(name.to_string());
+                }
                 start.get_or_insert((token.span.start.line, token.span.start.column));
                 end = (token.span.end.line, token.span.end.column);
             }
         }
     }
-    if let Some((line, column)) = start {
-        let text = &sql[offsets.byte(line, column)..];
-        statements.push(Statement { index: statements.len() + 1, line, column, text: text.trim_end().to_string() });
+    if let Some(first) = start {
+        push(first, None, &mut placeholders);
     }
     if statements.is_empty() {
         return Err(Error::user(format!("{file} has no SQL statements")));
@@ -189,13 +203,8 @@ fn parameters(
     }
     let mut used = BTreeMap::new();
     for statement in statements {
-        let tokens = Tokenizer::new(&GenericDialect {}, &statement.text).tokenize().unwrap_or_default();
-        for token in tokens {
-            if let Token::Placeholder(name) = token
-                && let Some(name) = name.strip_prefix('$')
-            {
-                used.entry(name.to_string()).or_insert(statement.index);
-            }
+        for name in &statement.placeholders {
+            used.entry(name.clone()).or_insert(statement.index);
         }
     }
     for (name, value) in set {
@@ -244,7 +253,7 @@ async fn execute(
     let mut parsed = DFParser::parse_sql_with_dialect(&statement.text, &GenericDialect {})?;
     let parsed = match (parsed.pop_front(), parsed.is_empty()) {
         (Some(one), true) => one,
-        _ => return Err(Error::user("expected one statement")),
+        _ => return Err(Error::Internal("a statement cut at its semicolon did not parse as one".into())),
     };
     let kind = kind_of(&statement.text);
     let mut report = StatementReport {
@@ -367,14 +376,7 @@ async fn write_table(
     let table_schema = TableSchema::from_arrow(name, &schema)?;
     let run_id = run_id(started);
     let mut writer = TableWriter::new(table.clone(), &run_id, schema, FileLimits::default());
-    let mut stream = frame.execute_stream().await?;
-    let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows() as u64;
-        progress.inc(batch.num_rows() as u64);
-        writer.write(&batch).await?;
-    }
+    let rows = drain(frame, progress, async |batch| writer.write(batch).await).await?;
     let files = writer.finish().await?;
     let commit = Commit {
         mode: CommitMode::Replace,
@@ -394,15 +396,25 @@ async fn write_table(
 async fn write_file(location: &Location, frame: DataFrame, progress: &ProgressBar) -> Result<u64> {
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
     let mut writer = ParquetFileWriter::new(location, schema)?;
+    let rows = drain(frame, progress, async |batch| writer.write(batch).await).await?;
+    writer.finish().await?;
+    Ok(rows)
+}
+
+/// Streams the rows of `frame` into `write`, counting them on `progress`; returns how many.
+async fn drain(
+    frame: DataFrame,
+    progress: &ProgressBar,
+    mut write: impl AsyncFnMut(&RecordBatch) -> Result<()>,
+) -> Result<u64> {
     let mut stream = frame.execute_stream().await?;
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
         progress.inc(batch.num_rows() as u64);
-        writer.write(&batch).await?;
+        write(&batch).await?;
     }
-    writer.finish().await?;
     Ok(rows)
 }
 
