@@ -7,7 +7,7 @@
 -- threshold changes here (or with --set) and only the statements after it need rerunning.
 --
 -- @param min_steps = 1   -- a worked solution has at least one step besides the answer
--- @param max_steps = 60  -- longer "solutions" are mostly case-by-case enumerations and tables (33 of MATH train)
+-- @param max_steps = 60  -- beyond it (33 of MATH train) the count is mostly lines of [asy] diagram code, not reasoning
 
 -- Every record with its final answer, steps, difficulty and completeness. The answer a
 -- dataset gives (MATH500's `answer`, GSM8K's `#### N`, filled at ingest) wins over one
