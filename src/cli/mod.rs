@@ -15,7 +15,7 @@ use crate::curate::{self, functions};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary, mapping::PRESETS};
 use crate::job::{Job, ProgressUnit, StageReport};
-use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions};
+use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions, parse_size};
 use crate::query;
 
 const EXAMPLES: &str = "\
@@ -174,23 +174,6 @@ fn parse_assignment(text: &str) -> std::result::Result<(String, String), String>
         return Err(format!("`{name}` is not a parameter name (letters, digits, _)"));
     }
     Ok((name.to_string(), value.trim().to_string()))
-}
-
-/// A size in bytes: `1048576`, `512M`, `4G`, `1.5GB`, `64MiB` (powers of 1024).
-fn parse_size(text: &str) -> std::result::Result<usize, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let digits_end = upper.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(upper.len());
-    let (number, unit) = upper.split_at(digits_end);
-    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 512M or 4G"))?;
-    let scale = match unit.trim().trim_end_matches("IB").trim_end_matches('B') {
-        "" => 1u64,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(format!("`{text}`: unknown unit (use K, M, G or T)")),
-    };
-    Ok((number * scale as f64) as usize)
 }
 
 impl Cli {

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::curate::script::{self, ScriptOptions, StatementReport};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary};
-use crate::lake::{Lake, SessionOptions};
+use crate::lake::{Lake, SessionOptions, parse_size};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,13 +58,18 @@ pub struct SqlStage {
     /// Values of the file's `$name` parameters, as `--set` gives them.
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
-    /// Bytes DataFusion's operators may hold before they spill.
+    /// Memory DataFusion's operators may hold before they spill, as `--memory-limit` takes
+    /// it (`512M`, `2G`).
     #[serde(default)]
-    pub memory_limit: Option<usize>,
+    pub memory_limit: Option<String>,
 }
 
 impl SqlStage {
-    fn options(&self) -> ScriptOptions {
+    fn options(&self) -> Result<ScriptOptions> {
+        let memory_limit = match &self.memory_limit {
+            Some(size) => Some(parse_size(size).map_err(|e| Error::user(format!("memory_limit: {e}")))?),
+            None => None,
+        };
         let set = self
             .set
             .iter()
@@ -76,11 +81,7 @@ impl SqlStage {
                 (name.clone(), text)
             })
             .collect();
-        ScriptOptions {
-            set,
-            session: SessionOptions { memory_limit: self.memory_limit, spill_dir: None },
-            show_rows: 50,
-        }
+        Ok(ScriptOptions { set, session: SessionOptions { memory_limit, spill_dir: None }, show_rows: 50 })
     }
 }
 
@@ -157,7 +158,8 @@ impl Job {
                                 stage.file.display()
                             )));
                         }
-                        serde_json::json!({ "kind": "sql", "file": stage.file, "set": stage.options().set })
+                        let options = stage.options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({ "kind": "sql", "file": stage.file, "set": options.set })
                     }
                 };
                 Ok((name, resolved))
@@ -193,7 +195,7 @@ impl Job {
                     let sql = std::fs::read_to_string(&stage.file)
                         .map_err(|e| Error::user(format!("stage `{name}`: cannot read {file}: {e}")))?;
                     let bar = progress(&name, ProgressUnit::Rows);
-                    let statements = script::run(lake, &file, &sql, &stage.options(), &bar)
+                    let statements = script::run(lake, &file, &sql, &stage.options()?, &bar)
                         .await
                         .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
                     bar.finish_and_clear();

@@ -12,7 +12,7 @@ mod writer;
 pub use location::Location;
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
-pub use session::{SessionOptions, register_location, register_table, session};
+pub use session::{SessionOptions, parse_size, register_location, register_table, session};
 pub use table::{Commit, CommitMode, DataFile, Table, Version, run_id, validate_name};
 pub use writer::{FileLimits, ParquetFileWriter, TableWriter};
 

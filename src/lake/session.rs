@@ -26,6 +26,23 @@ pub struct SessionOptions {
     pub spill_dir: Option<PathBuf>,
 }
 
+/// A size in bytes: `1048576`, `512M`, `4G`, `1.5GB`, `64MiB` (powers of 1024).
+pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let digits_end = upper.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(upper.len());
+    let (number, unit) = upper.split_at(digits_end);
+    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 512M or 4G"))?;
+    let scale = match unit.trim().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("`{text}`: unknown unit (use K, M, G or T)")),
+    };
+    Ok((number * scale as f64) as usize)
+}
+
 /// A session over `lake` with every committed table registered under its name.
 pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new()
