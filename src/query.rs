@@ -3,13 +3,12 @@
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use object_store::ObjectStoreExt;
+use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::curate::session;
-use crate::error::{Error, Result};
-use crate::lake::{Lake, Location, SessionOptions, Table, register_location, register_table};
+use crate::error::Result;
+use crate::lake::{Lake, SessionOptions, register_source};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableInfo {
@@ -75,42 +74,8 @@ pub struct Inspection {
 /// Schema, counts and the first rows of a lake table (by name or URL) or of Parquet files.
 pub async fn inspect(lake: &Lake, target: &str, sample_rows: usize) -> Result<Inspection> {
     let ctx = session(lake, &SessionOptions::default()).await?;
-    let (name, version) = if lake.table_names().await?.iter().any(|n| n == target) {
-        let version = lake.table(target)?.latest().await?;
-        (target.to_string(), version)
-    } else {
-        let location = Location::parse(target)?;
-        register_location(&ctx, &location)?;
-        let store = location.store()?;
-        let log = location.path().clone().join("_log");
-        let is_table = matches!(futures::StreamExt::next(&mut store.list(Some(&log))).await, Some(Ok(_)));
-        if is_table {
-            let parent =
-                location.with_path(location.path().parts().take(location.path().parts().count() - 1).collect());
-            let table_name = location.path().filename().unwrap_or_default().to_string();
-            let table = Table::new(&parent, &table_name)?;
-            let version = table.latest().await?;
-            if let Some(v) = &version {
-                register_table(&ctx, "inspected", &table, v)?;
-            }
-            ("inspected".to_string(), version)
-        } else {
-            let exists = store.head(location.path()).await.is_ok()
-                || matches!(futures::StreamExt::next(&mut store.list(Some(location.path()))).await, Some(Ok(_)));
-            if !exists {
-                return Err(Error::user(format!(
-                    "`{target}` is neither a table of {} nor a file or folder",
-                    lake.root()
-                ))
-                .hint("`mathlake tables` lists the tables"));
-            }
-            // A folder's URL must end in `/` for DataFusion to list it.
-            let url =
-                if store.head(location.path()).await.is_ok() { location.url() } else { format!("{}/", location.url()) };
-            ctx.register_parquet("inspected", url, ParquetReadOptions::default()).await?;
-            ("inspected".to_string(), None)
-        }
-    };
+    let version = register_source(&ctx, lake, "inspected", target).await?;
+    let name = "inspected";
     let (_, counted) = run_sql(&ctx, lake, &format!("SELECT count(*) FROM \"{name}\"")).await?;
     let rows = counted
         .first()

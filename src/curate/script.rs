@@ -27,10 +27,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::lake::{
-    Commit, CommitMode, FileLimits, Lake, Location, ParquetFileWriter, SessionOptions, TableSchema, TableWriter,
-    register_table, run_id, validate_name,
-};
+use crate::lake::{Lake, Output, SessionOptions, Target, register_table};
 use crate::suggest::nearest;
 
 /// One statement of a file, with where it starts.
@@ -303,12 +300,6 @@ async fn plan(
     Ok(ctx.execute_logical_plan(plan).await?)
 }
 
-/// Where a COPY goes: a lake table (a bare name) or one Parquet object.
-enum Target {
-    Table(String),
-    File(Location),
-}
-
 async fn copy_to(
     ctx: &SessionContext,
     lake: &Lake,
@@ -316,15 +307,7 @@ async fn copy_to(
     params: &BTreeMap<String, ScalarValue>,
     progress: &ProgressBar,
 ) -> Result<(String, u64)> {
-    let target = if validate_name(&copy.target).is_ok() {
-        Target::Table(copy.target.clone())
-    } else if copy.target.ends_with(".parquet") {
-        Target::File(Location::parse(&copy.target)?)
-    } else {
-        return Err(Error::user(format!("cannot COPY to `{}`", copy.target)).hint(
-            "COPY writes a lake table (a bare name such as 'math_documents') or one Parquet file ('out/x.parquet', 's3://bucket/x.parquet')",
-        ));
-    };
+    let target = Target::parse(&copy.target)?;
     if copy.stored_as.as_deref().is_some_and(|format| !format.eq_ignore_ascii_case("parquet")) {
         return Err(Error::user("COPY writes Parquet only").hint("drop STORED AS, or write STORED AS PARQUET"));
     }
@@ -337,16 +320,8 @@ async fn copy_to(
         CopyToSource::Relation(name) => select_all(&name)?,
     };
     let frame = plan(ctx, DFStatement::Statement(Box::new(SqlStatement::Query(query))), params).await?;
-    match target {
-        Target::Table(name) => {
-            let rows = write_table(ctx, lake, &name, frame, progress).await?;
-            Ok((name, rows))
-        }
-        Target::File(location) => {
-            let rows = write_file(&location, frame, progress).await?;
-            Ok((location.url(), rows))
-        }
-    }
+    let rows = write(ctx, lake, &target, frame, progress).await?;
+    Ok((target.describe(), rows))
 }
 
 fn select_all(name: &ObjectName) -> Result<Box<Query>> {
@@ -360,45 +335,24 @@ fn select_all(name: &ObjectName) -> Result<Box<Query>> {
     }
 }
 
-/// Streams `frame` into a new version of lake table `name` that replaces its contents, and
-/// makes it readable by the statements that follow.
-async fn write_table(
+/// Streams `frame` to `target`. A table is replaced in one commit and re-registered, so
+/// the statements that follow read the new version.
+async fn write(
     ctx: &SessionContext,
     lake: &Lake,
-    name: &str,
+    target: &Target,
     frame: DataFrame,
     progress: &ProgressBar,
 ) -> Result<u64> {
-    let started = chrono::Utc::now();
-    let table = lake.table(name)?;
-    let base = table.latest().await?;
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
-    let table_schema = TableSchema::from_arrow(name, &schema)?;
-    let run_id = run_id(started);
-    let mut writer = TableWriter::new(table.clone(), &run_id, schema, FileLimits::default());
-    let rows = drain(frame, progress, async |batch| writer.write(batch).await).await?;
-    let files = writer.finish().await?;
-    let commit = Commit {
-        mode: CommitMode::Replace,
-        operation: "sql".into(),
-        schema: table_schema,
-        files,
-        details: serde_json::json!({ "run": run_id, "rows": rows }),
-    };
-    let version = table.commit(base.as_ref(), commit).await?;
-    table.remove_orphans(&version, started).await?;
-    ctx.deregister_table(name)?;
-    register_table(ctx, name, &table, &version)?;
-    Ok(rows)
-}
-
-/// Streams `frame` into one Parquet object; a multipart upload makes it appear at once.
-async fn write_file(location: &Location, frame: DataFrame, progress: &ProgressBar) -> Result<u64> {
-    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
-    let mut writer = ParquetFileWriter::new(location, schema)?;
-    let rows = drain(frame, progress, async |batch| writer.write(batch).await).await?;
-    writer.finish().await?;
-    Ok(rows)
+    let mut output = Output::open(lake, target, schema).await?;
+    drain(frame, progress, async |batch| output.write(batch).await).await?;
+    let written = output.finish("sql", serde_json::json!({})).await?;
+    if let (Target::Table(name), Some(version)) = (target, &written.version) {
+        ctx.deregister_table(name)?;
+        register_table(ctx, name, &lake.table(name)?, version)?;
+    }
+    Ok(written.rows)
 }
 
 /// Streams the rows of `frame` into `write`, counting them on `progress`; returns how many.

@@ -3,16 +3,20 @@
 //! runs on a laptop folder and on S3; no stage is imported from here.
 
 mod location;
+mod output;
 mod parquet_reader;
 pub mod schema;
 mod session;
+mod source;
 mod table;
 mod writer;
 
 pub use location::Location;
+pub use output::{Output, Target, Written};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
 pub use session::{SessionOptions, parse_size, register_location, register_table, session};
+pub use source::register_source;
 pub use table::{Commit, CommitMode, DataFile, Table, Version, run_id, validate_name};
 pub use writer::{FileLimits, ParquetFileWriter, TableWriter};
 

@@ -1,0 +1,124 @@
+//! Where a stage writes its rows: a lake table, given by its bare name, whose contents the
+//! run replaces in one commit; or one Parquet object at a URL, written through a
+//! multipart upload. Either way readers see all of the output or none of it.
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::{
+    Commit, CommitMode, FileLimits, Lake, Location, ParquetFileWriter, Table, TableSchema, TableWriter, Version,
+    run_id, validate_name,
+};
+use crate::error::{Error, Result};
+
+/// A place to write, as a user names it.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A lake table: `math_documents`.
+    Table(String),
+    /// One Parquet object: `out/x.parquet`, `s3://bucket/x.parquet`.
+    File(Location),
+}
+
+impl Target {
+    pub fn parse(text: &str) -> Result<Target> {
+        if validate_name(text).is_ok() {
+            Ok(Target::Table(text.to_string()))
+        } else if text.ends_with(".parquet") {
+            Ok(Target::File(Location::parse(text)?))
+        } else {
+            Err(Error::user(format!("cannot write to `{text}`")).hint(
+                "name a lake table (a bare name such as 'math_documents') or one Parquet file ('out/x.parquet', 's3://bucket/x.parquet')",
+            ))
+        }
+    }
+
+    /// The table name or the file's URL.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Table(name) => name.clone(),
+            Target::File(location) => location.url(),
+        }
+    }
+}
+
+/// Streams batches to a [`Target`]; nothing is visible until [`Output::finish`].
+pub struct Output {
+    sink: Sink,
+    rows: u64,
+}
+
+// Boxed: each writer holds a row group's buffers and is hundreds of bytes.
+enum Sink {
+    Table(Box<TableSink>),
+    File(Box<ParquetFileWriter>),
+}
+
+struct TableSink {
+    table: Table,
+    base: Option<Version>,
+    schema: TableSchema,
+    writer: TableWriter,
+    run_id: String,
+    started: DateTime<Utc>,
+}
+
+/// What an [`Output`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub rows: u64,
+    /// The table's new version; `None` for a file.
+    pub version: Option<Version>,
+}
+
+impl Output {
+    pub async fn open(lake: &Lake, target: &Target, schema: SchemaRef) -> Result<Output> {
+        let sink = match target {
+            Target::Table(name) => {
+                let started = Utc::now();
+                let table = lake.table(name)?;
+                let base = table.latest().await?;
+                let table_schema = TableSchema::from_arrow(name, &schema)?;
+                let run_id = run_id(started);
+                let writer = TableWriter::new(table.clone(), &run_id, schema, FileLimits::default());
+                Sink::Table(Box::new(TableSink { table, base, schema: table_schema, writer, run_id, started }))
+            }
+            Target::File(location) => Sink::File(Box::new(ParquetFileWriter::new(location, schema)?)),
+        };
+        Ok(Output { sink, rows: 0 })
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        match &mut self.sink {
+            Sink::Table(sink) => sink.writer.write(batch).await,
+            Sink::File(writer) => writer.write(batch).await,
+        }
+    }
+
+    /// Makes the output visible: commits the table (recording `operation` and `details`)
+    /// or completes the upload.
+    pub async fn finish(self, operation: &str, details: serde_json::Value) -> Result<Written> {
+        let rows = self.rows;
+        match self.sink {
+            Sink::Table(sink) => {
+                let TableSink { table, base, schema, writer, run_id, started } = *sink;
+                let files = writer.finish().await?;
+                let mut details = details;
+                if let Some(object) = details.as_object_mut() {
+                    object.insert("run".into(), run_id.into());
+                    object.insert("rows".into(), rows.into());
+                }
+                let commit = Commit { mode: CommitMode::Replace, operation: operation.into(), schema, files, details };
+                let version = table.commit(base.as_ref(), commit).await?;
+                table.remove_orphans(&version, started).await?;
+                Ok(Written { rows, version: Some(version) })
+            }
+            Sink::File(writer) => {
+                writer.finish().await?;
+                Ok(Written { rows, version: None })
+            }
+        }
+    }
+}

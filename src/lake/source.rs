@@ -1,0 +1,43 @@
+//! What a stage reads, as a user names it: a lake table by name, a table by its URL, or
+//! Parquet files (one object, or every `.parquet` under a folder or prefix).
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+
+use super::{Lake, Location, Table, Version, register_location, register_table};
+use crate::error::{Error, Result};
+
+/// Registers `target` in `ctx` as `alias`; returns the table version it read, if a table.
+pub async fn register_source(ctx: &SessionContext, lake: &Lake, alias: &str, target: &str) -> Result<Option<Version>> {
+    if lake.table_names().await?.iter().any(|n| n == target) {
+        return register_version(ctx, alias, &lake.table(target)?).await;
+    }
+    let location = Location::parse(target)?;
+    register_location(ctx, &location)?;
+    let store = location.store()?;
+    let log = location.path().clone().join("_log");
+    if matches!(store.list(Some(&log)).next().await, Some(Ok(_))) {
+        let parent = location.with_path(location.path().parts().take(location.path().parts().count() - 1).collect());
+        let table = Table::new(&parent, location.path().filename().unwrap_or_default())?;
+        return register_version(ctx, alias, &table).await;
+    }
+    let is_file = store.head(location.path()).await.is_ok();
+    if !is_file && !matches!(store.list(Some(location.path())).next().await, Some(Ok(_))) {
+        return Err(Error::user(format!("`{target}` is neither a table of {} nor a file or folder", lake.root()))
+            .hint("`mathlake tables` lists the tables"));
+    }
+    // A folder's URL must end in `/` for DataFusion to list it.
+    let url = if is_file { location.url() } else { format!("{}/", location.url()) };
+    ctx.register_parquet(alias, url, ParquetReadOptions::default()).await?;
+    Ok(None)
+}
+
+async fn register_version(ctx: &SessionContext, alias: &str, table: &Table) -> Result<Option<Version>> {
+    let version = table.latest().await?.ok_or_else(|| {
+        Error::user(format!("table `{}` has no committed version yet", table.name()))
+            .hint("a table appears once a run that writes it completes")
+    })?;
+    register_table(ctx, alias, table, &version)?;
+    Ok(Some(version))
+}
