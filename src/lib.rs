@@ -15,6 +15,8 @@
 
 pub mod cli;
 pub mod curate;
+pub mod decontaminate;
+pub mod dedup;
 pub mod error;
 pub mod ingest;
 pub mod job;

@@ -12,10 +12,12 @@ use serde::Serialize;
 use crate::curate::classifier::{self, MathClassifier, TrainOptions};
 use crate::curate::script::{self, ScriptOptions, StatementReport};
 use crate::curate::{self, functions};
+use crate::decontaminate::{self, BenchmarkSpec, DEFAULT_NGRAM, DecontamOptions, DecontamReport};
+use crate::dedup::{self, DEFAULT_MIN_SIMILARITY, DedupOptions, DedupReport, minhash::MinHashConfig};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary, mapping::PRESETS};
 use crate::job::{Job, ProgressUnit, StageReport};
-use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions, parse_size};
+use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions, Target, parse_size};
 use crate::query;
 
 const EXAMPLES: &str = "\
@@ -27,6 +29,8 @@ Examples:
   mathlake query \"SELECT source, split, count(*) FROM problems GROUP BY 1, 2\"
   mathlake sql sql/curate_documents.sql --set min_math_score=0.8
   mathlake functions
+  mathlake dedup --input math_documents --to math_documents_dedup --clusters math_dedup_clusters
+  mathlake decontaminate --input training_problems --benchmarks problems --to clean_problems --report contamination
   mathlake run jobs/quickstart.toml";
 
 /// A streaming data-lake processor for math pre-training corpora.
@@ -123,6 +127,25 @@ pub enum Command {
     /// Train or evaluate the math_score classifier.
     #[command(subcommand)]
     Classifier(ClassifierCommand),
+    /// Remove exact and near-duplicate documents (MinHash LSH), with a cluster table for lineage.
+    ///
+    /// Rows sharing normalize_text(text), or an LSH band of their MinHash signatures, are
+    /// candidates; a candidate pair merges when the two signatures agree on at least
+    /// --min-similarity of their values (an estimate of the Jaccard similarity of their word
+    /// n-gram sets). Each cluster keeps its smallest id.
+    #[command(
+        after_help = "Examples:\n  mathlake dedup --input math_documents --to math_documents_dedup --clusters math_dedup_clusters\n  mathlake dedup --input s3://lake/main/documents --to out/unique.parquet --exact-only"
+    )]
+    Dedup(DedupArgs),
+    /// Remove training records that share word n-grams with evaluation items, with a report.
+    ///
+    /// Benchmarks are lake tables, table URLs or Parquet files with id, question and
+    /// solution (or final_answer) columns; items are the rows with split = 'test' where
+    /// there is a split column. Each (record, item) overlap is a row of the --report table.
+    #[command(
+        after_help = "Examples:\n  mathlake decontaminate --input training_problems --benchmarks problems --to clean_problems --report contamination\n  mathlake decontaminate --input documents --benchmarks problems,aime=evals/aime.parquet --ngram 10 --to clean --report contamination"
+    )]
+    Decontaminate(DecontamArgs),
     /// Run a job file: its stages in order, stopping at the first failure.
     Run {
         job: PathBuf,
@@ -164,6 +187,87 @@ pub enum ClassifierCommand {
         #[arg(long, required = true, value_name = "SQL")]
         negative: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DedupArgs {
+    /// Documents: a lake table, a table's URL, or Parquet files.
+    #[arg(long)]
+    input: String,
+    /// Where the unique rows go: a lake table (replaced) or a .parquet URL.
+    #[arg(long, value_parser = Target::parse)]
+    to: Target,
+    /// Where the cluster table (id, cluster, kept) goes, one row per member of each cluster.
+    #[arg(long, value_parser = Target::parse)]
+    clusters: Option<Target>,
+    /// The text column.
+    #[arg(long, default_value = "text")]
+    column: String,
+    /// Only exact duplicates (same normalize_text), no MinHash.
+    #[arg(long)]
+    exact_only: bool,
+    /// Words per shingle.
+    #[arg(long, default_value_t = MinHashConfig::default().ngram)]
+    ngram: usize,
+    #[arg(long, default_value_t = MinHashConfig::default().bands)]
+    bands: usize,
+    /// Signature values per band.
+    #[arg(long, default_value_t = MinHashConfig::default().rows)]
+    rows: usize,
+    #[arg(long, default_value_t = MinHashConfig::default().seed)]
+    seed: u64,
+    /// Share of equal signature values a candidate pair needs to merge (0: every candidate).
+    #[arg(long, default_value_t = DEFAULT_MIN_SIMILARITY)]
+    min_similarity: f64,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecontamArgs {
+    /// Training records: a lake table, a table's URL, or Parquet files.
+    #[arg(long)]
+    input: String,
+    /// Evaluation sets, comma-separated: [NAME=]TABLE-OR-URL.
+    #[arg(long, required = true, value_delimiter = ',', value_parser = BenchmarkSpec::parse)]
+    benchmarks: Vec<BenchmarkSpec>,
+    /// Which benchmark rows are items, as SQL [default: split = 'test' where there is a split column].
+    #[arg(long, value_name = "SQL")]
+    benchmark_where: Option<String>,
+    /// Text columns of a training record, comma-separated [default: question,solution if
+    /// there is a question column, else text].
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Where the kept rows go: a lake table (replaced) or a .parquet URL.
+    #[arg(long, value_parser = Target::parse)]
+    to: Target,
+    /// Where the overlap report goes: a lake table (replaced) or a .parquet URL.
+    #[arg(long, value_parser = Target::parse)]
+    report: Target,
+    /// Words per n-gram.
+    #[arg(long, default_value_t = DEFAULT_NGRAM)]
+    ngram: usize,
+    /// Share of an item's n-grams a record must contain to be removed (0: any overlap).
+    #[arg(long, default_value_t = 0.0)]
+    min_overlap: f64,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct MemoryArgs {
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<usize>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+}
+
+impl MemoryArgs {
+    fn session(&self) -> SessionOptions {
+        SessionOptions { memory_limit: self.memory_limit, spill_dir: self.spill_dir.clone() }
+    }
 }
 
 /// `NAME=VALUE` for --set.
@@ -334,6 +438,55 @@ pub async fn run(cli: Cli) -> Result<()> {
             print_metrics("evaluated", &metrics);
             Ok(())
         }
+        Command::Dedup(args) => {
+            let lake = cli.open_lake(None)?;
+            let options = DedupOptions {
+                input: args.input.clone(),
+                to: args.to.clone(),
+                clusters: args.clusters.clone(),
+                column: args.column.clone(),
+                near: (!args.exact_only).then_some(MinHashConfig {
+                    ngram: args.ngram,
+                    bands: args.bands,
+                    rows: args.rows,
+                    seed: args.seed,
+                }),
+                min_similarity: args.min_similarity,
+                session: args.memory.session(),
+            };
+            let bar = output::row_spinner("dedup", cli.quiet);
+            let report = dedup::dedup(&lake, &options, &bar).await;
+            bar.finish_and_clear();
+            let report = report?;
+            if cli.json {
+                return print_json(&serde_json::json!({ "dedup": report, "peak_rss_bytes": peak_rss_bytes() }));
+            }
+            print_dedup(&report);
+            Ok(())
+        }
+        Command::Decontaminate(args) => {
+            let lake = cli.open_lake(None)?;
+            let options = DecontamOptions {
+                input: args.input.clone(),
+                benchmarks: args.benchmarks.clone(),
+                benchmark_where: args.benchmark_where.clone(),
+                columns: args.columns.clone(),
+                to: args.to.clone(),
+                report: args.report.clone(),
+                ngram: args.ngram,
+                min_overlap: args.min_overlap,
+                session: args.memory.session(),
+            };
+            let bar = output::row_spinner("decontaminate", cli.quiet);
+            let report = decontaminate::decontaminate(&lake, &options, &bar).await;
+            bar.finish_and_clear();
+            let report = report?;
+            if cli.json {
+                return print_json(&serde_json::json!({ "decontaminate": report, "peak_rss_bytes": peak_rss_bytes() }));
+            }
+            print_decontamination(&report);
+            Ok(())
+        }
         Command::Run { job, dry_run } => {
             let loaded = Job::load(job)?;
             let lake = cli.open_lake(loaded.lake.as_deref())?;
@@ -370,6 +523,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                                     let _ = print_statement(statement, 50, 60);
                                 }
                             }
+                            StageReport::Dedup { name, report } => {
+                                println!("== stage {name}");
+                                print_dedup(report);
+                            }
+                            StageReport::Decontaminate { name, report } => {
+                                println!("== stage {name}");
+                                print_decontamination(report);
+                            }
                         }
                     },
                 )
@@ -385,6 +546,52 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn print_dedup(report: &DedupReport) {
+    println!(
+        "{} rows -> {} kept in {}, {} removed as duplicates (clusters: {}; candidate pairs: {}, turned down by verification: {}) in {:.1} s",
+        output::count(report.input_rows),
+        output::count(report.output_rows),
+        report.to,
+        output::count(report.removed),
+        output::count(report.clusters),
+        output::count(report.candidate_pairs),
+        output::count(report.rejected_pairs),
+        report.seconds
+    );
+    if let Some(clusters) = &report.clusters_to {
+        println!("clusters: {clusters}");
+    }
+}
+
+fn print_decontamination(report: &DecontamReport) {
+    println!(
+        "{} rows ({}) compared on {}-grams of {}: {} removed, {} kept in {}; overlaps in {} ({:.1} s)",
+        output::count(report.input_rows),
+        output::bytes(report.text_bytes),
+        report.ngram,
+        report.columns.join(", "),
+        output::count(report.removed),
+        output::count(report.output_rows),
+        report.to,
+        report.report,
+        report.seconds
+    );
+    println!(
+        "{:<16} {:>8} {:>10} {:>16} {:>16}",
+        "benchmark", "items", "items hit", "records flagged", "records removed"
+    );
+    for b in &report.benchmarks {
+        println!(
+            "{:<16} {:>8} {:>10} {:>16} {:>16}",
+            b.name,
+            output::count(b.items),
+            output::count(b.items_hit),
+            output::count(b.records_flagged),
+            output::count(b.records_removed)
+        );
     }
 }
 

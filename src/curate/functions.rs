@@ -9,8 +9,11 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, ListBuilder, StringArray, StructArray, UInt32Builder,
+    UInt64Array, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type, UInt32Type};
 use datafusion::common::{Result as DFResult, ScalarValue, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
@@ -20,7 +23,9 @@ use datafusion::prelude::SessionContext;
 
 use super::classifier::MathClassifier;
 use super::signals::Signals;
+use crate::dedup::minhash::{self, MinHashConfig, MinHashScratch, MinHasher};
 use crate::text;
+use xxhash_rust::xxh3::xxh3_64;
 
 type Eval = Box<dyn Fn(&[ArrayRef]) -> DFResult<ArrayRef> + Send + Sync>;
 
@@ -318,6 +323,63 @@ pub fn library() -> Vec<Function> {
         }),
     });
 
+    let dedup = section("Dedup", "exact and MinHash near-duplicate keys, as `mathlake dedup` uses them");
+    functions.push(Function {
+        name: "text_hash",
+        signature: Signature::string(1, Volatility::Immutable),
+        returns: DataType::UInt64,
+        doc: doc(&dedup, "64-bit hash of normalize_text(text): equal for exact duplicates", "text_hash(text)"),
+        eval: Box::new(|args| {
+            map_text::<_, UInt64Array>(&args[0], |t| Some(xxh3_64(text::normalize_text(t).as_bytes())))
+        }),
+    });
+    functions.push(Function {
+        name: "minhash",
+        signature: Signature::one_of(vec![TypeSignature::String(1), TypeSignature::Any(4)], Volatility::Immutable),
+        returns: DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false))),
+        doc: doc(
+            &dedup,
+            "MinHash signature of the text's word n-gram shingles (default 5-grams, 112 permutations, seed 1); NULL when it has no words",
+            "minhash(text [, ngram, permutations, seed])",
+        ),
+        eval: Box::new(minhash),
+    });
+    functions.push(Function {
+        name: "minhash_bands",
+        signature: Signature::any(3, Volatility::Immutable),
+        returns: DataType::List(Arc::new(Field::new_list_field(DataType::UInt64, false))),
+        doc: doc(
+            &dedup,
+            "one hash per LSH band of a signature: texts sharing any band are near-duplicate candidates",
+            "minhash_bands(minhash(text), bands, rows)",
+        ),
+        eval: Box::new(minhash_bands),
+    });
+    functions.push(Function {
+        name: "jaccard",
+        signature: Signature::one_of(vec![TypeSignature::String(2), TypeSignature::Any(3)], Volatility::Immutable),
+        returns: DataType::Float64,
+        doc: doc(
+            &dedup,
+            "exact Jaccard similarity of two texts' word n-gram shingle sets (default 5-grams)",
+            "jaccard(a, b [, ngram])",
+        ),
+        eval: Box::new(|args| {
+            let ngram = match args.get(2) {
+                Some(n) => int_arg(n, "ngram")?,
+                None => 5,
+            };
+            let ngram = usize::try_from(ngram).ok().filter(|n| (1..=64).contains(n));
+            let Some(ngram) = ngram else { return exec_err!("jaccard: ngram must be 1 to 64") };
+            Ok(Arc::new(
+                texts(&args[0])?
+                    .zip(texts(&args[1])?)
+                    .map(|(a, b)| Some(minhash::jaccard(a?, b?, ngram)))
+                    .collect::<Float64Array>(),
+            ))
+        }),
+    });
+
     let shared = section("Text", "shared with dedup and decontamination");
     functions.push(Function {
         name: "normalize_text",
@@ -342,7 +404,7 @@ fn doc(section: &DocSection, description: &str, syntax: &str) -> Documentation {
 }
 
 /// The strings of a text column, whatever its string type; NULL columns read as NULLs.
-fn texts(array: &ArrayRef) -> DFResult<Box<dyn Iterator<Item = Option<&str>> + '_>> {
+pub(crate) fn texts(array: &ArrayRef) -> DFResult<Box<dyn Iterator<Item = Option<&str>> + '_>> {
     Ok(match array.data_type() {
         DataType::Utf8View => Box::new(array.as_string_view().iter()),
         DataType::Utf8 => Box::new(array.as_string::<i32>().iter()),
@@ -433,6 +495,79 @@ fn language(array: &ArrayRef) -> DFResult<ArrayRef> {
 /// Models named by a second argument, loaded once per process.
 static MODELS: Mutex<Vec<(String, Arc<MathClassifier>)>> = Mutex::new(Vec::new());
 
+/// The value of a constant integer argument (the first row's; SQL passes literals).
+fn int_arg(array: &ArrayRef, name: &str) -> DFResult<i64> {
+    let ints = datafusion::arrow::compute::cast(array, &DataType::Int64)?;
+    match ints.as_primitive::<Int64Type>().iter().next() {
+        Some(Some(value)) => Ok(value),
+        _ => exec_err!("{name} must be an integer, not NULL"),
+    }
+}
+
+fn minhash(args: &[ArrayRef]) -> DFResult<ArrayRef> {
+    let config = match args {
+        [_, ngram, permutations, seed] => {
+            let config = MinHashConfig {
+                ngram: usize::try_from(int_arg(ngram, "ngram")?).unwrap_or(0),
+                bands: usize::try_from(int_arg(permutations, "permutations")?).unwrap_or(0),
+                rows: 1,
+                seed: int_arg(seed, "seed")? as u64,
+            };
+            if let Err(e) = config.validate() {
+                return exec_err!("minhash: {e}");
+            }
+            config
+        }
+        _ => MinHashConfig::default(),
+    };
+    let hasher = MinHasher::from_config(&config);
+    let mut scratch = MinHashScratch::default();
+    let mut signature = Vec::new();
+    let mut out = ListBuilder::new(UInt32Builder::new()).with_field(Field::new_list_field(DataType::UInt32, false));
+    for text in texts(&args[0])? {
+        if text.is_some_and(|t| hasher.signature(t, &mut scratch, &mut signature)) {
+            out.values().append_slice(&signature);
+            out.append(true);
+        } else {
+            out.append_null();
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn minhash_bands(args: &[ArrayRef]) -> DFResult<ArrayRef> {
+    let (bands, rows) = (int_arg(&args[1], "bands")?, int_arg(&args[2], "rows")?);
+    let (Ok(bands @ 1..), Ok(rows @ 1..)) = (usize::try_from(bands), usize::try_from(rows)) else {
+        return exec_err!("minhash_bands: bands and rows must be positive, not {bands} and {rows}");
+    };
+    let Some(signatures) = args[0].as_list_opt::<i32>() else {
+        return exec_err!("minhash_bands takes a signature from minhash(), not {}", args[0].data_type());
+    };
+    let mut out = ListBuilder::new(UInt64Builder::new()).with_field(Field::new_list_field(DataType::UInt64, false));
+    for signature in signatures.iter() {
+        let Some(signature) = signature else {
+            out.append_null();
+            continue;
+        };
+        let Some(values) = signature.as_primitive_opt::<UInt32Type>() else {
+            return exec_err!(
+                "minhash_bands takes a signature from minhash(), not a list of {}",
+                signature.data_type()
+            );
+        };
+        if values.len() < bands * rows {
+            return exec_err!(
+                "minhash_bands: {bands} bands x {rows} rows need {} values, the signature has {}",
+                bands * rows,
+                values.len()
+            );
+        }
+        out.values().extend(minhash::band_hashes(values.values(), bands, rows).map(Some));
+        out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 fn model(path: &str) -> DFResult<Arc<MathClassifier>> {
     let mut models = MODELS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((_, model)) = models.iter().find(|(p, _)| p == path) {
@@ -494,7 +629,11 @@ mod tests {
             Arc::new(StringViewArray::from(vec![None, Some(""), Some(huge.as_str()), Some(&garbage)]));
         for function in library() {
             let args = match function.name {
-                "completeness" => vec![column.clone(), column.clone()],
+                "completeness" | "jaccard" => vec![column.clone(), column.clone()],
+                "minhash_bands" => {
+                    let ints = |n: i64| Arc::new(Int64Array::from(vec![n; 4])) as ArrayRef;
+                    vec![call("minhash", vec![column.clone()]), ints(14), ints(8)]
+                }
                 "difficulty" => {
                     vec![Arc::new(Int64Array::from(vec![None, Some(-1), Some(0), Some(i64::MAX)])) as ArrayRef]
                 }

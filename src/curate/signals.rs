@@ -13,9 +13,10 @@
 //! - fractions over nothing (no lines, no words) are 0: an empty text has no bad lines.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::text::Prehashed;
 
 /// All quality signals of one text.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -157,26 +158,6 @@ impl Signals {
         s
     }
 }
-
-/// A hasher for keys that are already hashes (xxh3): it passes them through.
-#[derive(Default, Clone, Copy)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = xxh3_64(bytes); // not used for u64 keys; correct for any other
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Prehashed = BuildHasherDefault<PassThrough>;
 
 /// Whether `text` is bare LaTeX markup: nothing alphanumeric once command names
 /// (`\frac`) and environment names (`{align*}` after `\begin`/`\end`) are set aside.

@@ -25,9 +25,11 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::curate::script::{self, ScriptOptions, StatementReport};
+use crate::decontaminate::{self, BenchmarkSpec, DEFAULT_NGRAM, DecontamOptions, DecontamReport};
+use crate::dedup::{self, DEFAULT_MIN_SIMILARITY, DedupOptions, DedupReport, minhash::MinHashConfig};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary};
-use crate::lake::{Lake, SessionOptions, parse_size};
+use crate::lake::{Lake, SessionOptions, Target, parse_size};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,10 @@ pub enum Stage {
     Ingest(IngestSpec),
     /// `mathlake sql FILE`: a SQL file with parameter values.
     Sql(SqlStage),
+    /// `mathlake dedup`.
+    Dedup(DedupStage),
+    /// `mathlake decontaminate`.
+    Decontaminate(DecontamStage),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,10 +72,6 @@ pub struct SqlStage {
 
 impl SqlStage {
     fn options(&self) -> Result<ScriptOptions> {
-        let memory_limit = match &self.memory_limit {
-            Some(size) => Some(parse_size(size).map_err(|e| Error::user(format!("memory_limit: {e}")))?),
-            None => None,
-        };
         let set = self
             .set
             .iter()
@@ -81,8 +83,104 @@ impl SqlStage {
                 (name.clone(), text)
             })
             .collect();
-        Ok(ScriptOptions { set, session: SessionOptions { memory_limit, spill_dir: None }, show_rows: 50 })
+        Ok(ScriptOptions { set, session: session_options(self.memory_limit.as_deref())?, show_rows: 50 })
     }
+}
+
+/// `kind = "dedup"`: the settings of `mathlake dedup`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub input: String,
+    pub to: String,
+    #[serde(default)]
+    pub clusters: Option<String>,
+    #[serde(default = "text_column")]
+    pub column: String,
+    #[serde(default)]
+    pub exact_only: bool,
+    /// `minhash = { ngram = 5, bands = 14, rows = 8, seed = 1 }`, each optional.
+    #[serde(default)]
+    pub minhash: MinHashConfig,
+    #[serde(default = "default_min_similarity")]
+    pub min_similarity: f64,
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+}
+
+fn text_column() -> String {
+    "text".into()
+}
+
+fn default_min_similarity() -> f64 {
+    DEFAULT_MIN_SIMILARITY
+}
+
+impl DedupStage {
+    fn options(&self) -> Result<DedupOptions> {
+        Ok(DedupOptions {
+            input: self.input.clone(),
+            to: Target::parse(&self.to)?,
+            clusters: self.clusters.as_deref().map(Target::parse).transpose()?,
+            column: self.column.clone(),
+            near: (!self.exact_only).then_some(self.minhash),
+            min_similarity: self.min_similarity,
+            session: session_options(self.memory_limit.as_deref())?,
+        })
+    }
+}
+
+/// `kind = "decontaminate"`: the settings of `mathlake decontaminate`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecontamStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub input: String,
+    /// `[NAME=]TABLE-OR-URL` each.
+    pub benchmarks: Vec<String>,
+    #[serde(default)]
+    pub benchmark_where: Option<String>,
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    pub to: String,
+    pub report: String,
+    #[serde(default = "default_ngram")]
+    pub ngram: usize,
+    #[serde(default)]
+    pub min_overlap: f64,
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+}
+
+fn default_ngram() -> usize {
+    DEFAULT_NGRAM
+}
+
+impl DecontamStage {
+    fn options(&self) -> Result<DecontamOptions> {
+        Ok(DecontamOptions {
+            input: self.input.clone(),
+            benchmarks: self.benchmarks.iter().map(|b| BenchmarkSpec::parse(b)).collect::<Result<_>>()?,
+            benchmark_where: self.benchmark_where.clone(),
+            columns: self.columns.clone(),
+            to: Target::parse(&self.to)?,
+            report: Target::parse(&self.report)?,
+            ngram: self.ngram,
+            min_overlap: self.min_overlap,
+            session: session_options(self.memory_limit.as_deref())?,
+        })
+    }
+}
+
+fn session_options(memory_limit: Option<&str>) -> Result<SessionOptions> {
+    let memory_limit = match memory_limit {
+        Some(size) => Some(parse_size(size).map_err(|e| Error::user(format!("memory_limit: {e}")))?),
+        None => None,
+    };
+    Ok(SessionOptions { memory_limit, spill_dir: None })
 }
 
 impl Stage {
@@ -93,6 +191,8 @@ impl Stage {
                 let stem = stage.file.file_stem().map(|s| s.to_string_lossy().into_owned());
                 stem.unwrap_or_else(|| format!("sql-{}", index + 1))
             }),
+            Stage::Dedup(stage) => stage.name.clone().unwrap_or_else(|| format!("dedup-{}", index + 1)),
+            Stage::Decontaminate(stage) => stage.name.clone().unwrap_or_else(|| format!("decontaminate-{}", index + 1)),
         }
     }
 }
@@ -110,6 +210,8 @@ pub enum ProgressUnit {
 pub enum StageReport {
     Ingest { name: String, summary: IngestSummary },
     Sql { name: String, file: PathBuf, statements: Vec<StatementReport> },
+    Dedup { name: String, report: DedupReport },
+    Decontaminate { name: String, report: DecontamReport },
 }
 
 impl Job {
@@ -161,6 +263,26 @@ impl Job {
                         let options = stage.options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({ "kind": "sql", "file": stage.file, "set": options.set })
                     }
+                    Stage::Dedup(stage) => {
+                        let options = stage.options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        if let Some(config) = &options.near {
+                            config.validate().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        }
+                        serde_json::json!({
+                            "kind": "dedup", "input": options.input, "to": options.to.describe(),
+                            "clusters": options.clusters.as_ref().map(Target::describe), "column": options.column,
+                            "minhash": options.near, "min_similarity": options.min_similarity,
+                        })
+                    }
+                    Stage::Decontaminate(stage) => {
+                        let options = stage.options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({
+                            "kind": "decontaminate", "input": options.input, "benchmarks": stage.benchmarks,
+                            "benchmark_where": options.benchmark_where, "columns": options.columns,
+                            "to": options.to.describe(), "report": options.report.describe(),
+                            "ngram": options.ngram, "min_overlap": options.min_overlap,
+                        })
+                    }
                 };
                 Ok((name, resolved))
             })
@@ -200,6 +322,22 @@ impl Job {
                         .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
                     bar.finish_and_clear();
                     StageReport::Sql { name, file: stage.file.clone(), statements }
+                }
+                Stage::Dedup(stage) => {
+                    let bar = progress(&name, ProgressUnit::Rows);
+                    let report = dedup::dedup(lake, &stage.options()?, &bar)
+                        .await
+                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                    bar.finish_and_clear();
+                    StageReport::Dedup { name, report }
+                }
+                Stage::Decontaminate(stage) => {
+                    let bar = progress(&name, ProgressUnit::Rows);
+                    let report = decontaminate::decontaminate(lake, &stage.options()?, &bar)
+                        .await
+                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                    bar.finish_and_clear();
+                    StageReport::Decontaminate { name, report }
                 }
             };
             on_stage(&report);

@@ -1,7 +1,8 @@
 //! `normalize_text`: Unicode NFC, every run of Unicode white space (tabs, newlines,
 //! NBSP, U+2028, ideographic space...) as one ASCII space, no leading or trailing space.
 //! Case, punctuation and LaTeX are kept: `\frac{a}{b}` and `\frac{A}{B}` are different
-//! mathematics. Ingest ids, dedup and decontamination all call this one function.
+//! mathematics. Ingest ids and exact dedup call this one function; near-dup detection and
+//! decontamination compare the coarser words of `words.rs`.
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 use xxhash_rust::xxh3::xxh3_128;

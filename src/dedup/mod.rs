@@ -1,0 +1,278 @@
+//! `mathlake dedup`: exact and near-duplicate removal.
+//!
+//! 1. Keys: every row gets `text_hash(text)` (exact duplicates after `normalize_text`)
+//!    and, unless exact-only, one key per MinHash LSH band (`minhash_bands(minhash(text))`).
+//! 2. Candidate pairs: rows sharing a key pair up with the key's smallest id. Grouping by
+//!    key is a DataFusion window over a sort, which spills under a memory limit, so no
+//!    in-memory index of the corpus is ever built.
+//! 3. Verification (optional, on by default): a candidate pair merges only when the two full
+//!    signatures agree on at least `min_similarity` of their values (an estimate of the
+//!    Jaccard similarity). LSH alone merges 5% of pairs at similarity 0.5 with 14 x 8 bands.
+//!    Only candidate documents' signatures are held.
+//! 4. Connected components of the merged pairs (`components.rs`); each keeps its smallest
+//!    id. The output is the input minus the other members, streamed; the cluster table
+//!    lists every member of every component: (id, cluster, kept).
+
+pub mod components;
+pub mod minhash;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use self::components::Components;
+use self::minhash::{MinHashConfig, MinHashScratch, MinHasher, estimated_jaccard};
+use crate::curate::functions::texts;
+use crate::error::{Error, Result};
+use crate::lake::{Lake, Output, SessionOptions, Target, register_source};
+
+const INPUT: &str = "dedup_input";
+
+/// Candidate pairs whose signatures agree on less than this share do not merge: LSH with
+/// 14 x 8 bands lets through 5% of pairs at similarity 0.5, and in math text such pairs
+/// are often different problems in the same template.
+pub const DEFAULT_MIN_SIMILARITY: f64 = 0.7;
+
+#[derive(Debug, Clone)]
+pub struct DedupOptions {
+    /// A lake table, a table's URL, or Parquet files.
+    pub input: String,
+    pub to: Target,
+    pub clusters: Option<Target>,
+    /// The text column; rows also need a string `id`.
+    pub column: String,
+    /// MinHash LSH settings; `None` removes exact duplicates only.
+    pub near: Option<MinHashConfig>,
+    /// The share of equal signature values a candidate pair needs to merge; 0 merges every
+    /// candidate pair (FineWeb's way).
+    pub min_similarity: f64,
+    pub session: SessionOptions,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DedupReport {
+    pub input: String,
+    pub to: String,
+    pub clusters_to: Option<String>,
+    pub near: Option<MinHashConfig>,
+    pub min_similarity: f64,
+    pub input_rows: u64,
+    pub output_rows: u64,
+    pub removed: u64,
+    /// Components of two or more documents.
+    pub clusters: u64,
+    pub candidate_pairs: u64,
+    /// Candidate pairs verification turned down.
+    pub rejected_pairs: u64,
+    pub seconds: f64,
+}
+
+pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) -> Result<DedupReport> {
+    let started = Instant::now();
+    if let Some(config) = &options.near {
+        config.validate().map_err(Error::user)?;
+    }
+    if !(0.0..=1.0).contains(&options.min_similarity) {
+        return Err(Error::user(format!("min similarity must be 0 to 1, not {}", options.min_similarity)));
+    }
+    let ctx = crate::curate::session(lake, &options.session).await?;
+    register_source(&ctx, lake, INPUT, &options.input).await?;
+    require_text_columns(&ctx, INPUT, &options.input, &["id", &options.column], "--column").await?;
+    let column = quote(&options.column);
+
+    progress.set_message("dedup: grouping keys");
+    let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), progress).await?;
+    let candidate_count = pairs.len() as u64;
+    let mut rejected_pairs = 0;
+    let mut components = Components::default();
+    match options.near.filter(|_| options.min_similarity > 0.0) {
+        Some(config) => {
+            progress.set_message("dedup: verifying candidates");
+            let wanted: HashSet<&str> = pairs.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]).collect();
+            let signatures = signatures_of(&ctx, &column, &config, &wanted, progress).await?;
+            for (a, b) in &pairs {
+                // A text without words has no signature: its pair came from the exact key.
+                let similar = match (signatures.get(a.as_str()), signatures.get(b.as_str())) {
+                    (Some(x), Some(y)) => estimated_jaccard(x, y) >= options.min_similarity,
+                    _ => true,
+                };
+                if similar {
+                    components.union(a, b);
+                } else {
+                    rejected_pairs += 1;
+                }
+            }
+        }
+        None => pairs.iter().for_each(|(a, b)| components.union(a, b)),
+    }
+    let members = components.members();
+    let removed: HashSet<&str> = members.iter().filter(|(id, rep)| id != rep).map(|(id, _)| id.as_str()).collect();
+    let clusters = members.iter().filter(|(id, rep)| id == rep).count() as u64;
+
+    progress.set_message("dedup: writing");
+    let (input_rows, output_rows) = write_kept(&ctx, lake, &options.to, &removed, progress).await?;
+    if let Some(target) = &options.clusters {
+        write_clusters(lake, target, &members).await?;
+    }
+    Ok(DedupReport {
+        input: options.input.clone(),
+        to: options.to.describe(),
+        clusters_to: options.clusters.as_ref().map(Target::describe),
+        near: options.near,
+        min_similarity: options.min_similarity,
+        input_rows,
+        output_rows,
+        removed: removed.len() as u64,
+        clusters,
+        candidate_pairs: candidate_count,
+        rejected_pairs,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Pairs (id, smallest id sharing a key with it), each once.
+async fn candidate_pairs(
+    ctx: &SessionContext,
+    column: &str,
+    near: Option<&MinHashConfig>,
+    progress: &ProgressBar,
+) -> Result<Vec<(String, String)>> {
+    let mut keys = format!("SELECT id, text_hash({column}) AS key FROM {INPUT}");
+    if let Some(c) = near {
+        keys += &format!(
+            " UNION ALL SELECT id, unnest(minhash_bands(minhash({column}, {}, {}, {}), {}, {})) AS key FROM {INPUT}",
+            c.ngram,
+            c.permutations(),
+            c.seed,
+            c.bands,
+            c.rows
+        );
+    }
+    let sql = format!(
+        "SELECT DISTINCT id, rep FROM (
+             SELECT id, min(id) OVER (PARTITION BY key) AS rep FROM ({keys}) WHERE key IS NOT NULL
+         ) WHERE id <> rep"
+    );
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let mut pairs = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        progress.inc(batch.num_rows() as u64);
+        for (id, rep) in texts(batch.column(0))?.zip(texts(batch.column(1))?) {
+            if let (Some(id), Some(rep)) = (id, rep) {
+                pairs.push((id.to_string(), rep.to_string()));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// The full signatures of the `wanted` ids, in one pass over the input.
+async fn signatures_of(
+    ctx: &SessionContext,
+    column: &str,
+    config: &MinHashConfig,
+    wanted: &HashSet<&str>,
+    progress: &ProgressBar,
+) -> Result<HashMap<String, Vec<u32>>> {
+    let hasher = MinHasher::from_config(config);
+    let mut scratch = MinHashScratch::default();
+    let mut signatures = HashMap::with_capacity(wanted.len());
+    let mut stream = ctx.sql(&format!("SELECT id, {column} FROM {INPUT}")).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        progress.inc(batch.num_rows() as u64);
+        for (id, text) in texts(batch.column(0))?.zip(texts(batch.column(1))?) {
+            let (Some(id), Some(text)) = (id, text) else { continue };
+            if wanted.contains(id) && !signatures.contains_key(id) {
+                let mut signature = Vec::new();
+                if hasher.signature(text, &mut scratch, &mut signature) {
+                    signatures.insert(id.to_string(), signature);
+                }
+            }
+        }
+    }
+    Ok(signatures)
+}
+
+/// Streams the input minus `removed` to `target`; returns rows read and written.
+async fn write_kept(
+    ctx: &SessionContext,
+    lake: &Lake,
+    target: &Target,
+    removed: &HashSet<&str>,
+    progress: &ProgressBar,
+) -> Result<(u64, u64)> {
+    let frame = ctx.table(INPUT).await?;
+    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+    let id_index = schema.index_of("id")?;
+    let mut output = Output::open(lake, target, schema).await?;
+    let mut stream = frame.execute_stream().await?;
+    let mut read = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        read += batch.num_rows() as u64;
+        progress.inc(batch.num_rows() as u64);
+        let keep: BooleanArray =
+            texts(batch.column(id_index))?.map(|id| Some(!id.is_some_and(|id| removed.contains(id)))).collect();
+        output.write(&filter_record_batch(&batch, &keep)?).await?;
+    }
+    let written = output.finish("dedup", serde_json::json!({ "removed": removed.len() })).await?;
+    Ok((read, written.rows))
+}
+
+async fn write_clusters(lake: &Lake, target: &Target, members: &[(String, String)]) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("cluster", DataType::Utf8, false),
+        Field::new("kept", DataType::Boolean, false),
+    ]));
+    let mut output = Output::open(lake, target, schema.clone()).await?;
+    for chunk in members.chunks(8192) {
+        let ids: ArrayRef = Arc::new(chunk.iter().map(|(id, _)| Some(id.as_str())).collect::<StringArray>());
+        let reps: ArrayRef = Arc::new(chunk.iter().map(|(_, rep)| Some(rep.as_str())).collect::<StringArray>());
+        let kept: ArrayRef = Arc::new(chunk.iter().map(|(id, rep)| Some(id == rep)).collect::<BooleanArray>());
+        output.write(&RecordBatch::try_new(schema.clone(), vec![ids, reps, kept])?).await?;
+    }
+    output.finish("dedup clusters", serde_json::json!({})).await?;
+    Ok(())
+}
+
+/// Fails with the columns `source` has unless it has every one of `required` as text.
+pub(crate) async fn require_text_columns(
+    ctx: &SessionContext,
+    alias: &str,
+    source: &str,
+    required: &[&str],
+    option: &str,
+) -> Result<()> {
+    let frame = ctx.table(alias).await?;
+    let schema = frame.schema().as_arrow();
+    for name in required {
+        match schema.field_with_name(name) {
+            Ok(field) if matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {}
+            Ok(field) => {
+                return Err(Error::user(format!("column `{name}` of `{source}` is {}, not text", field.data_type())));
+            }
+            Err(_) => {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(Error::user(format!("`{source}` has no column `{name}` (it has {})", names.join(", ")))
+                    .hint(format!("{option} names the text column(s); rows need a string `id` too")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `name` as a SQL identifier.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

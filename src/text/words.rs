@@ -1,0 +1,154 @@
+//! Words as dedup and decontamination compare them: maximal runs of letters and digits
+//! (any script), lower-cased, after Unicode NFC. Punctuation, white space and LaTeX
+//! markup separate words, so `Janet's ducks` and `janets ducks` differ but `\frac{3}{4}`
+//! and `\frac {3} {4}` agree. Digits are kept as they are: math problems that differ
+//! only in their numbers are different problems (FineWeb maps every digit to 0; we do not).
+//!
+//! Each word becomes a 64-bit hash; word n-grams are hashes of consecutive word hashes.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Buffers reused between texts: hot loops split millions of them.
+#[derive(Debug, Default)]
+pub struct WordScratch {
+    word: Vec<u8>,
+    composed: String,
+}
+
+/// Calls `f` with each word of `text`, lower-cased, as UTF-8 bytes.
+pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[u8])) {
+    let text = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text
+    } else {
+        scratch.composed.clear();
+        scratch.composed.extend(text.nfc());
+        scratch.composed.as_str()
+    };
+    let word = &mut scratch.word;
+    word.clear();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if b.is_ascii_alphanumeric() {
+                word.push(b.to_ascii_lowercase());
+            } else if !word.is_empty() {
+                f(word);
+                word.clear();
+            }
+            i += 1;
+            continue;
+        }
+        let c = text[i..].chars().next().expect("i is on a character boundary");
+        if c.is_alphanumeric() {
+            for lower in c.to_lowercase() {
+                let mut buf = [0; 4];
+                word.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
+            }
+        } else if !word.is_empty() {
+            f(word);
+            word.clear();
+        }
+        i += c.len_utf8();
+    }
+    if !word.is_empty() {
+        f(word);
+        word.clear();
+    }
+}
+
+/// The hash of each word of `text`, appended to `out`.
+pub fn word_hashes(text: &str, scratch: &mut WordScratch, out: &mut Vec<u64>) {
+    for_each_word(text, scratch, |word| out.push(xxh3_64(word)));
+}
+
+/// The words of `text` as strings (benchmark items keep theirs to quote matches).
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_word(text, &mut WordScratch::default(), |word| out.push(String::from_utf8_lossy(word).into_owned()));
+    out
+}
+
+/// The hash of the word sequence `words` (word hashes): an n-gram, or a whole text.
+pub fn sequence_hash(words: &[u64]) -> u64 {
+    words.iter().fold(0x9e37_79b9_7f4a_7c15, |h, &w| mix(h ^ w))
+}
+
+/// The hash of each run of `n` consecutive words, appended to `out`. A text shorter than
+/// `n` words (but not empty) gives one hash, of all its words, so short texts still compare.
+pub fn ngram_hashes(words: &[u64], n: usize, out: &mut Vec<u64>) {
+    if words.is_empty() {
+        return;
+    }
+    if words.len() <= n {
+        out.push(sequence_hash(words));
+        return;
+    }
+    out.extend(words.windows(n).map(sequence_hash));
+}
+
+/// splitmix64's finalizer: every input bit flips about half of the output bits.
+pub fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// A hasher for keys that are already hashes (xxh3): it passes them through.
+#[derive(Default, Clone, Copy)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64(bytes); // not used for u64 keys; correct for any other
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub type Prehashed = BuildHasherDefault<PassThrough>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_lower_cased_letter_and_digit_runs() {
+        assert_eq!(words("Janet's ducks lay 16 eggs."), ["janet", "s", "ducks", "lay", "16", "eggs"]);
+        assert_eq!(words("$\\frac{3}{4}$ vs \\frac {3} {4}"), ["frac", "3", "4", "vs", "frac", "3", "4"]);
+        assert_eq!(words("ÉCOLE Straße 東京 x²"), ["école", "straße", "東京", "x²"]);
+        // A decomposed accent composes first, so it stays inside its word.
+        assert_eq!(words("Cafe\u{301} au lait"), ["café", "au", "lait"]);
+        assert!(words("  ... $$ \n").is_empty());
+    }
+
+    #[test]
+    fn ngrams_slide_and_short_texts_give_one() {
+        let mut scratch = WordScratch::default();
+        let mut hashes = Vec::new();
+        word_hashes("a b c d", &mut scratch, &mut hashes);
+        let mut grams = Vec::new();
+        ngram_hashes(&hashes, 2, &mut grams);
+        assert_eq!(grams.len(), 3);
+        assert_eq!(grams[0], sequence_hash(&hashes[0..2]));
+        assert_ne!(grams[0], grams[1]);
+        grams.clear();
+        ngram_hashes(&hashes, 13, &mut grams);
+        assert_eq!(grams, [sequence_hash(&hashes)]);
+        grams.clear();
+        ngram_hashes(&[], 13, &mut grams);
+        assert!(grams.is_empty());
+        // Order matters: "a b" and "b a" are different bigrams.
+        assert_ne!(sequence_hash(&hashes[0..2]), sequence_hash(&[hashes[1], hashes[0]]));
+    }
+}
