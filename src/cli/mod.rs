@@ -197,7 +197,7 @@ pub struct DedupArgs {
     /// Where the unique rows go: a lake table (replaced) or a .parquet URL.
     #[arg(long, value_parser = Target::parse)]
     to: Target,
-    /// Where the cluster table (id, cluster, kept) goes, one row per member of each cluster.
+    /// Where the cluster table (id, cluster_id, kept) goes, one row per member of each cluster.
     #[arg(long, value_parser = Target::parse)]
     clusters: Option<Target>,
     /// The text column.

@@ -11,7 +11,8 @@
 //!    Only candidate documents' signatures are held.
 //! 4. Connected components of the merged pairs (`components.rs`); each keeps its smallest
 //!    id. The output is the input minus the other members, streamed; the cluster table
-//!    lists every member of every component: (id, cluster, kept).
+//!    lists every member of every component: (id, cluster_id, kept); `cluster` alone is
+//!    a SQL keyword (CLUSTER BY).
 
 pub mod components;
 pub mod minhash;
@@ -232,7 +233,7 @@ async fn write_kept(
 async fn write_clusters(lake: &Lake, target: &Target, members: &[(String, String)]) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
-        Field::new("cluster", DataType::Utf8, false),
+        Field::new("cluster_id", DataType::Utf8, false),
         Field::new("kept", DataType::Boolean, false),
     ]));
     let mut output = Output::open(lake, target, schema.clone()).await?;

@@ -40,6 +40,10 @@ fn curation_files_run_on_local_and_s3_lakes_alike() {
         "SELECT id, source FROM general_documents ORDER BY id",
         "SELECT id, answer, steps, difficulty FROM training_problems ORDER BY id",
         "SELECT id, language, math_score, word_count, top_2gram_fraction FROM document_signals ORDER BY id",
+        // The quickstart's dedup and decontamination stages, on S3 as on a local folder.
+        "SELECT id FROM math_documents_clean ORDER BY id",
+        "SELECT id, cluster_id, kept FROM math_documents_clusters ORDER BY id",
+        "SELECT * FROM training_problems_contamination ORDER BY training_id, item_id",
     ] {
         let (a, b) = (query(&local, sql, &env), query(s3, sql, &env));
         assert!(!a.is_empty(), "{sql}");

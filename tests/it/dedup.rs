@@ -137,13 +137,13 @@ fn near_duplicates_at_known_similarity_merge_and_distinct_texts_do_not() {
         let rows = query(
             &lake,
             &format!(
-                "SELECT d.source_id AS key, c.cluster FROM documents d LEFT JOIN clusters_{suffix} c ON c.id = d.id"
+                "SELECT d.source_id AS key, c.cluster_id FROM documents d LEFT JOIN clusters_{suffix} c ON c.id = d.id"
             ),
             &[],
         );
         let cluster: HashMap<String, Option<String>> = rows
             .iter()
-            .map(|r| (r["key"].as_str().unwrap().to_string(), r["cluster"].as_str().map(String::from)))
+            .map(|r| (r["key"].as_str().unwrap().to_string(), r["cluster_id"].as_str().map(String::from)))
             .collect();
         let merged = |n: usize| {
             let (base, variant) = (&cluster[&format!("{n}-base")], &cluster[&format!("{n}-variant")]);
@@ -172,8 +172,8 @@ fn near_duplicates_at_known_similarity_merge_and_distinct_texts_do_not() {
         let bad_clusters = query(
             &lake,
             &format!(
-                "SELECT cluster FROM clusters_{suffix} GROUP BY cluster
-                 HAVING sum(CASE WHEN kept THEN 1 ELSE 0 END) <> 1 OR min(id) <> cluster"
+                "SELECT cluster_id FROM clusters_{suffix} GROUP BY cluster_id
+                 HAVING sum(CASE WHEN kept THEN 1 ELSE 0 END) <> 1 OR min(id) <> cluster_id"
             ),
             &[],
         );
@@ -225,10 +225,11 @@ fn exact_duplicates_ignore_spacing_and_bad_input_is_refused() {
         ]));
     }
     let cluster_of = |table: &str| -> HashMap<String, Option<String>> {
-        let sql = format!("SELECT d.source_id AS key, c.cluster FROM documents d LEFT JOIN {table} c ON c.id = d.id");
+        let sql =
+            format!("SELECT d.source_id AS key, c.cluster_id FROM documents d LEFT JOIN {table} c ON c.id = d.id");
         query(&lake, &sql, &[])
             .iter()
-            .map(|r| (r["key"].as_str().unwrap().to_string(), r["cluster"].as_str().map(String::from)))
+            .map(|r| (r["key"].as_str().unwrap().to_string(), r["cluster_id"].as_str().map(String::from)))
             .collect()
     };
 

@@ -3,6 +3,7 @@
 
 mod common;
 mod curate;
+mod decontaminate;
 mod dedup;
 mod ingest_bad_input;
 mod ingest_kill;
