@@ -334,6 +334,13 @@ pub fn library() -> Vec<Function> {
         }),
     });
     functions.push(Function {
+        name: "document_handle",
+        signature: Signature::string(1, Volatility::Immutable),
+        returns: DataType::UInt64,
+        doc: doc(&dedup, "64-bit hash of a document id, as dedup sorts and joins documents", "document_handle(id)"),
+        eval: Box::new(|args| map_text::<_, UInt64Array>(&args[0], |id| Some(crate::dedup::document(id)))),
+    });
+    functions.push(Function {
         name: "minhash",
         signature: Signature::one_of(vec![TypeSignature::String(1), TypeSignature::Any(4)], Volatility::Immutable),
         returns: DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false))),

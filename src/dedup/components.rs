@@ -1,26 +1,24 @@
-//! Connected components of duplicate pairs (union-find). Only ids that appear in a pair
-//! are held, so memory follows the number of duplicates, not the size of the corpus.
-//! Each component's representative is its smallest id: the same input always keeps the
-//! same document, whatever order the pairs arrive in.
+//! Connected components of duplicate pairs (union-find) over document handles. Only
+//! documents that appear in a pair are held, so memory follows the number of duplicates,
+//! not the size of the corpus.
 
 use std::collections::HashMap;
 
 #[derive(Debug, Default)]
 pub struct Components {
-    index: HashMap<String, u32>,
-    ids: Vec<String>,
+    index: HashMap<u64, u32>,
+    docs: Vec<u64>,
     parent: Vec<u32>,
 }
 
 impl Components {
-    fn node(&mut self, id: &str) -> u32 {
-        if let Some(&n) = self.index.get(id) {
-            return n;
+    fn node(&mut self, doc: u64) -> u32 {
+        let next = self.docs.len() as u32;
+        let n = *self.index.entry(doc).or_insert(next);
+        if n == next {
+            self.docs.push(doc);
+            self.parent.push(n);
         }
-        let n = self.ids.len() as u32;
-        self.index.insert(id.to_string(), n);
-        self.ids.push(id.to_string());
-        self.parent.push(n);
         n
     }
 
@@ -35,27 +33,22 @@ impl Components {
     }
 
     /// Records that `a` and `b` are duplicates.
-    pub fn union(&mut self, a: &str, b: &str) {
+    pub fn union(&mut self, a: u64, b: u64) {
         let (a, b) = (self.node(a), self.node(b));
         let (ra, rb) = (self.root(a), self.root(b));
-        if ra == rb {
-            return;
-        }
-        // The smaller id becomes the root, so the root is the component's smallest id.
-        if self.ids[ra as usize] < self.ids[rb as usize] {
-            self.parent[rb as usize] = ra;
-        } else {
+        if ra != rb {
             self.parent[ra as usize] = rb;
         }
     }
 
-    /// Every id that was in a pair, with its component's representative, sorted by id.
-    pub fn members(mut self) -> Vec<(String, String)> {
-        let roots: Vec<u32> = (0..self.ids.len() as u32).map(|n| self.root(n)).collect();
-        let mut members: Vec<(String, String)> =
-            roots.iter().enumerate().map(|(n, &root)| (self.ids[n].clone(), self.ids[root as usize].clone())).collect();
-        members.sort_unstable();
-        members
+    /// Every document that was in a pair, with a document that names its component.
+    pub fn members(mut self) -> Vec<(u64, u64)> {
+        (0..self.docs.len() as u32)
+            .map(|n| {
+                let root = self.root(n);
+                (self.docs[n as usize], self.docs[root as usize])
+            })
+            .collect()
     }
 }
 
@@ -64,20 +57,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chains_join_and_the_smallest_id_represents() {
+    fn chains_join_into_one_component() {
         let mut c = Components::default();
-        c.union("d", "c");
-        c.union("x", "y");
-        c.union("c", "b");
-        c.union("b", "d");
-        c.union("e", "d");
-        let members = c.members();
-        let rep = |id: &str| members.iter().find(|(m, _)| m == id).map(|(_, r)| r.as_str());
-        for id in ["b", "c", "d", "e"] {
-            assert_eq!(rep(id), Some("b"));
-        }
-        assert_eq!(rep("y"), Some("x"));
-        assert_eq!(rep("a"), None);
+        c.union(4, 3);
+        c.union(24, 25);
+        c.union(3, 2);
+        c.union(2, 4);
+        c.union(5, 4);
+        let members: HashMap<u64, u64> = c.members().into_iter().collect();
         assert_eq!(members.len(), 6);
+        for doc in [2, 3, 4, 5] {
+            assert_eq!(members[&doc], members[&2]);
+        }
+        assert_eq!(members[&24], members[&25]);
+        assert_ne!(members[&24], members[&2]);
+        assert!(!members.contains_key(&1));
     }
 }

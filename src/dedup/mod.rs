@@ -2,13 +2,13 @@
 //!
 //! 1. Keys: every row gets `text_hash(text)` (exact duplicates after `normalize_text`)
 //!    and, unless exact-only, one key per MinHash LSH band (`minhash_bands(minhash(text))`).
-//! 2. Candidate pairs: rows sharing a key pair up with the key's smallest id. Grouping by
-//!    key is a DataFusion window over a sort, which spills under a memory limit, so no
+//! 2. Candidate pairs: rows sharing a key pair up. DataFusion sorts (key, document
+//!    handle) rows, spilling to disk past the memory limit (1 GiB unless set), so no
 //!    in-memory index of the corpus is ever built.
 //! 3. Verification (optional, on by default): a candidate pair merges only when the two full
 //!    signatures agree on at least `min_similarity` of their values (an estimate of the
 //!    Jaccard similarity). LSH alone merges 5% of pairs at similarity 0.5 with 14 x 8 bands.
-//!    Only candidate documents' signatures are held.
+//!    Only candidate documents' ids and signatures are held.
 //! 4. Connected components of the merged pairs (`components.rs`); each keeps its smallest
 //!    id. The output is the input minus the other members, streamed; the cluster table
 //!    lists every member of every component: (id, cluster_id, kept); `cluster` alone is
@@ -21,13 +21,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_64;
 
 use self::components::Components;
 use self::minhash::{MinHashConfig, MinHashScratch, MinHasher, estimated_jaccard};
@@ -36,6 +37,10 @@ use crate::error::{Error, Result};
 use crate::lake::{Lake, Output, SessionOptions, Target, register_source};
 
 const INPUT: &str = "dedup_input";
+
+/// What the sort of the keys may hold before it spills, unless `--memory-limit` says:
+/// without a limit DataFusion keeps every key in memory (15 per document).
+pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Candidate pairs whose signatures agree on less than this share do not merge: LSH with
 /// 14 x 8 bands lets through 5% of pairs at similarity 0.5, and in math text such pairs
@@ -84,7 +89,9 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
     if !(0.0..=1.0).contains(&options.min_similarity) {
         return Err(Error::user(format!("min similarity must be 0 to 1, not {}", options.min_similarity)));
     }
-    let ctx = crate::curate::session(lake, &options.session).await?;
+    let mut session = options.session.clone();
+    session.memory_limit.get_or_insert(DEFAULT_MEMORY_LIMIT);
+    let ctx = crate::curate::session(lake, &session).await?;
     register_source(&ctx, lake, INPUT, &options.input).await?;
     require_text_columns(&ctx, INPUT, &options.input, &["id", &options.column], "--column").await?;
     let column = quote(&options.column);
@@ -92,31 +99,37 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
     progress.set_message("dedup: grouping keys");
     let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), progress).await?;
     let candidate_count = pairs.len() as u64;
+
+    // One pass over the candidates' rows: their ids, and their signatures to verify with.
+    progress.set_message("dedup: verifying candidates");
+    let wanted: HashSet<u64> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    let verify = options.near.filter(|_| options.min_similarity > 0.0);
+    let candidates = candidates_of(&ctx, &column, verify.as_ref(), &wanted, progress).await?;
     let mut rejected_pairs = 0;
     let mut components = Components::default();
-    match options.near.filter(|_| options.min_similarity > 0.0) {
-        Some(config) => {
-            progress.set_message("dedup: verifying candidates");
-            let wanted: HashSet<&str> = pairs.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]).collect();
-            let signatures = signatures_of(&ctx, &column, &config, &wanted, progress).await?;
-            for (a, b) in &pairs {
-                // A text without words has no signature: its pair came from the exact key.
-                let similar = match (signatures.get(a.as_str()), signatures.get(b.as_str())) {
-                    (Some(x), Some(y)) => estimated_jaccard(x, y) >= options.min_similarity,
-                    _ => true,
-                };
-                if similar {
-                    components.union(a, b);
-                } else {
-                    rejected_pairs += 1;
-                }
-            }
+    for &(a, b) in &pairs {
+        // A text without words has no signature: its pair came from the exact key.
+        let similar = match (&candidates[&a].signature, &candidates[&b].signature) {
+            (Some(x), Some(y)) => estimated_jaccard(x, y) >= options.min_similarity,
+            _ => true,
+        };
+        if similar {
+            components.union(a, b);
+        } else {
+            rejected_pairs += 1;
         }
-        None => pairs.iter().for_each(|(a, b)| components.union(a, b)),
     }
-    let members = components.members();
-    let removed: HashSet<&str> = members.iter().filter(|(id, rep)| id != rep).map(|(id, _)| id.as_str()).collect();
-    let clusters = members.iter().filter(|(id, rep)| id == rep).count() as u64;
+    // Each cluster keeps its smallest id.
+    let mut members: Vec<(&str, u64)> =
+        components.members().into_iter().map(|(doc, root)| (candidates[&doc].id.as_str(), root)).collect();
+    let mut kept: HashMap<u64, &str> = HashMap::new();
+    for &(id, root) in &members {
+        let rep = kept.entry(root).or_insert(id);
+        *rep = (*rep).min(id);
+    }
+    members.sort_unstable();
+    let members: Vec<(&str, &str)> = members.into_iter().map(|(id, root)| (id, kept[&root])).collect();
+    let removed: HashSet<u64> = members.iter().filter(|(id, rep)| id != rep).map(|(id, _)| document(id)).collect();
 
     progress.set_message("dedup: writing");
     let (input_rows, output_rows) = write_kept(&ctx, lake, &options.to, &removed, progress).await?;
@@ -132,24 +145,33 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
         input_rows,
         output_rows,
         removed: removed.len() as u64,
-        clusters,
+        clusters: kept.len() as u64,
         candidate_pairs: candidate_count,
         rejected_pairs,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Pairs (id, smallest id sharing a key with it), each once.
+/// A document's 64-bit handle: the hash of its id. Keys sort with handles, not ids: 16
+/// bytes a row instead of an id string (and string views that pin their source buffers).
+/// Two ids share a handle with odds of about 1 in 10^8 at a million documents.
+pub fn document(id: &str) -> u64 {
+    xxh3_64(id.as_bytes())
+}
+
+/// Pairs (document, first document sharing a key with it), each once. DataFusion sorts the
+/// keys (spilling past the memory limit) and they stream past in order; a window function
+/// over the keys would buffer all of them.
 async fn candidate_pairs(
     ctx: &SessionContext,
     column: &str,
     near: Option<&MinHashConfig>,
     progress: &ProgressBar,
-) -> Result<Vec<(String, String)>> {
-    let mut keys = format!("SELECT id, text_hash({column}) AS key FROM {INPUT}");
+) -> Result<Vec<(u64, u64)>> {
+    let mut keys = format!("SELECT document_handle(id) AS doc, text_hash({column}) AS key FROM {INPUT}");
     if let Some(c) = near {
         keys += &format!(
-            " UNION ALL SELECT id, unnest(minhash_bands(minhash({column}, {}, {}, {}), {}, {})) AS key FROM {INPUT}",
+            " UNION ALL SELECT document_handle(id), unnest(minhash_bands(minhash({column}, {}, {}, {}), {}, {})) FROM {INPUT}",
             c.ngram,
             c.permutations(),
             c.seed,
@@ -157,51 +179,77 @@ async fn candidate_pairs(
             c.rows
         );
     }
-    let sql = format!(
-        "SELECT DISTINCT id, rep FROM (
-             SELECT id, min(id) OVER (PARTITION BY key) AS rep FROM ({keys}) WHERE key IS NOT NULL
-         ) WHERE id <> rep"
-    );
+    let sql = format!("SELECT key, doc FROM ({keys}) WHERE key IS NOT NULL AND doc IS NOT NULL ORDER BY key, doc");
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     let mut pairs = Vec::new();
+    let mut current: Option<(u64, u64)> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         progress.inc(batch.num_rows() as u64);
-        for (id, rep) in texts(batch.column(0))?.zip(texts(batch.column(1))?) {
-            if let (Some(id), Some(rep)) = (id, rep) {
-                pairs.push((id.to_string(), rep.to_string()));
+        let (Some(keys), Some(docs)) =
+            (batch.column(0).as_primitive_opt::<UInt64Type>(), batch.column(1).as_primitive_opt::<UInt64Type>())
+        else {
+            return Err(Error::Internal("dedup keys and handles are not UInt64".into()));
+        };
+        for (&key, &doc) in keys.values().iter().zip(docs.values()) {
+            match current {
+                Some((k, first)) if k == key => {
+                    if first != doc {
+                        pairs.push((doc, first));
+                    }
+                }
+                _ => current = Some((key, doc)),
             }
         }
     }
+    pairs.sort_unstable();
+    pairs.dedup();
     Ok(pairs)
 }
 
-/// The full signatures of the `wanted` ids, in one pass over the input.
-async fn signatures_of(
+/// A document in a candidate pair.
+struct Candidate {
+    id: String,
+    /// Its full signature, when verifying and it has words.
+    signature: Option<Vec<u32>>,
+}
+
+/// The ids (and, with `verify`, the signatures) of the `wanted` documents, in one pass.
+async fn candidates_of(
     ctx: &SessionContext,
     column: &str,
-    config: &MinHashConfig,
-    wanted: &HashSet<&str>,
+    verify: Option<&MinHashConfig>,
+    wanted: &HashSet<u64>,
     progress: &ProgressBar,
-) -> Result<HashMap<String, Vec<u32>>> {
-    let hasher = MinHasher::from_config(config);
+) -> Result<HashMap<u64, Candidate>> {
+    let mut candidates = HashMap::with_capacity(wanted.len());
+    if wanted.is_empty() {
+        return Ok(candidates);
+    }
+    let hasher = verify.map(MinHasher::from_config);
     let mut scratch = MinHashScratch::default();
-    let mut signatures = HashMap::with_capacity(wanted.len());
-    let mut stream = ctx.sql(&format!("SELECT id, {column} FROM {INPUT}")).await?.execute_stream().await?;
+    let sql = match verify {
+        Some(_) => format!("SELECT id, {column} FROM {INPUT}"),
+        None => format!("SELECT id, NULL AS text FROM {INPUT}"),
+    };
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         progress.inc(batch.num_rows() as u64);
         for (id, text) in texts(batch.column(0))?.zip(texts(batch.column(1))?) {
-            let (Some(id), Some(text)) = (id, text) else { continue };
-            if wanted.contains(id) && !signatures.contains_key(id) {
-                let mut signature = Vec::new();
-                if hasher.signature(text, &mut scratch, &mut signature) {
-                    signatures.insert(id.to_string(), signature);
-                }
+            let Some(id) = id else { continue };
+            let doc = document(id);
+            if !wanted.contains(&doc) || candidates.contains_key(&doc) {
+                continue;
             }
+            let signature = hasher.as_ref().zip(text).and_then(|(hasher, text)| {
+                let mut signature = Vec::new();
+                hasher.signature(text, &mut scratch, &mut signature).then_some(signature)
+            });
+            candidates.insert(doc, Candidate { id: id.to_string(), signature });
         }
     }
-    Ok(signatures)
+    Ok(candidates)
 }
 
 /// Streams the input minus `removed` to `target`; returns rows read and written.
@@ -209,7 +257,7 @@ async fn write_kept(
     ctx: &SessionContext,
     lake: &Lake,
     target: &Target,
-    removed: &HashSet<&str>,
+    removed: &HashSet<u64>,
     progress: &ProgressBar,
 ) -> Result<(u64, u64)> {
     let frame = ctx.table(INPUT).await?;
@@ -222,15 +270,16 @@ async fn write_kept(
         let batch = batch?;
         read += batch.num_rows() as u64;
         progress.inc(batch.num_rows() as u64);
-        let keep: BooleanArray =
-            texts(batch.column(id_index))?.map(|id| Some(!id.is_some_and(|id| removed.contains(id)))).collect();
+        let keep: BooleanArray = texts(batch.column(id_index))?
+            .map(|id| Some(!id.is_some_and(|id| removed.contains(&document(id)))))
+            .collect();
         output.write(&filter_record_batch(&batch, &keep)?).await?;
     }
     let written = output.finish("dedup", serde_json::json!({ "removed": removed.len() })).await?;
     Ok((read, written.rows))
 }
 
-async fn write_clusters(lake: &Lake, target: &Target, members: &[(String, String)]) -> Result<()> {
+async fn write_clusters(lake: &Lake, target: &Target, members: &[(&str, &str)]) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("cluster_id", DataType::Utf8, false),
@@ -238,8 +287,8 @@ async fn write_clusters(lake: &Lake, target: &Target, members: &[(String, String
     ]));
     let mut output = Output::open(lake, target, schema.clone()).await?;
     for chunk in members.chunks(8192) {
-        let ids: ArrayRef = Arc::new(chunk.iter().map(|(id, _)| Some(id.as_str())).collect::<StringArray>());
-        let reps: ArrayRef = Arc::new(chunk.iter().map(|(_, rep)| Some(rep.as_str())).collect::<StringArray>());
+        let ids: ArrayRef = Arc::new(chunk.iter().map(|(id, _)| Some(*id)).collect::<StringArray>());
+        let reps: ArrayRef = Arc::new(chunk.iter().map(|(_, rep)| Some(*rep)).collect::<StringArray>());
         let kept: ArrayRef = Arc::new(chunk.iter().map(|(id, rep)| Some(id == rep)).collect::<BooleanArray>());
         output.write(&RecordBatch::try_new(schema.clone(), vec![ids, reps, kept])?).await?;
     }
