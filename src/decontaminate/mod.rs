@@ -94,6 +94,8 @@ pub struct DecontamReport {
     /// Bytes of text compared (the training columns).
     pub text_bytes: u64,
     pub benchmarks: Vec<BenchmarkSummary>,
+    /// Distinct n-grams over every item.
+    pub benchmark_ngrams: u64,
     pub seconds: f64,
 }
 
@@ -234,6 +236,7 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         removed,
         text_bytes,
         benchmarks: summaries,
+        benchmark_ngrams: index.ngrams() as u64,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -73,9 +73,30 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
-/// The hash of the word sequence `words` (word hashes): an n-gram, or a whole text.
+/// Multiplier of the polynomial n-gram hash (odd, so no word's bits are shifted out).
+const BASE: u64 = 0x0000_0100_0000_01b3;
+
+/// The hash of the word sequence `words` (word hashes): an n-gram, or a whole text. It is
+/// a polynomial in the word hashes, so [`for_each_ngram`] slides it along a text in
+/// constant time per word, then mixed so that every bit depends on every word.
 pub fn sequence_hash(words: &[u64]) -> u64 {
-    words.iter().fold(0x9e37_79b9_7f4a_7c15, |h, &w| mix(h ^ w))
+    mix(words.iter().fold(0, |h: u64, &w| h.wrapping_mul(BASE).wrapping_add(w)))
+}
+
+/// Calls `f(position, hash)` for each run of `n` consecutive words, the hash equal to
+/// [`sequence_hash`] of the run. Nothing when there are fewer than `n` words.
+pub fn for_each_ngram(words: &[u64], n: usize, mut f: impl FnMut(usize, u64)) {
+    if n == 0 || words.len() < n {
+        return;
+    }
+    // BASE^(n-1): the weight of the word that leaves the window.
+    let top = (1..n).fold(1u64, |p, _| p.wrapping_mul(BASE));
+    let mut h = words[..n].iter().fold(0, |h: u64, &w| h.wrapping_mul(BASE).wrapping_add(w));
+    f(0, mix(h));
+    for i in n..words.len() {
+        h = h.wrapping_sub(words[i - n].wrapping_mul(top)).wrapping_mul(BASE).wrapping_add(words[i]);
+        f(i + 1 - n, mix(h));
+    }
 }
 
 /// The hash of each run of `n` consecutive words, appended to `out`. A text shorter than
@@ -88,7 +109,7 @@ pub fn ngram_hashes(words: &[u64], n: usize, out: &mut Vec<u64>) {
         out.push(sequence_hash(words));
         return;
     }
-    out.extend(words.windows(n).map(sequence_hash));
+    for_each_ngram(words, n, |_, hash| out.push(hash));
 }
 
 /// splitmix64's finalizer: every input bit flips about half of the output bits.
@@ -148,6 +169,13 @@ mod tests {
         grams.clear();
         ngram_hashes(&[], 13, &mut grams);
         assert!(grams.is_empty());
+        let mut slid = Vec::new();
+        let many: Vec<u64> = (0..50).map(mix).collect();
+        for_each_ngram(&many, 13, |position, hash| {
+            assert_eq!(hash, sequence_hash(&many[position..position + 13]));
+            slid.push(hash);
+        });
+        assert_eq!(slid.len(), 38);
         // Order matters: "a b" and "b a" are different bigrams.
         assert_ne!(sequence_hash(&hashes[0..2]), sequence_hash(&[hashes[1], hashes[0]]));
     }
