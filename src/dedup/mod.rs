@@ -2,9 +2,10 @@
 //!
 //! 1. Keys: every row gets `text_hash(text)` (exact duplicates after `normalize_text`)
 //!    and, unless exact-only, one key per MinHash LSH band (`minhash_bands(minhash(text))`).
-//! 2. Candidate pairs: rows sharing a key pair up. DataFusion sorts (key, document
-//!    handle) rows, spilling to disk past the memory limit (1 GiB unless set), so no
-//!    in-memory index of the corpus is ever built.
+//! 2. Candidate pairs: rows sharing a key pair up. The (key, document handle) rows go to
+//!    a local Parquet file once, and DataFusion sorts them in slices of the key space
+//!    sized to the memory limit (1 GiB unless set), so no in-memory index of the corpus
+//!    is ever built.
 //! 3. Verification (optional, on by default): a candidate pair merges only when the Jaccard
 //!    similarity estimated from the low bytes of all 112 signature values is at least
 //!    `min_similarity`. LSH alone merges 5% of pairs at similarity 0.5 with 14 x 8 bands.
@@ -24,7 +25,8 @@ use std::time::Instant;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
-use datafusion::prelude::SessionContext;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -34,9 +36,10 @@ use self::components::Components;
 use self::minhash::{MinHashConfig, MinHashScratch, MinHasher, estimated_jaccard, low_bytes};
 use crate::curate::functions::texts;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, register_source};
+use crate::lake::{Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, register_source, run_id};
 
 const INPUT: &str = "dedup_input";
+const KEYS: &str = "dedup_keys";
 
 /// What the sort of the keys may hold before it spills, unless `--memory-limit` says:
 /// without a limit DataFusion keeps every key in memory (15 per document).
@@ -97,7 +100,7 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
     let column = quote(&options.column);
 
     progress.set_message("dedup: grouping keys");
-    let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), progress).await?;
+    let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), &session, progress).await?;
     let candidate_count = pairs.len() as u64;
 
     // One pass over the candidates' rows: their ids, and their signatures to verify with.
@@ -159,19 +162,24 @@ pub fn document(id: &str) -> u64 {
     xxh3_64(id.as_bytes())
 }
 
-/// Pairs (document, first document sharing a key with it), each once. DataFusion sorts the
-/// keys (spilling past the memory limit) and they stream past in order; a window function
-/// over the keys would buffer all of them.
+/// Pairs (document, first document sharing a key with it), each once.
+///
+/// Every (key, document) row is written once to a local Parquet file (16 bytes a row),
+/// then DataFusion sorts it in slices of the key space (`key % slices`) sized to fit the
+/// memory limit, and the rows stream past in order. One sort of all keys made
+/// DataFusion's external sort spill thousands of small runs at 4 GB of text and fail to
+/// merge them within the pool; a window function over the keys buffered all of them.
 async fn candidate_pairs(
     ctx: &SessionContext,
     column: &str,
     near: Option<&MinHashConfig>,
+    session: &SessionOptions,
     progress: &ProgressBar,
 ) -> Result<Vec<(u64, u64)>> {
-    let mut keys = format!("SELECT document_handle(id) AS doc, text_hash({column}) AS key FROM {INPUT}");
+    let mut keys = format!("SELECT text_hash({column}) AS key, document_handle(id) AS doc FROM {INPUT}");
     if let Some(c) = near {
         keys += &format!(
-            " UNION ALL SELECT document_handle(id), unnest(minhash_bands(minhash({column}, {}, {}, {}), {}, {})) FROM {INPUT}",
+            " UNION ALL SELECT unnest(minhash_bands(minhash({column}, {}, {}, {}), {}, {})), document_handle(id) FROM {INPUT}",
             c.ngram,
             c.permutations(),
             c.seed,
@@ -179,9 +187,54 @@ async fn candidate_pairs(
             c.rows
         );
     }
-    let sql = format!("SELECT key, doc FROM ({keys}) WHERE key IS NOT NULL AND doc IS NOT NULL ORDER BY key, doc");
-    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let dir = session.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let file = TempFile(dir.join(format!(
+        "mathlake-dedup-keys-{}-{}.parquet",
+        std::process::id(),
+        run_id(chrono::Utc::now())
+    )));
+    let location = Location::parse(&file.0.to_string_lossy())?;
+    let frame = ctx.sql(&format!("SELECT key, doc FROM ({keys}) WHERE key IS NOT NULL AND doc IS NOT NULL")).await?;
+    let mut writer = ParquetFileWriter::new(&location, SchemaRef::new(frame.schema().as_arrow().clone()))?;
+    let mut rows = 0u64;
+    let mut stream = frame.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).await?;
+    }
+    writer.finish().await?;
+    ctx.register_parquet(KEYS, location.url(), ParquetReadOptions::default()).await?;
+
+    // A sort holds about 64 bytes a row; give it half the pool.
+    let limit = session.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT) as u64;
+    let slices = (rows * 64).div_ceil((limit / 2).max(1)).max(1);
     let mut pairs = Vec::new();
+    for slice in 0..slices {
+        let sql = format!("SELECT key, doc FROM {KEYS} WHERE key % {slices} = {slice} ORDER BY key, doc");
+        let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+        collect_pairs(&mut stream, &mut pairs, progress).await?;
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    Ok(pairs)
+}
+
+/// A local file removed when dropped, whether or not the run succeeds.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Appends (document, first document of its key) for rows sorted by key, then document.
+async fn collect_pairs(
+    stream: &mut SendableRecordBatchStream,
+    pairs: &mut Vec<(u64, u64)>,
+    progress: &ProgressBar,
+) -> Result<()> {
     let mut current: Option<(u64, u64)> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -202,9 +255,7 @@ async fn candidate_pairs(
             }
         }
     }
-    pairs.sort_unstable();
-    pairs.dedup();
-    Ok(pairs)
+    Ok(())
 }
 
 /// A document in a candidate pair.
