@@ -130,9 +130,9 @@ pub enum Command {
     /// Remove exact and near-duplicate documents (MinHash LSH), with a cluster table for lineage.
     ///
     /// Rows sharing normalize_text(text), or an LSH band of their MinHash signatures, are
-    /// candidates; a candidate pair merges when the two signatures agree on at least
-    /// --min-similarity of their values (an estimate of the Jaccard similarity of their word
-    /// n-gram sets). Each cluster keeps its smallest id.
+    /// candidates; a candidate pair merges when the Jaccard similarity of their word n-gram
+    /// sets, estimated from their signatures, is at least --min-similarity. Each cluster
+    /// keeps its smallest id.
     #[command(
         after_help = "Examples:\n  mathlake dedup --input math_documents --to math_documents_dedup --clusters math_dedup_clusters\n  mathlake dedup --input s3://lake/main/documents --to out/unique.parquet --exact-only"
     )]
@@ -216,7 +216,7 @@ pub struct DedupArgs {
     rows: usize,
     #[arg(long, default_value_t = MinHashConfig::default().seed)]
     seed: u64,
-    /// Share of equal signature values a candidate pair needs to merge (0: every candidate).
+    /// Estimated Jaccard similarity a candidate pair needs to merge (0: every candidate).
     #[arg(long, default_value_t = DEFAULT_MIN_SIMILARITY)]
     min_similarity: f64,
     #[command(flatten)]

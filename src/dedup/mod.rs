@@ -45,7 +45,7 @@ const KEYS: &str = "dedup_keys";
 /// without a limit DataFusion keeps every key in memory (15 per document).
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
-/// Candidate pairs whose signatures agree on less than this share do not merge: LSH with
+/// Candidate pairs whose estimated similarity is below this do not merge: LSH with
 /// 14 x 8 bands lets through 5% of pairs at similarity 0.5, and in math text such pairs
 /// are often different problems in the same template.
 pub const DEFAULT_MIN_SIMILARITY: f64 = 0.7;
@@ -60,7 +60,7 @@ pub struct DedupOptions {
     pub column: String,
     /// MinHash LSH settings; `None` removes exact duplicates only.
     pub near: Option<MinHashConfig>,
-    /// The share of equal signature values a candidate pair needs to merge; 0 merges every
+    /// The estimated Jaccard similarity a candidate pair needs to merge; 0 merges every
     /// candidate pair (FineWeb's way).
     pub min_similarity: f64,
     pub session: SessionOptions,
