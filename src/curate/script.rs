@@ -356,7 +356,7 @@ async fn write(
 }
 
 /// Streams the rows of `frame` into `write`, counting them on `progress`; returns how many.
-async fn drain(
+pub(crate) async fn drain(
     frame: DataFrame,
     progress: &ProgressBar,
     mut write: impl AsyncFnMut(&RecordBatch) -> Result<()>,

@@ -35,6 +35,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use self::components::Components;
 use self::minhash::{MinHashConfig, MinHashScratch, MinHasher, estimated_jaccard, low_bytes};
 use crate::curate::functions::texts;
+use crate::curate::script::drain;
 use crate::error::{Error, Result};
 use crate::lake::{Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, register_source, run_id};
 
@@ -157,7 +158,7 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
 
 /// A document's 64-bit handle: the hash of its id. Keys sort with handles, not ids: 16
 /// bytes a row instead of an id string (and string views that pin their source buffers).
-/// Two ids share a handle with odds of about 1 in 10^8 at a million documents.
+/// Two ids share a handle with odds of about 3 in 10^8 at a million documents (n^2 / 2^65).
 pub fn document(id: &str) -> u64 {
     xxh3_64(id.as_bytes())
 }
@@ -206,7 +207,8 @@ async fn candidate_pairs(
     writer.finish().await?;
     ctx.register_parquet(KEYS, location.url(), ParquetReadOptions::default()).await?;
 
-    // A sort holds about 64 bytes a row; give it half the pool.
+    // Assume a sort holds about 64 bytes a row (16 of data, buffers and copies besides);
+    // give it half the pool.
     let limit = session.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT) as u64;
     let slices = (rows * 64).div_ceil((limit / 2).max(1)).max(1);
     let mut pairs = Vec::new();
@@ -315,17 +317,13 @@ async fn write_kept(
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
     let id_index = schema.index_of("id")?;
     let mut output = Output::open(lake, target, schema).await?;
-    let mut stream = frame.execute_stream().await?;
-    let mut read = 0;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        read += batch.num_rows() as u64;
-        progress.inc(batch.num_rows() as u64);
+    let read = drain(frame, progress, async |batch| {
         let keep: BooleanArray = texts(batch.column(id_index))?
             .map(|id| Some(!id.is_some_and(|id| removed.contains(&document(id)))))
             .collect();
-        output.write(&filter_record_batch(&batch, &keep)?).await?;
-    }
+        output.write(&filter_record_batch(batch, &keep)?).await
+    })
+    .await?;
     let written = output.finish("dedup", serde_json::json!({ "removed": removed.len() })).await?;
     Ok((read, written.rows))
 }

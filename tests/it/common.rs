@@ -54,6 +54,14 @@ pub fn query(lake: &str, sql: &str, env: &[(&str, String)]) -> Vec<serde_json::V
     ok(&mut command).lines().map(json).collect()
 }
 
+/// Ingests a JSONL file of `{"key", "text"}` records into `documents` under `source`, the
+/// key as `source_id`.
+pub fn ingest_keyed(lake: &str, path: &Path, source: &str) {
+    let path = path.to_str().unwrap();
+    let args = ["ingest", path, "--table", "documents", "--map", "text=text", "--map", "source_id=key"];
+    ok(&mut mathlake(&[&args[..], &["--source", source, "--lake", lake]].concat()));
+}
+
 pub fn lake_in(dir: &tempfile::TempDir) -> String {
     dir.path().join("lake").to_string_lossy().into_owned()
 }

@@ -96,20 +96,7 @@ fn planted_items_are_flagged_and_real_overlaps_are_reported() {
         }
     }
     drop(file);
-    ok(&mut mathlake(&[
-        "ingest",
-        planted.to_str().unwrap(),
-        "--table",
-        "documents",
-        "--map",
-        "text=text",
-        "--map",
-        "source_id=key",
-        "--source",
-        "planted",
-        "--lake",
-        &lake,
-    ]));
+    ingest_keyed(&lake, &planted, "planted");
     assert_eq!(count(&lake, "SELECT count(*) AS n FROM documents WHERE source = 'planted'"), 2 * 6319);
 
     let out = ok(&mut mathlake(&[
@@ -195,6 +182,7 @@ fn planted_items_are_flagged_and_real_overlaps_are_reported() {
     assert!((1..100).contains(&gsm8k), "GSM8K train records overlapping GSM8K test: {gsm8k}");
     assert!((100..3000).contains(&math), "MATH train records overlapping MATH test: {math}");
     // Same-question pairs are there, and every one is removed.
+    assert!(count(&lake, "SELECT count(*) AS n FROM train_overlaps WHERE question_match") > 0);
     let same_question = count(&lake, "SELECT count(*) AS n FROM train_overlaps WHERE question_match AND NOT removed");
     assert_eq!(same_question, 0);
 

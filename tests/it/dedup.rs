@@ -112,9 +112,7 @@ fn near_duplicates_at_known_similarity_merge_and_distinct_texts_do_not() {
     }
     drop(file);
     let lake = lake_in(&dir);
-    let corpus = corpus.to_str().unwrap();
-    let ingest = ["ingest", corpus, "--table", "documents", "--map", "text=text", "--map", "source_id=key"];
-    ok(&mut mathlake(&[&ingest[..], &["--source", "pairs", "--lake", &lake]].concat()));
+    ingest_keyed(&lake, &corpus, "pairs");
     assert_eq!(query(&lake, "SELECT count(*) AS n FROM documents", &[])[0]["n"], 2 * pairs.len());
 
     // Default settings (verified), then LSH alone.
@@ -208,21 +206,7 @@ fn exact_duplicates_ignore_spacing_and_bad_input_is_refused() {
             writeln!(file, "{}", serde_json::json!({ "key": format!("{i}-{kind}"), "text": copy })).unwrap();
         }
         drop(file);
-        let path = path.to_str().unwrap();
-        ok(&mut mathlake(&[
-            "ingest",
-            path,
-            "--table",
-            "documents",
-            "--map",
-            "text=text",
-            "--map",
-            "source_id=key",
-            "--source",
-            kind,
-            "--lake",
-            &lake,
-        ]));
+        ingest_keyed(&lake, &path, kind);
     }
     let cluster_of = |table: &str| -> HashMap<String, Option<String>> {
         let sql =
