@@ -175,6 +175,11 @@ impl DecontamStage {
     }
 }
 
+/// `error`, said to come from stage `name`.
+fn in_stage(name: &str, error: Error) -> Error {
+    Error::Context { context: format!("stage `{name}`"), source: Box::new(error) }
+}
+
 fn session_options(memory_limit: Option<&str>) -> Result<SessionOptions> {
     let memory_limit = match memory_limit {
         Some(size) => Some(parse_size(size).map_err(|e| Error::user(format!("memory_limit: {e}")))?),
@@ -306,9 +311,7 @@ impl Job {
                 Stage::Ingest(spec) => {
                     let options = spec.to_options(threads)?;
                     let bar = progress(&name, ProgressUnit::Bytes);
-                    let summary = ingest::ingest(lake, &options, &bar)
-                        .await
-                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                    let summary = ingest::ingest(lake, &options, &bar).await.map_err(|e| in_stage(&name, e))?;
                     bar.finish_and_clear();
                     StageReport::Ingest { name, summary }
                 }
@@ -319,15 +322,13 @@ impl Job {
                     let bar = progress(&name, ProgressUnit::Rows);
                     let statements = script::run(lake, &file, &sql, &stage.options()?, &bar)
                         .await
-                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                        .map_err(|e| in_stage(&name, e))?;
                     bar.finish_and_clear();
                     StageReport::Sql { name, file: stage.file.clone(), statements }
                 }
                 Stage::Dedup(stage) => {
                     let bar = progress(&name, ProgressUnit::Rows);
-                    let report = dedup::dedup(lake, &stage.options()?, &bar)
-                        .await
-                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                    let report = dedup::dedup(lake, &stage.options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
                     bar.finish_and_clear();
                     StageReport::Dedup { name, report }
                 }
@@ -335,7 +336,7 @@ impl Job {
                     let bar = progress(&name, ProgressUnit::Rows);
                     let report = decontaminate::decontaminate(lake, &stage.options()?, &bar)
                         .await
-                        .map_err(|e| Error::Context { context: format!("stage `{name}`"), source: Box::new(e) })?;
+                        .map_err(|e| in_stage(&name, e))?;
                     bar.finish_and_clear();
                     StageReport::Decontaminate { name, report }
                 }
