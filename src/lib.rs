@@ -4,7 +4,10 @@
 //! inputs (JSONL/.gz/.zst, Parquet, .txt/.tex; local or s3://)
 //!   -> ingest      -> lake tables: documents, problems, quarantine     [ingest]
 //!   -> curate SQL  -> quality signals, math score, answers, steps      [curate]
-//!   -> dedup, decontam, synthesize, tokenize, mix + pack, train, eval (planned)
+//!   -> dedup       -> near-duplicates and benchmark overlaps removed   [dedup, decontaminate]
+//!   -> tokenize    -> tokens and loss mask per record                  [tokenize]
+//!   -> mix + pack  -> training shards, manifest and loader             [shards]
+//!   -> train, eval (planned)
 //! ```
 //!
 //! Every stage reads and writes lake locations through [`lake`] (a local folder, S3 or
@@ -22,7 +25,9 @@ pub mod ingest;
 pub mod job;
 pub mod lake;
 pub mod query;
+pub mod shards;
 mod suggest;
 pub mod text;
+pub mod tokenize;
 
 pub use error::{Error, Result};

@@ -19,6 +19,10 @@ use crate::ingest::{self, IngestSpec, IngestSummary, mapping::PRESETS};
 use crate::job::{Job, ProgressUnit, StageReport};
 use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions, Target, parse_size};
 use crate::query;
+use crate::shards::manifest::Manifest;
+use crate::shards::mixture::Mode;
+use crate::shards::{self, BuildOptions, BuildReport};
+use crate::tokenize::{self, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -31,6 +35,8 @@ Examples:
   mathlake functions
   mathlake dedup --input math_documents --to math_documents_dedup --clusters math_dedup_clusters
   mathlake decontaminate --input training_problems --benchmarks problems --to clean_problems --report contamination
+  mathlake tokenize --input training_problems_clean --tokenizer ../shared/data/tokenizers/gpt2.json --to problem_tokens
+  mathlake shards build --mixture jobs/mixtures/test1.toml --to lake/shards/test1
   mathlake run jobs/quickstart.toml";
 
 /// A streaming data-lake processor for math pre-training corpora.
@@ -146,6 +152,22 @@ pub enum Command {
         after_help = "Examples:\n  mathlake decontaminate --input training_problems --benchmarks problems --to clean_problems --report contamination\n  mathlake decontaminate --input documents --benchmarks problems,aime=evals/aime.parquet --ngram 10 --to clean --report contamination"
     )]
     Decontaminate(DecontamArgs),
+    /// Tokenize a table with a Hugging Face tokenizer.json: one row per record with its
+    /// tokens (EOS last), loss mask and token count.
+    ///
+    /// Documents render as their text; problems (a table with a question column) as
+    /// "Question: {question}\nAnswer: {solution}", whose prompt is out of the SFT loss.
+    /// Rows with a null in a column the template reads are skipped and counted.
+    #[command(
+        after_help = "Examples:\n  mathlake tokenize --input general_documents_clean --tokenizer ../shared/data/tokenizers/gpt2.json --to general_tokens\n  mathlake tokenize --input training_problems_clean --tokenizer tok.json --to problem_tokens --keep split,level\n  mathlake tokenize --input problems --tokenizer tok.json --to sft_tokens --prompt '<|user|>{question}<|assistant|>' --response '{solution}'"
+    )]
+    Tokenize(TokenizeArgs),
+    /// Train a tokenizer.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCommand),
+    /// Build training shards from a mixture file, or look into a shard set.
+    #[command(subcommand)]
+    Shards(ShardsCommand),
     /// Run a job file: its stages in order, stopping at the first failure.
     Run {
         job: PathBuf,
@@ -187,6 +209,110 @@ pub enum ClassifierCommand {
         #[arg(long, required = true, value_name = "SQL")]
         negative: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenizerCommand {
+    /// Train a byte-level BPE (GPT-2's pre-tokenizer and byte alphabet, EOS <|endoftext|>)
+    /// of a chosen vocabulary size from lake text; writes a tokenizer.json.
+    #[command(
+        after_help = "Example:\n  mathlake tokenizer train --input \"SELECT text FROM documents\" --vocab-size 8192 --to lake/tokenizers/bpe8k.json"
+    )]
+    Train {
+        /// A SQL query whose first column is text, or a table / URL with a text column.
+        #[arg(long)]
+        input: String,
+        /// Tokens in the vocabulary, the 256 bytes and EOS included.
+        #[arg(long)]
+        vocab_size: usize,
+        /// A pair merges only if seen at least this often.
+        #[arg(long, default_value_t = 2)]
+        min_frequency: u64,
+        /// Where the tokenizer.json goes: a path or URL.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        memory: MemoryArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShardsCommand {
+    /// Pack the tokenized tables of a mixture (one experimental arm) into shards.
+    ///
+    /// Each source gets its token budget exactly (CPT) or as near as whole records allow
+    /// (SFT), upsampled where it must be; validation_fraction of each source's records is
+    /// held out for the validation shards. Writes Arrow IPC shards and manifest.json.
+    #[command(
+        after_help = "Example:\n  mathlake shards build --mixture jobs/mixtures/test1.toml --to lake/shards/test1"
+    )]
+    Build {
+        /// The mixture file (TOML).
+        #[arg(long)]
+        mixture: PathBuf,
+        /// The shard set's folder: a path or URL.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        memory: MemoryArgs,
+    },
+    /// Show a shard set's manifest, the mixture achieved against the one asked for, and
+    /// a few training rows decoded (text outside the loss in ⟦ ⟧).
+    Inspect {
+        /// The shard set's folder: a path or URL.
+        url: String,
+        /// Training rows to decode.
+        #[arg(long, default_value_t = 2)]
+        rows: usize,
+        /// The tokenizer.json, if not at the path the manifest records.
+        #[arg(long)]
+        tokenizer: Option<String>,
+        /// Cut each decoded row after this many characters (0: no cut).
+        #[arg(long, default_value_t = 600)]
+        max_width: usize,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenizeArgs {
+    /// Documents or problems: a lake table, a table's URL, or Parquet files.
+    #[arg(long)]
+    input: String,
+    /// A Hugging Face tokenizer.json: a path or URL.
+    #[arg(long)]
+    tokenizer: String,
+    /// The EOS token [default: the first of <|endoftext|>, </s>, <|end_of_text|>, <eos> in the vocabulary].
+    #[arg(long)]
+    eos: Option<String>,
+    /// Where the tokenized rows go: a lake table (replaced) or a .parquet URL.
+    #[arg(long, value_parser = Target::parse)]
+    to: Target,
+    /// The layout: text ("{text}") or problem ("Question: {question}\nAnswer:" + " {solution}")
+    /// [default: problem if the input has a question column, else text].
+    #[arg(long, value_parser = ["text", "problem"], conflicts_with_all = ["prompt", "response"])]
+    template: Option<String>,
+    /// A custom prompt ({column} placeholders): its tokens are out of the SFT loss.
+    #[arg(long, requires = "response")]
+    prompt: Option<String>,
+    /// A custom response ({column} placeholders): trained on in SFT, followed by EOS.
+    #[arg(long)]
+    response: Option<String>,
+    /// Input columns to copy to the output beside id and source, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    keep: Vec<String>,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+impl TokenizeArgs {
+    fn template(&self) -> Result<Option<Template>> {
+        Ok(match (self.template.as_deref(), &self.response) {
+            (Some("text"), _) => Some(Template::text()),
+            (Some(_), _) => Some(Template::problem()),
+            (None, Some(response)) => Some(Template::new(self.prompt.as_deref().unwrap_or(""), response)?),
+            (None, None) => None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -487,11 +613,86 @@ pub async fn run(cli: Cli) -> Result<()> {
             print_decontamination(&report);
             Ok(())
         }
+        Command::Tokenize(args) => {
+            let lake = cli.open_lake(None)?;
+            let options = TokenizeOptions {
+                input: args.input.clone(),
+                to: args.to.clone(),
+                tokenizer: args.tokenizer.clone(),
+                eos: args.eos.clone(),
+                template: args.template()?,
+                keep: args.keep.clone(),
+                threads,
+                session: args.memory.session(),
+            };
+            let bar = output::row_spinner("tokenize", cli.quiet);
+            let report = tokenize::tokenize(&lake, &options, &bar).await;
+            bar.finish_and_clear();
+            let report = report?;
+            if cli.json {
+                return print_json(&serde_json::json!({ "tokenize": report, "peak_rss_bytes": peak_rss_bytes() }));
+            }
+            print_tokenize(&report);
+            Ok(())
+        }
+        Command::Tokenizer(TokenizerCommand::Train { input, vocab_size, min_frequency, to, memory }) => {
+            let lake = cli.open_lake(None)?;
+            let options = TrainTokenizerOptions {
+                input: input.clone(),
+                vocab_size: *vocab_size,
+                min_frequency: *min_frequency,
+                to: to.clone(),
+                session: memory.session(),
+            };
+            let bar = output::row_spinner("tokenizer train", cli.quiet);
+            let report = tokenize::train_tokenizer(&lake, &options, &bar).await;
+            bar.finish_and_clear();
+            let report = report?;
+            if cli.json {
+                return print_json(&report);
+            }
+            print_trained_tokenizer(&report);
+            Ok(())
+        }
+        Command::Shards(ShardsCommand::Build { mixture, to, memory }) => {
+            let lake = cli.open_lake(None)?;
+            let options = BuildOptions {
+                mixture: mixture.clone(),
+                to: to.clone(),
+                session: memory.session(),
+                bucket_bytes: shards::DEFAULT_BUCKET_BYTES,
+            };
+            let bar = output::row_spinner("shards build", cli.quiet);
+            let report = shards::build(&lake, &options, &bar).await;
+            bar.finish_and_clear();
+            let report = report?;
+            if cli.json {
+                return print_json(&serde_json::json!({ "shards": report, "peak_rss_bytes": peak_rss_bytes() }));
+            }
+            print_shards(&report);
+            Ok(())
+        }
+        Command::Shards(ShardsCommand::Inspect { url, rows, tokenizer, max_width }) => {
+            let inspection = shards::inspect(url, *rows, tokenizer.as_deref()).await?;
+            if cli.json {
+                return print_json(&inspection);
+            }
+            print_shard_manifest(&inspection.manifest, url);
+            for (i, sample) in inspection.samples.iter().enumerate() {
+                let cut = if *max_width > 0 && sample.chars().count() > *max_width {
+                    format!("{}…", sample.chars().take(*max_width).collect::<String>())
+                } else {
+                    sample.clone()
+                };
+                println!("\n-- train row {i} --\n{cut}");
+            }
+            Ok(())
+        }
         Command::Run { job, dry_run } => {
             let loaded = Job::load(job)?;
             let lake = cli.open_lake(loaded.lake.as_deref())?;
             if *dry_run {
-                let plan = loaded.plan(threads)?;
+                let plan = loaded.plan(&lake, threads)?;
                 println!("lake: {}", lake.root());
                 for (name, stage) in plan {
                     println!("stage {name}:\n{}", serde_json::to_string_pretty(&stage)?);
@@ -531,6 +732,18 @@ pub async fn run(cli: Cli) -> Result<()> {
                                 println!("== stage {name}");
                                 print_decontamination(report);
                             }
+                            StageReport::Tokenizer { name, report } => {
+                                println!("== stage {name}");
+                                print_trained_tokenizer(report);
+                            }
+                            StageReport::Tokenize { name, report } => {
+                                println!("== stage {name}");
+                                print_tokenize(report);
+                            }
+                            StageReport::Shards { name, report } => {
+                                println!("== stage {name}");
+                                print_shards(report);
+                            }
                         }
                     },
                 )
@@ -564,6 +777,80 @@ fn print_dedup(report: &DedupReport) {
     if let Some(clusters) = &report.clusters_to {
         println!("clusters: {clusters}");
     }
+}
+
+fn print_shards(report: &BuildReport) {
+    print_shard_manifest(&report.manifest, &report.to);
+    println!("built in {:.1} s", report.seconds);
+}
+
+/// The manifest in short, and each source's share of the training tokens, asked for and got.
+fn print_shard_manifest(m: &Manifest, url: &str) {
+    let mode = match m.mixture.mode {
+        Mode::Cpt => "cpt",
+        Mode::Sft => "sft",
+    };
+    println!(
+        "{url}: mixture {} ({mode}, seed {}, sequence length {}), tokenizer {} (EOS {}), {}-byte tokens",
+        m.mixture.name, m.mixture.seed, m.mixture.sequence_length, m.tokenizer.source, m.tokenizer.eos, m.token_width
+    );
+    for (name, split) in [("train", &m.train), ("validation", &m.validation)] {
+        println!(
+            "{name}: {} rows, {} tokens ({} in the loss) in {} shards",
+            output::count(split.rows),
+            output::count(split.tokens),
+            output::count(split.loss_tokens),
+            split.shards.len()
+        );
+    }
+    let requested: u64 = m.sources.iter().map(|s| s.train.requested_tokens).sum::<u64>().max(1);
+    let emitted: u64 = m.sources.iter().map(|s| s.train.emitted_tokens).sum::<u64>().max(1);
+    println!(
+        "{:<16} {:>12} {:>12} {:>9} {:>9} {:>7} {:>12}",
+        "source", "requested", "emitted", "share", "asked", "epochs", "validation"
+    );
+    for s in &m.sources {
+        println!(
+            "{:<16} {:>12} {:>12} {:>8.2}% {:>8.2}% {:>7.2} {:>12}",
+            s.name,
+            output::count(s.train.requested_tokens),
+            output::count(s.train.emitted_tokens),
+            100.0 * s.train.emitted_tokens as f64 / emitted as f64,
+            100.0 * s.train.requested_tokens as f64 / requested as f64,
+            s.train.epochs,
+            output::count(s.validation.emitted_tokens)
+        );
+    }
+}
+
+fn print_trained_tokenizer(report: &TrainTokenizerReport) {
+    println!(
+        "trained a byte-level BPE of {} tokens (EOS {} = {}) on {} texts ({}) in {:.1} s: {}",
+        output::count(report.tokenizer.vocab_size as u64),
+        report.tokenizer.eos,
+        report.tokenizer.eos_id,
+        output::count(report.texts),
+        output::bytes(report.text_bytes),
+        report.seconds,
+        report.to
+    );
+}
+
+fn print_tokenize(report: &TokenizeReport) {
+    let per_core = report.text_bytes as f64 / report.seconds.max(1e-9) / report.threads as f64;
+    println!(
+        "{} rows ({}) -> {} rows, {} tokens ({} in the SFT loss) in {}; {} skipped for a null in {}; {:.1} s, {}/s per thread",
+        output::count(report.input_rows),
+        output::bytes(report.text_bytes),
+        output::count(report.output_rows),
+        output::count(report.tokens),
+        output::count(report.loss_tokens),
+        report.to,
+        output::count(report.skipped_null),
+        report.template.columns().join(", "),
+        report.seconds,
+        output::bytes(per_core as u64),
+    );
 }
 
 fn print_decontamination(report: &DecontamReport) {

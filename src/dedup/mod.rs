@@ -37,7 +37,7 @@ use self::minhash::{MinHashConfig, MinHashScratch, MinHasher, estimated_jaccard,
 use crate::curate::functions::texts;
 use crate::curate::script::drain;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, register_source, run_id};
+use crate::lake::{Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, register_source};
 
 const INPUT: &str = "dedup_input";
 const KEYS: &str = "dedup_keys";
@@ -188,12 +188,7 @@ async fn candidate_pairs(
             c.rows
         );
     }
-    let dir = session.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let file = TempFile(dir.join(format!(
-        "mathlake-dedup-keys-{}-{}.parquet",
-        std::process::id(),
-        run_id(chrono::Utc::now())
-    )));
+    let file = session.temp_file("dedup-keys", "parquet");
     let location = Location::parse(&file.0.to_string_lossy())?;
     let frame = ctx.sql(&format!("SELECT key, doc FROM ({keys}) WHERE key IS NOT NULL AND doc IS NOT NULL")).await?;
     let mut writer = ParquetFileWriter::new(&location, SchemaRef::new(frame.schema().as_arrow().clone()))?;
@@ -220,15 +215,6 @@ async fn candidate_pairs(
     pairs.sort_unstable();
     pairs.dedup();
     Ok(pairs)
-}
-
-/// A local file removed when dropped, whether or not the run succeeds.
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Appends (document, first document of its key) for rows sorted by key, then document.

@@ -30,6 +30,9 @@ use crate::dedup::{self, DEFAULT_MIN_SIMILARITY, DedupOptions, DedupReport, minh
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary};
 use crate::lake::{Lake, SessionOptions, Target, parse_size};
+use crate::shards::mixture::Mixture;
+use crate::shards::{self, BuildOptions, BuildReport};
+use crate::tokenize::{self, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +55,12 @@ pub enum Stage {
     Dedup(DedupStage),
     /// `mathlake decontaminate`.
     Decontaminate(DecontamStage),
+    /// `mathlake tokenizer train`.
+    Tokenizer(TokenizerStage),
+    /// `mathlake tokenize`.
+    Tokenize(TokenizeStage),
+    /// `mathlake shards build`.
+    Shards(ShardsStage),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +184,120 @@ impl DecontamStage {
     }
 }
 
+/// `kind = "tokenizer"`: the settings of `mathlake tokenizer train`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// SQL whose first column is text, or a table / URL with a text column.
+    pub input: String,
+    pub vocab_size: usize,
+    #[serde(default = "default_min_frequency")]
+    pub min_frequency: u64,
+    /// Where the tokenizer.json goes, relative to the folder the job runs in, or a URL.
+    pub to: String,
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+}
+
+fn default_min_frequency() -> u64 {
+    2
+}
+
+impl TokenizerStage {
+    fn options(&self, lake: &Lake) -> Result<TrainTokenizerOptions> {
+        Ok(TrainTokenizerOptions {
+            input: self.input.clone(),
+            vocab_size: self.vocab_size,
+            min_frequency: self.min_frequency,
+            to: in_lake(&self.to, lake),
+            session: session_options(self.memory_limit.as_deref())?,
+        })
+    }
+}
+
+/// `kind = "tokenize"`: the settings of `mathlake tokenize`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub input: String,
+    pub to: String,
+    pub tokenizer: String,
+    #[serde(default)]
+    pub eos: Option<String>,
+    /// `text` or `problem`; or a custom `prompt` and `response`.
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub response: Option<String>,
+    #[serde(default)]
+    pub keep: Vec<String>,
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+}
+
+impl TokenizeStage {
+    fn options(&self, lake: &Lake, threads: usize) -> Result<TokenizeOptions> {
+        let template = match (self.template.as_deref(), &self.prompt, &self.response) {
+            (None, None, None) => None,
+            (Some("text"), None, None) => Some(Template::text()),
+            (Some("problem"), None, None) => Some(Template::problem()),
+            (None, prompt, Some(response)) => Some(Template::new(prompt.as_deref().unwrap_or(""), response)?),
+            _ => {
+                return Err(Error::user(
+                    "template is `text` or `problem`, or give a `response` (and a `prompt`) instead",
+                ));
+            }
+        };
+        Ok(TokenizeOptions {
+            input: self.input.clone(),
+            to: Target::parse(&self.to)?,
+            tokenizer: in_lake(&self.tokenizer, lake),
+            eos: self.eos.clone(),
+            template,
+            keep: self.keep.clone(),
+            threads,
+            session: session_options(self.memory_limit.as_deref())?,
+        })
+    }
+}
+
+/// `kind = "shards"`: the settings of `mathlake shards build`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardsStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The mixture file, relative to the folder the job runs in.
+    pub mixture: PathBuf,
+    /// The shard set's folder: a path or URL.
+    pub to: String,
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+}
+
+impl ShardsStage {
+    fn options(&self, lake: &Lake) -> Result<BuildOptions> {
+        Ok(BuildOptions {
+            mixture: self.mixture.clone(),
+            to: in_lake(&self.to, lake),
+            session: session_options(self.memory_limit.as_deref())?,
+            bucket_bytes: shards::DEFAULT_BUCKET_BYTES,
+        })
+    }
+}
+
+/// `{lake}` in a stage's paths is the lake's URL, so the files a job makes beside its
+/// tables (a tokenizer, shard sets) go wherever `--lake` points.
+fn in_lake(text: &str, lake: &Lake) -> String {
+    text.replace("{lake}", &lake.root().url())
+}
+
 /// `error`, said to come from stage `name`.
 fn in_stage(name: &str, error: Error) -> Error {
     Error::Context { context: format!("stage `{name}`"), source: Box::new(error) }
@@ -198,6 +321,9 @@ impl Stage {
             }),
             Stage::Dedup(stage) => stage.name.clone().unwrap_or_else(|| format!("dedup-{}", index + 1)),
             Stage::Decontaminate(stage) => stage.name.clone().unwrap_or_else(|| format!("decontaminate-{}", index + 1)),
+            Stage::Tokenizer(stage) => stage.name.clone().unwrap_or_else(|| format!("tokenizer-{}", index + 1)),
+            Stage::Tokenize(stage) => stage.name.clone().unwrap_or_else(|| format!("tokenize-{}", index + 1)),
+            Stage::Shards(stage) => stage.name.clone().unwrap_or_else(|| format!("shards-{}", index + 1)),
         }
     }
 }
@@ -217,6 +343,9 @@ pub enum StageReport {
     Sql { name: String, file: PathBuf, statements: Vec<StatementReport> },
     Dedup { name: String, report: DedupReport },
     Decontaminate { name: String, report: DecontamReport },
+    Tokenizer { name: String, report: TrainTokenizerReport },
+    Tokenize { name: String, report: TokenizeReport },
+    Shards { name: String, report: BuildReport },
 }
 
 impl Job {
@@ -236,7 +365,7 @@ impl Job {
     }
 
     /// Checks every stage's settings, so a bad last stage fails before the first runs.
-    pub fn plan(&self, threads: usize) -> Result<Vec<(String, serde_json::Value)>> {
+    pub fn plan(&self, lake: &Lake, threads: usize) -> Result<Vec<(String, serde_json::Value)>> {
         self.stages
             .iter()
             .enumerate()
@@ -288,6 +417,27 @@ impl Job {
                             "ngram": options.ngram, "min_overlap": options.min_overlap,
                         })
                     }
+                    Stage::Tokenizer(stage) => {
+                        let options = stage.options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({
+                            "kind": "tokenizer", "input": options.input, "vocab_size": options.vocab_size,
+                            "min_frequency": options.min_frequency, "to": options.to,
+                        })
+                    }
+                    Stage::Tokenize(stage) => {
+                        let options =
+                            stage.options(lake, threads).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({
+                            "kind": "tokenize", "input": options.input, "to": options.to.describe(),
+                            "tokenizer": options.tokenizer, "eos": options.eos, "template": options.template,
+                            "keep": options.keep,
+                        })
+                    }
+                    Stage::Shards(stage) => {
+                        let options = stage.options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        Mixture::load(&options.mixture).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({ "kind": "shards", "mixture": options.mixture, "to": options.to })
+                    }
                 };
                 Ok((name, resolved))
             })
@@ -303,7 +453,7 @@ impl Job {
         progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
         mut on_stage: impl FnMut(&StageReport),
     ) -> Result<Vec<StageReport>> {
-        self.plan(threads)?;
+        self.plan(lake, threads)?;
         let mut reports = Vec::new();
         for (i, stage) in self.stages.iter().enumerate() {
             let name = stage.name(i);
@@ -340,6 +490,29 @@ impl Job {
                     bar.finish_and_clear();
                     StageReport::Decontaminate { name, report }
                 }
+                Stage::Tokenizer(stage) => {
+                    let bar = progress(&name, ProgressUnit::Rows);
+                    let report = tokenize::train_tokenizer(lake, &stage.options(lake)?, &bar)
+                        .await
+                        .map_err(|e| in_stage(&name, e))?;
+                    bar.finish_and_clear();
+                    StageReport::Tokenizer { name, report }
+                }
+                Stage::Tokenize(stage) => {
+                    let bar = progress(&name, ProgressUnit::Rows);
+                    let report = tokenize::tokenize(lake, &stage.options(lake, threads)?, &bar)
+                        .await
+                        .map_err(|e| in_stage(&name, e))?;
+                    bar.finish_and_clear();
+                    StageReport::Tokenize { name, report }
+                }
+                Stage::Shards(stage) => {
+                    let bar = progress(&name, ProgressUnit::Rows);
+                    let report =
+                        shards::build(lake, &stage.options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                    bar.finish_and_clear();
+                    StageReport::Shards { name, report }
+                }
             };
             on_stage(&report);
             reports.push(report);
@@ -356,8 +529,11 @@ mod tests {
     fn bundled_jobs_load_and_plan() {
         for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs")).unwrap() {
             let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
             let job = Job::load(&path).unwrap();
-            job.plan(1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            job.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
 

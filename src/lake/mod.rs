@@ -15,7 +15,7 @@ pub use location::Location;
 pub use output::{Output, Target, Written};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
-pub use session::{SessionOptions, parse_size, register_location, register_table, session};
+pub use session::{SessionOptions, TempFile, parse_size, register_location, register_table, session};
 pub use source::register_source;
 pub use table::{Commit, CommitMode, DataFile, Table, Version, run_id, validate_name};
 pub use writer::{FileLimits, ParquetFileWriter, TableWriter};

@@ -26,6 +26,27 @@ pub struct SessionOptions {
     pub spill_dir: Option<PathBuf>,
 }
 
+impl SessionOptions {
+    /// A new local scratch file under `spill_dir` (the system temp folder by default).
+    pub fn temp_file(&self, stem: &str, extension: &str) -> TempFile {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = self.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name =
+            format!("mathlake-{stem}-{}-{}-{n}.{extension}", std::process::id(), super::run_id(chrono::Utc::now()));
+        TempFile(dir.join(name))
+    }
+}
+
+/// A local scratch file, removed when dropped, whether or not the run succeeds.
+pub struct TempFile(pub PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A size in bytes: `1048576`, `512M`, `4G`, `1.5GB`, `64MiB` (powers of 1024).
 pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
     let upper = text.trim().to_ascii_uppercase();
@@ -60,7 +81,8 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
     // default 8,192 made 17 MB batches; measured on the benchmark corpus, a COPY's peak
     // memory fell from 461 to 330 MiB, at the same speed.
     let config = SessionConfig::new().with_information_schema(true).with_batch_size(1024);
-    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    // Files are tables by their path or URL too: `SELECT * FROM 'shards/train-00000.arrow'`.
+    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?).enable_url_table();
     register_location(&ctx, lake.root())?;
     for name in lake.table_names().await? {
         let table = lake.table(&name)?;

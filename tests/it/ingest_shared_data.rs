@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::common::*;
 
 /// Runs the quick-start job once per test process and returns (lake, stage reports).
-fn quickstart() -> &'static (tempfile::TempDir, String, serde_json::Value) {
+pub(crate) fn quickstart() -> &'static (tempfile::TempDir, String, serde_json::Value) {
     static RUN: std::sync::OnceLock<(tempfile::TempDir, String, serde_json::Value)> = std::sync::OnceLock::new();
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();

@@ -10,3 +10,5 @@ mod ingest_kill;
 mod ingest_s3;
 mod ingest_shared_data;
 mod inspect;
+mod shards;
+mod tokenize;

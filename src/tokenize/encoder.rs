@@ -1,0 +1,224 @@
+//! A Hugging Face `tokenizer.json`, loaded from any lake location, with the EOS token the
+//! file itself does not declare; and the byte-level BPE trainer behind
+//! `mathlake tokenizer train`.
+
+use std::collections::HashSet;
+
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::Serialize;
+use tokenizers::models::bpe::{BPE, BpeTrainer};
+use tokenizers::normalizers::NormalizerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, Tokenizer, TokenizerImpl};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::error::{Context, Error, Result};
+use crate::lake::Location;
+
+/// Tried in order when no EOS is given: GPT-2's, Llama's, and common others.
+pub const EOS_CANDIDATES: &[&str] = &["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eos|>"];
+
+/// The EOS of tokenizers that `mathlake tokenizer train` writes.
+pub const TRAINED_EOS: &str = "<|endoftext|>";
+
+/// What identifies a tokenizer in a table's details and a shard manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TokenizerInfo {
+    /// Where it was loaded from.
+    pub source: String,
+    /// xxh3-128 of the file's bytes, hex.
+    pub hash: String,
+    pub eos: String,
+    pub eos_id: u32,
+    /// Ids are below this (added tokens included).
+    pub vocab_size: u32,
+}
+
+pub struct Encoder {
+    tokenizer: Tokenizer,
+    pub info: TokenizerInfo,
+}
+
+/// One record's tokens and which of them count in the SFT loss.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub loss_mask: Vec<bool>,
+}
+
+impl Encoder {
+    /// Loads `tokenizer.json` from a path or URL; `eos` names the EOS token, else the
+    /// first of [`EOS_CANDIDATES`] in the vocabulary.
+    pub async fn load(source: &str, eos: Option<&str>) -> Result<Encoder> {
+        let location = Location::parse(source)?;
+        let bytes = location
+            .store()?
+            .get(location.path())
+            .await
+            .with_context(|| format!("reading tokenizer {source}"))?
+            .bytes()
+            .await?;
+        Encoder::from_bytes(source, &bytes, eos)
+    }
+
+    pub fn from_bytes(source: &str, bytes: &[u8], eos: Option<&str>) -> Result<Encoder> {
+        let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| {
+            Error::user(format!("{source} is not a tokenizer.json that Hugging Face tokenizers loads: {e}"))
+        })?;
+        let (eos, eos_id) = match eos {
+            Some(name) => (
+                name,
+                tokenizer
+                    .token_to_id(name)
+                    .ok_or_else(|| Error::user(format!("EOS token `{name}` is not in the vocabulary of {source}")))?,
+            ),
+            None => EOS_CANDIDATES
+                .iter()
+                .find_map(|&name| tokenizer.token_to_id(name).map(|id| (name, id)))
+                .ok_or_else(|| {
+                    Error::user(format!("{source} has none of the usual EOS tokens ({})", EOS_CANDIDATES.join(" ")))
+                        .hint("name it with --eos TOKEN")
+                })?,
+        };
+        let info = TokenizerInfo {
+            source: source.into(),
+            hash: format!("{:032x}", xxh3_128(bytes)),
+            eos: eos.into(),
+            eos_id,
+            vocab_size: tokenizer.get_vocab_size(true) as u32,
+        };
+        Ok(Encoder { tokenizer, info })
+    }
+
+    /// Tokenizes `text` as one string, without the tokenizer's own special tokens, and
+    /// appends EOS. Tokens that end inside the first `prompt_bytes` bytes are prompt:
+    /// out of the loss mask.
+    pub fn encode(&self, text: &str, prompt_bytes: usize) -> Result<Encoded> {
+        let encode = |text: &str, offsets: bool| {
+            let result =
+                if offsets { self.tokenizer.encode(text, false) } else { self.tokenizer.encode_fast(text, false) };
+            result.map_err(|e| Error::Internal(format!("tokenizer failed: {e}")))
+        };
+        let encoding = encode(text, prompt_bytes > 0)?;
+        let mut ids = Vec::with_capacity(encoding.get_ids().len() + 1);
+        ids.extend_from_slice(encoding.get_ids());
+        ids.push(self.info.eos_id);
+        let mut loss_mask = vec![true; ids.len()];
+        if prompt_bytes > 0 {
+            for (mask, &(_, end)) in loss_mask.iter_mut().zip(encoding.get_offsets()) {
+                *mask = end > prompt_bytes;
+            }
+        }
+        Ok(Encoded { ids, loss_mask })
+    }
+
+    /// The text of `ids`, special tokens included.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer.decode(ids, false).map_err(|e| Error::Internal(format!("tokenizer failed to decode: {e}")))
+    }
+}
+
+/// Trains a byte-level BPE (GPT-2's pre-tokenizer, decoder and 256-byte alphabet) of
+/// `vocab_size` tokens, [`TRAINED_EOS`] included, on `texts`; returns the tokenizer.json.
+pub fn train_bpe<I>(texts: I, vocab_size: usize, min_frequency: u64) -> Result<String>
+where
+    I: Iterator<Item = String> + Send,
+{
+    let alphabet = ByteLevel::alphabet();
+    if vocab_size < alphabet.len() + 1 {
+        return Err(Error::user(format!(
+            "a byte-level BPE needs a vocabulary of at least {} (256 bytes and EOS), not {vocab_size}",
+            alphabet.len() + 1
+        )));
+    }
+    let mut trainer = BpeTrainer::builder()
+        .vocab_size(vocab_size)
+        .min_frequency(min_frequency)
+        .show_progress(false)
+        .special_tokens(vec![AddedToken::from(TRAINED_EOS, true)])
+        .initial_alphabet(alphabet.into_iter().collect::<HashSet<char>>())
+        .build();
+    let byte_level = ByteLevel::new(false, true, true);
+    let mut tokenizer: TokenizerImpl<BPE, NormalizerWrapper, ByteLevel, ByteLevel, ByteLevel> =
+        TokenizerImpl::new(BPE::default());
+    tokenizer
+        .with_pre_tokenizer(Some(byte_level))
+        .with_post_processor(Some(ByteLevel::new(true, false, true)))
+        .with_decoder(Some(byte_level));
+    tokenizer.train(&mut trainer, texts).map_err(|e| Error::Internal(format!("BPE training failed: {e}")))?;
+    tokenizer.to_string(false).map_err(|e| Error::Internal(format!("cannot serialize the tokenizer: {e}")))
+}
+
+/// Writes a tokenizer.json to a path or URL.
+pub async fn save(json: String, to: &str) -> Result<()> {
+    let location = Location::parse(to)?;
+    if location.is_local()
+        && let Some(parent) = std::path::Path::new(&format!("/{}", location.path())).parent()
+    {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    location.store()?.put(location.path(), PutPayload::from(json.into_bytes())).await.context(to.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpt2() -> Encoder {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/tokenizers/gpt2.json");
+        Encoder::from_bytes(path, &std::fs::read(path).unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn gpt2_eos_is_found_and_appended() {
+        let encoder = gpt2();
+        assert_eq!(
+            (encoder.info.eos.as_str(), encoder.info.eos_id, encoder.info.vocab_size),
+            ("<|endoftext|>", 50256, 50257)
+        );
+        let e = encoder.encode("Hello world", 0).unwrap();
+        assert_eq!(e.ids, [15496, 995, 50256]);
+        assert_eq!(e.loss_mask, [true; 3]);
+        assert_eq!(encoder.decode(&e.ids).unwrap(), "Hello world<|endoftext|>");
+    }
+
+    #[test]
+    fn prompt_tokens_leave_the_loss() {
+        let encoder = gpt2();
+        let text = "Question: What is 2+2?\nAnswer: 4";
+        let prompt = text.find(" 4").unwrap();
+        let e = encoder.encode(text, prompt).unwrap();
+        let prompt_ids: Vec<u32> = e.ids.iter().zip(&e.loss_mask).filter(|(_, m)| !**m).map(|(i, _)| *i).collect();
+        assert_eq!(encoder.decode(&prompt_ids).unwrap(), &text[..prompt]);
+        let response: Vec<u32> = e.ids.iter().zip(&e.loss_mask).filter(|(_, m)| **m).map(|(i, _)| *i).collect();
+        assert_eq!(encoder.decode(&response).unwrap(), " 4<|endoftext|>");
+    }
+
+    #[test]
+    fn unknown_eos_and_bad_files_are_user_errors() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/tokenizers/gpt2.json");
+        let bytes = std::fs::read(path).unwrap();
+        let err = Encoder::from_bytes(path, &bytes, Some("</s>")).err().unwrap();
+        assert!(err.to_string().contains("`</s>` is not in the vocabulary"), "{err}");
+        let err = Encoder::from_bytes("x.json", b"{\"not\": 1}", None).err().unwrap();
+        assert!(err.to_string().contains("not a tokenizer.json"), "{err}");
+    }
+
+    #[test]
+    fn trained_bpe_round_trips_and_has_its_eos() {
+        let texts: Vec<String> = (0..200)
+            .map(|i| format!("Let x = {i}. Then x + 1 = {}. The answer is \\boxed{{{}}}.", i + 1, i + 1))
+            .collect();
+        let json = train_bpe(texts.clone().into_iter(), 300, 2).unwrap();
+        let encoder = Encoder::from_bytes("trained", json.as_bytes(), None).unwrap();
+        assert_eq!(encoder.info.eos, TRAINED_EOS);
+        assert_eq!(encoder.info.vocab_size, 300);
+        for text in &texts[..20] {
+            let e = encoder.encode(text, 0).unwrap();
+            assert!(e.ids.len() < text.len(), "merges shorten the text");
+            assert_eq!(encoder.decode(&e.ids[..e.ids.len() - 1]).unwrap(), *text);
+        }
+        assert!(train_bpe(texts.into_iter(), 100, 2).is_err());
+    }
+}

@@ -1,0 +1,346 @@
+//! `mathlake tokenize`: a table of documents or problems into a tokenized table
+//! (id, source, the `--keep` columns, tokens, loss_mask, token_count).
+//!
+//! Rows render through a [`Template`] (documents: the text; problems: a question/answer
+//! layout whose prompt is masked out of the SFT loss), are tokenized as one string with a
+//! Hugging Face `tokenizer.json`, and end with EOS. Tokenization is the slowest CPU stage
+//! (a few MB/s per core), so it runs on its own thread pool, not on DataFusion's runtime
+//! threads: the input streams in batches, at most two batches per thread are in flight,
+//! and finished batches are written in input order, so memory stays flat and the output
+//! is the same for any number of threads. A row with a null in a column the template
+//! reads is skipped and counted.
+
+pub mod encoder;
+pub mod template;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, Int64Array, ListArray, RecordBatch, StringArray, UInt32Array,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub use self::encoder::{Encoded, Encoder, TokenizerInfo};
+pub use self::template::Template;
+use crate::curate::functions::texts;
+use crate::dedup::require_text_columns;
+use crate::error::{Error, Result};
+use crate::lake::{Lake, Output, SessionOptions, Target, register_source};
+
+const INPUT: &str = "tokenize_input";
+
+#[derive(Debug, Clone)]
+pub struct TokenizeOptions {
+    /// A lake table, a table's URL, or Parquet files.
+    pub input: String,
+    pub to: Target,
+    /// A tokenizer.json: a path or URL.
+    pub tokenizer: String,
+    /// The EOS token; found in the vocabulary when not given.
+    pub eos: Option<String>,
+    /// `None`: the problem layout when the input has a `question` column, else the text.
+    pub template: Option<Template>,
+    /// Input columns copied to the output beside id and source (e.g. split, level).
+    pub keep: Vec<String>,
+    pub threads: usize,
+    pub session: SessionOptions,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenizeReport {
+    pub input: String,
+    pub to: String,
+    pub tokenizer: TokenizerInfo,
+    pub template: Template,
+    pub input_rows: u64,
+    pub output_rows: u64,
+    /// Rows with a null in a column the template reads.
+    pub skipped_null: u64,
+    /// Bytes of rendered text.
+    pub text_bytes: u64,
+    /// Tokens written, EOS included.
+    pub tokens: u64,
+    /// Of which in the SFT loss (response and EOS).
+    pub loss_tokens: u64,
+    pub threads: usize,
+    pub seconds: f64,
+}
+
+pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &ProgressBar) -> Result<TokenizeReport> {
+    let started = Instant::now();
+    let encoder = Arc::new(Encoder::load(&options.tokenizer, options.eos.as_deref()).await?);
+    let ctx = crate::curate::session(lake, &options.session).await?;
+    register_source(&ctx, lake, INPUT, &options.input).await?;
+    let frame = ctx.table(INPUT).await?;
+    let input_schema = frame.schema().as_arrow().clone();
+    let template = match &options.template {
+        Some(t) => t.clone(),
+        None if input_schema.field_with_name("question").is_ok() => Template::problem(),
+        None => Template::text(),
+    };
+    let columns = template.columns();
+    let mut required: Vec<&str> = columns.iter().map(String::as_str).collect();
+    required.push("id");
+    require_text_columns(&ctx, INPUT, &options.input, &required, "--template").await?;
+    for name in &options.keep {
+        if input_schema.field_with_name(name).is_err() || ["id", "source"].contains(&name.as_str()) {
+            return Err(Error::user(format!("cannot keep column `{name}` of `{}`", options.input))
+                .hint("--keep names input columns other than id and source, which are always kept"));
+        }
+    }
+
+    let layout = Arc::new(Layout {
+        id: input_schema.index_of("id")?,
+        source: input_schema.index_of("source").ok(),
+        default_source: options.input.clone(),
+        keep: options.keep.iter().map(|k| input_schema.index_of(k)).collect::<Result<_, _>>()?,
+        fields: columns.iter().map(|c| input_schema.index_of(c)).collect::<Result<_, _>>()?,
+        columns,
+        schema: output_schema(&input_schema, &options.keep)?,
+    });
+    let threads = options.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("tokenize-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the tokenizer threads: {e}")))?;
+
+    let mut output = Output::open(lake, &options.to, layout.schema.clone()).await?;
+    let mut stream = frame.execute_stream().await?;
+    let mut in_flight = VecDeque::new();
+    let mut totals = Counts::default();
+    let mut input_done = false;
+    loop {
+        while !input_done && in_flight.len() < 2 * threads {
+            let Some(batch) = stream.next().await else {
+                input_done = true;
+                break;
+            };
+            let batch = batch?;
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            let (encoder, layout, template) = (encoder.clone(), layout.clone(), template.clone());
+            pool.spawn(move || {
+                // The receiver is gone only when the run already failed.
+                let _ = sender.send(tokenize_batch(&batch, &encoder, &template, &layout));
+            });
+            in_flight.push_back(receiver);
+        }
+        let Some(next) = in_flight.pop_front() else { break };
+        let batch = next.await.map_err(|_| Error::Internal("a tokenizer thread stopped".into()))??;
+        progress.inc(batch.counts.input_rows);
+        if batch.batch.num_rows() > 0 {
+            output.write(&batch.batch).await?;
+        }
+        totals.add(&batch.counts);
+    }
+    let details = serde_json::json!({
+        "input": options.input,
+        "tokenizer": encoder.info,
+        "template": template,
+        "tokens": totals.tokens,
+        "loss_tokens": totals.loss_tokens,
+        "skipped_null": totals.input_rows - totals.rows,
+    });
+    let written = output.finish("tokenize", details).await?;
+    Ok(TokenizeReport {
+        input: options.input.clone(),
+        to: options.to.describe(),
+        tokenizer: encoder.info.clone(),
+        template,
+        input_rows: totals.input_rows,
+        output_rows: written.rows,
+        skipped_null: totals.input_rows - totals.rows,
+        text_bytes: totals.text_bytes,
+        tokens: totals.tokens,
+        loss_tokens: totals.loss_tokens,
+        threads,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where each input column is, and the output's schema.
+struct Layout {
+    id: usize,
+    source: Option<usize>,
+    /// The source of every row when the input has no `source` column: the input's name.
+    default_source: String,
+    keep: Vec<usize>,
+    /// The template's columns and their indices.
+    columns: Vec<String>,
+    fields: Vec<usize>,
+    schema: SchemaRef,
+}
+
+fn output_schema(input: &Schema, keep: &[String]) -> Result<SchemaRef> {
+    let mut fields = vec![Field::new("id", DataType::Utf8, false), Field::new("source", DataType::Utf8, false)];
+    for name in keep {
+        fields.push(input.field_with_name(name)?.clone());
+    }
+    fields.extend([
+        Field::new("tokens", DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false))), false),
+        Field::new("loss_mask", DataType::List(Arc::new(Field::new_list_field(DataType::Boolean, false))), false),
+        Field::new("token_count", DataType::Int64, false),
+    ]);
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// One output batch and what went into it.
+struct Tokenized {
+    batch: RecordBatch,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    input_rows: u64,
+    rows: u64,
+    text_bytes: u64,
+    tokens: u64,
+    loss_tokens: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.input_rows += other.input_rows;
+        self.rows += other.rows;
+        self.text_bytes += other.text_bytes;
+        self.tokens += other.tokens;
+        self.loss_tokens += other.loss_tokens;
+    }
+}
+
+/// Runs on the tokenizer pool: renders and encodes every row of `batch` in parallel.
+fn tokenize_batch(batch: &RecordBatch, encoder: &Encoder, template: &Template, layout: &Layout) -> Result<Tokenized> {
+    let values: Vec<Vec<Option<&str>>> =
+        layout.fields.iter().map(|&f| texts(batch.column(f)).map(Iterator::collect)).collect::<Result<_, _>>()?;
+    let encoded: Vec<Option<(Encoded, usize)>> = (0..batch.num_rows())
+        .into_par_iter()
+        .map(|row| {
+            let value = |column: &str| layout.columns.iter().position(|c| c == column).and_then(|i| values[i][row]);
+            template
+                .render(value)
+                .map(|r| encoder.encode(&r.text, r.prompt_bytes).map(|e| (e, r.text.len())))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+
+    let present: BooleanArray = encoded.iter().map(|e| Some(e.is_some())).collect();
+    let rows = filter_record_batch(batch, &present)?;
+    let ids: StringArray = texts(rows.column(layout.id))?.collect();
+    let sources: StringArray = match layout.source {
+        Some(s) => texts(rows.column(s))?.map(|s| Some(s.unwrap_or(&layout.default_source))).collect(),
+        None => std::iter::repeat_n(Some(layout.default_source.as_str()), rows.num_rows()).collect(),
+    };
+    if ids.null_count() > 0 {
+        return Err(Error::user("a row has a null id").hint("every row needs an id; ingested tables always have one"));
+    }
+    let (mut offsets, mut counts) = (vec![0i32], Vec::with_capacity(rows.num_rows()));
+    let total: usize = encoded.iter().flatten().map(|(e, _)| e.ids.len()).sum();
+    let (mut tokens, mut mask) = (Vec::with_capacity(total), BooleanBufferBuilder::new(total));
+    let mut out = Counts { input_rows: batch.num_rows() as u64, ..Default::default() };
+    for (e, text_bytes) in encoded.into_iter().flatten() {
+        tokens.extend_from_slice(&e.ids);
+        mask.append_slice(&e.loss_mask);
+        let end = i32::try_from(tokens.len())
+            .map_err(|_| Error::user("a batch has over 2^31 tokens").hint("lower the input's batch size"))?;
+        offsets.push(end);
+        counts.push(e.ids.len() as i64);
+        out.loss_tokens += e.loss_mask.iter().filter(|m| **m).count() as u64;
+        out.text_bytes += text_bytes as u64;
+    }
+    out.rows = counts.len() as u64;
+    out.tokens = tokens.len() as u64;
+    let offsets = OffsetBuffer::new(offsets.into());
+    let token_field = Arc::new(Field::new_list_field(DataType::UInt32, false));
+    let mask_field = Arc::new(Field::new_list_field(DataType::Boolean, false));
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(ids), Arc::new(sources)];
+    columns.extend(layout.keep.iter().map(|&k| rows.column(k).clone()));
+    columns.extend([
+        Arc::new(ListArray::new(token_field, offsets.clone(), Arc::new(UInt32Array::from(tokens)), None)) as ArrayRef,
+        Arc::new(ListArray::new(mask_field, offsets, Arc::new(BooleanArray::new(mask.finish(), None)), None)),
+        Arc::new(Int64Array::from(counts)),
+    ]);
+    Ok(Tokenized { batch: RecordBatch::try_new(layout.schema.clone(), columns)?, counts: out })
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainTokenizerOptions {
+    /// A SQL query whose first column is the text to learn from, e.g.
+    /// `SELECT text FROM documents`; or a table / URL whose `text` column is used.
+    pub input: String,
+    pub vocab_size: usize,
+    /// Pairs seen fewer times than this never merge.
+    pub min_frequency: u64,
+    /// Where the tokenizer.json goes: a path or URL.
+    pub to: String,
+    pub session: SessionOptions,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainTokenizerReport {
+    pub to: String,
+    pub texts: u64,
+    pub text_bytes: u64,
+    pub tokenizer: TokenizerInfo,
+    pub seconds: f64,
+}
+
+/// `mathlake tokenizer train`: a byte-level BPE learnt from lake text, streamed into the
+/// trainer (which keeps only word counts, not the texts).
+pub async fn train_tokenizer(
+    lake: &Lake,
+    options: &TrainTokenizerOptions,
+    progress: &ProgressBar,
+) -> Result<TrainTokenizerReport> {
+    let started = Instant::now();
+    let ctx = crate::curate::session(lake, &options.session).await?;
+    let query = if options.input.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select")) {
+        options.input.clone()
+    } else {
+        register_source(&ctx, lake, INPUT, &options.input).await?;
+        require_text_columns(&ctx, INPUT, &options.input, &["text"], "--input").await?;
+        format!("SELECT text FROM {INPUT}")
+    };
+    let mut stream = ctx.sql(&query).await?.execute_stream().await?;
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<String>(4096);
+    let (vocab_size, min_frequency) = (options.vocab_size, options.min_frequency);
+    let trainer =
+        tokio::task::spawn_blocking(move || encoder::train_bpe(receiver.into_iter(), vocab_size, min_frequency));
+    let (mut count, mut bytes) = (0u64, 0u64);
+    'feed: while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        progress.inc(batch.num_rows() as u64);
+        let column = texts(batch.column(0)).map_err(|_| {
+            Error::user(format!("the first column of `{query}` is {}, not text", batch.schema().field(0).data_type()))
+        })?;
+        for text in column.flatten() {
+            (count, bytes) = (count + 1, bytes + text.len() as u64);
+            // A closed channel means the trainer failed; its error is the one to show.
+            if sender.send(text.to_owned()).is_err() {
+                break 'feed;
+            }
+        }
+    }
+    drop(sender);
+    let json = trainer.await.map_err(|e| Error::Internal(format!("the BPE trainer panicked: {e}")))??;
+    if count == 0 {
+        return Err(Error::user(format!("`{}` gave no text to learn from", options.input)));
+    }
+    let encoder = Encoder::from_bytes(&options.to, json.as_bytes(), Some(encoder::TRAINED_EOS))?;
+    encoder::save(json, &options.to).await?;
+    Ok(TrainTokenizerReport {
+        to: options.to.clone(),
+        texts: count,
+        text_bytes: bytes,
+        tokenizer: encoder.info,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
