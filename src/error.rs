@@ -31,6 +31,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
     /// A broken invariant: a bug in mathlake, not in the input.
     #[error("internal error: {0} (this is a bug in mathlake)")]
     Internal(String),

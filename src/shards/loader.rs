@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use candle_core::{Device, Tensor};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{UInt16Type, UInt32Type};
 use datafusion::arrow::ipc::reader::FileReader;
@@ -191,6 +192,36 @@ pub struct Batch {
     pub epoch: u64,
 }
 
+/// A batch on a device, each `[rows, sequence_length]`.
+#[derive(Debug, Clone)]
+pub struct BatchTensors {
+    /// u32 token ids.
+    pub inputs: Tensor,
+    /// u32 token ids.
+    pub targets: Tensor,
+    /// f32, 1 where the target counts in the loss.
+    pub loss_mask: Tensor,
+    /// u32, each token's position in its document (for rotary embeddings).
+    pub positions: Tensor,
+    /// u32, each token's segment in its row (for the attention mask).
+    pub segments: Tensor,
+}
+
+impl Batch {
+    pub fn tensors(&self, device: &Device) -> Result<BatchTensors> {
+        let shape = (self.rows, self.sequence_length);
+        let ids = |v: &[u32]| Tensor::from_slice(v, shape, device);
+        let mask: Vec<f32> = self.loss_mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+        Ok(BatchTensors {
+            inputs: ids(&self.inputs)?,
+            targets: ids(&self.targets)?,
+            loss_mask: Tensor::from_vec(mask, shape, device)?,
+            positions: ids(&self.positions)?,
+            segments: ids(&self.segments)?,
+        })
+    }
+}
+
 /// Where sample `k` of an epoch is: (shard, row).
 struct EpochOrder {
     shards: Vec<usize>,
@@ -206,6 +237,8 @@ pub struct Loader {
     files: Vec<ShardFile>,
     per_rank: u64,
     next: u64,
+    /// The order of the epoch in use.
+    order: Option<(u64, EpochOrder)>,
     /// The shard in use: (epoch, position in the epoch's shard order, rows order, shard).
     current: Option<(u64, usize, Vec<u32>, Shard)>,
     /// Reads in flight: (epoch, position) and the task.
@@ -231,7 +264,16 @@ impl Loader {
                 options.world
             )));
         }
-        Ok(Loader { set, options, files, per_rank, next: options.start, current: None, ahead: VecDeque::new() })
+        Ok(Loader {
+            set,
+            options,
+            files,
+            per_rank,
+            next: options.start,
+            order: None,
+            current: None,
+            ahead: VecDeque::new(),
+        })
     }
 
     /// Samples each rank takes per epoch.
@@ -258,14 +300,22 @@ impl Loader {
         order
     }
 
+    /// The order of `epoch`, computed once per epoch.
+    fn order(&mut self, epoch: u64) -> &EpochOrder {
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.order = Some((epoch, self.epoch_order(epoch)));
+        }
+        &self.order.as_ref().expect("set above").1
+    }
+
     /// (epoch, position in the shard order, row within the shard) of a sample counter.
-    fn locate(&self, sample: u64) -> (u64, usize, u64, EpochOrder) {
+    fn locate(&mut self, sample: u64) -> (u64, usize, u64) {
         let epoch = sample / self.per_rank;
         let k = (sample % self.per_rank) * self.options.world as u64 + self.options.rank as u64;
-        let order = self.epoch_order(epoch);
+        let order = self.order(epoch);
         let position = order.ends.partition_point(|&end| end <= k);
         let start = if position == 0 { 0 } else { order.ends[position - 1] };
-        (epoch, position, k - start, order)
+        (epoch, position, k - start)
     }
 
     fn start_read(&self, epoch: u64, position: usize) -> JoinHandle<Result<Shard>> {
@@ -312,7 +362,7 @@ impl Loader {
                     .map_err(|e| Error::Internal(format!("shard reader stopped: {e}")))??
             }
         };
-        let shard_index = self.epoch_order(epoch).shards[position];
+        let shard_index = self.order(epoch).shards[position];
         let rows = self.row_order(epoch, shard_index, shard.rows());
         self.current = Some((epoch, position, rows, shard));
         let last = self.ahead.back().map(|(k, _)| *k).unwrap_or((epoch, position));
@@ -342,7 +392,7 @@ impl Loader {
             epoch: self.next / self.per_rank,
         };
         for _ in 0..b {
-            let (epoch, position, row, _) = self.locate(self.next);
+            let (epoch, position, row) = self.locate(self.next);
             self.shard_at(epoch, position).await?;
             let (_, _, rows, shard) = self.current.as_ref().expect("shard_at sets it");
             let r = rows[row as usize] as usize;
@@ -361,8 +411,7 @@ impl Loader {
                 let counts = mask[t + 1] && !opens_document;
                 batch.loss_mask.push(counts);
                 if counts {
-                    let target_segment = segment;
-                    batch.source_tokens[shard.doc_sources[r][target_segment] as usize] += 1;
+                    batch.source_tokens[shard.doc_sources[r][segment] as usize] += 1;
                 }
             }
             self.next += 1;

@@ -236,65 +236,23 @@ fn bad_input_fails_clearly_and_null_rows_are_counted() {
     let sources = query(&lake, "SELECT DISTINCT source FROM tokens", &[]);
     assert_eq!(sources[0]["source"], rows, "without a source column, rows are named by the input");
 
-    let err =
-        fails(&mut mathlake(&["tokenize", "--lake", &lake, "--input", rows, "--tokenizer", "nope.json", "--to", "t"]));
-    assert!(err.contains("nope.json"), "{err}");
+    // (tokenizer, more flags, what the error says)
     let not_json = dir.path().join("bad.json");
     std::fs::write(&not_json, "{\"model\": 3}").unwrap();
-    let err = fails(&mut mathlake(&[
-        "tokenize",
-        "--lake",
-        &lake,
-        "--input",
-        rows,
-        "--tokenizer",
-        not_json.to_str().unwrap(),
-        "--to",
-        "t",
-    ]));
-    assert!(err.contains("not a tokenizer.json"), "{err}");
-    let err = fails(&mut mathlake(&[
-        "tokenize",
-        "--lake",
-        &lake,
-        "--input",
-        rows,
-        "--tokenizer",
-        &gpt2_path(),
-        "--eos",
-        "</s>",
-        "--to",
-        "t",
-    ]));
-    assert!(err.contains("`</s>` is not in the vocabulary"), "{err}");
-    let err = fails(&mut mathlake(&[
-        "tokenize",
-        "--lake",
-        &lake,
-        "--input",
-        rows,
-        "--tokenizer",
-        &gpt2_path(),
-        "--template",
-        "problem",
-        "--to",
-        "t",
-    ]));
-    assert!(err.contains("no column `question`"), "{err}");
-    let err = fails(&mut mathlake(&[
-        "tokenize",
-        "--lake",
-        &lake,
-        "--input",
-        rows,
-        "--tokenizer",
-        &gpt2_path(),
-        "--response",
-        "{text",
-        "--to",
-        "t",
-    ]));
-    assert!(err.contains("not a column placeholder"), "{err}");
+    let gpt2 = gpt2_path();
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("nope.json", &[], "nope.json"),
+        (not_json.to_str().unwrap(), &[], "not a tokenizer.json"),
+        (&gpt2, &["--eos", "</s>"], "`</s>` is not in the vocabulary"),
+        (&gpt2, &["--template", "problem"], "no column `question`"),
+        (&gpt2, &["--response", "{text"], "not a column placeholder"),
+    ];
+    for (tokenizer, flags, says) in cases {
+        let args =
+            [&["tokenize", "--lake", &lake, "--input", rows, "--to", "t", "--tokenizer", tokenizer], flags].concat();
+        let err = fails(&mut mathlake(&args));
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
     let err = fails(&mut mathlake(&[
         "tokenizer",
         "train",
