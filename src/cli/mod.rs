@@ -306,12 +306,7 @@ pub struct TokenizeArgs {
 
 impl TokenizeArgs {
     fn template(&self) -> Result<Option<Template>> {
-        Ok(match (self.template.as_deref(), &self.response) {
-            (Some("text"), _) => Some(Template::text()),
-            (Some(_), _) => Some(Template::problem()),
-            (None, Some(response)) => Some(Template::new(self.prompt.as_deref().unwrap_or(""), response)?),
-            (None, None) => None,
-        })
+        Template::choose(self.template.as_deref(), self.prompt.as_deref(), self.response.as_deref())
     }
 }
 

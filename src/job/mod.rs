@@ -243,17 +243,7 @@ pub struct TokenizeStage {
 
 impl TokenizeStage {
     fn options(&self, lake: &Lake, threads: usize) -> Result<TokenizeOptions> {
-        let template = match (self.template.as_deref(), &self.prompt, &self.response) {
-            (None, None, None) => None,
-            (Some("text"), None, None) => Some(Template::text()),
-            (Some("problem"), None, None) => Some(Template::problem()),
-            (None, prompt, Some(response)) => Some(Template::new(prompt.as_deref().unwrap_or(""), response)?),
-            _ => {
-                return Err(Error::user(
-                    "template is `text` or `problem`, or give a `response` (and a `prompt`) instead",
-                ));
-            }
-        };
+        let template = Template::choose(self.template.as_deref(), self.prompt.as_deref(), self.response.as_deref())?;
         Ok(TokenizeOptions {
             input: self.input.clone(),
             to: Target::parse(&self.to)?,

@@ -64,6 +64,19 @@ impl Template {
         Template::new(PROBLEM_PROMPT, PROBLEM_RESPONSE).expect("static template")
     }
 
+    /// The template a user chose: a named layout (`text`, `problem`), or a custom
+    /// `response` with an optional `prompt`; `None` when nothing was chosen.
+    pub fn choose(name: Option<&str>, prompt: Option<&str>, response: Option<&str>) -> Result<Option<Template>> {
+        match (name, prompt, response) {
+            (None, None, None) => Ok(None),
+            (Some("text"), None, None) => Ok(Some(Template::text())),
+            (Some("problem"), None, None) => Ok(Some(Template::problem())),
+            (None, prompt, Some(response)) => Ok(Some(Template::new(prompt.unwrap_or(""), response)?)),
+            _ => Err(Error::user("the template is `text` or `problem`, or a `response` (and a `prompt`) instead")
+                .hint("e.g. --template problem, or --prompt 'Q: {question}' --response ' {solution}'")),
+        }
+    }
+
     /// The columns the template reads, each once.
     pub fn columns(&self) -> Vec<String> {
         let mut seen = BTreeSet::new();
@@ -182,5 +195,9 @@ mod tests {
         assert!(Template::new("x } y", "{a}").is_err());
         assert!(Template::new("", "{a").is_err());
         assert!(Template::new("{q}", "no column").is_err());
+        assert_eq!(Template::choose(Some("text"), None, None).unwrap(), Some(Template::text()));
+        assert_eq!(Template::choose(None, None, None).unwrap(), None);
+        assert!(Template::choose(Some("chat"), None, None).is_err());
+        assert!(Template::choose(None, Some("{q}"), None).is_err(), "a prompt needs a response");
     }
 }
