@@ -29,5 +29,6 @@ pub mod shards;
 mod suggest;
 pub mod text;
 pub mod tokenize;
+pub mod train;
 
 pub use error::{Error, Result};

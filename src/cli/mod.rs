@@ -23,6 +23,7 @@ use crate::shards::manifest::Manifest;
 use crate::shards::mixture::Mode;
 use crate::shards::{self, BuildOptions, BuildReport};
 use crate::tokenize::{self, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport};
+use crate::train::{self, TrainConfig, TrainReport};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -168,6 +169,25 @@ pub enum Command {
     /// Build training shards from a mixture file, or look into a shard set.
     #[command(subcommand)]
     Shards(ShardsCommand),
+    /// Train a Llama-style model on a shard set (CPT or SFT, from the shards' mode).
+    ///
+    /// Checkpoints (Hugging Face safetensors + config.json, optimizer state, data
+    /// position), log.jsonl and loss.png go to the file's `out`; the best checkpoint by
+    /// validation loss is kept beside the latest.
+    #[command(
+        after_help = "Examples:\n  mathlake train --config jobs/train/base1-tiny.toml\n  mathlake train --config jobs/train/base1-tiny.toml --resume"
+    )]
+    Train {
+        /// A training file (TOML): shards, out, steps or tokens, [model], [optimizer].
+        #[arg(long)]
+        config: PathBuf,
+        /// Continue the run in `out` from its latest checkpoint, exactly.
+        #[arg(long)]
+        resume: bool,
+        /// Stop with a checkpoint once this many updates are done (resume later).
+        #[arg(long, value_name = "STEPS")]
+        stop_after: Option<u64>,
+    },
     /// Run a job file: its stages in order, stopping at the first failure.
     Run {
         job: PathBuf,
@@ -683,6 +703,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Train { config, resume, stop_after } => {
+            let config = TrainConfig::load(config)?;
+            let options = train::TrainOptions { resume: *resume, stop_after: *stop_after, quiet: cli.quiet };
+            let report = train::train(&config, options).await?;
+            if cli.json {
+                return print_json(&report);
+            }
+            print_train(&report);
+            Ok(())
+        }
         Command::Run { job, dry_run } => {
             let loaded = Job::load(job)?;
             let lake = cli.open_lake(loaded.lake.as_deref())?;
@@ -997,4 +1027,24 @@ pub fn report_error(error: &Error) {
             eprintln!("  hint: {line}");
         }
     }
+}
+
+fn print_train(r: &TrainReport) {
+    println!(
+        "trained {} parameters for {}/{} steps ({} tokens) in {:.0} s, {} tokens/s",
+        output::count(r.parameters as u64),
+        r.steps_done,
+        r.total_steps,
+        output::count(r.tokens_seen),
+        r.seconds,
+        output::count(r.tokens_per_s as u64)
+    );
+    println!("train loss {:.4} (last steps)", r.train_loss);
+    if let Some(v) = r.validation_loss {
+        println!("validation loss {v:.4}, unigram entropy of the validation tokens {:.4}", r.unigram_entropy);
+    }
+    if let Some(b) = r.best {
+        println!("best checkpoint: step {} (validation loss {:.4})", b.step, b.validation_loss);
+    }
+    println!("run folder: {} ({} and {} inside)", r.out, train::LOG, train::PLOT);
 }

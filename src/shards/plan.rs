@@ -22,6 +22,8 @@ pub mod streams {
     pub const VALIDATION: u64 = 4;
     pub const SHARD_ORDER: u64 = 5;
     pub const ROW_ORDER: u64 = 6;
+    /// Initial model weights (the trainer).
+    pub const INIT: u64 = 7;
 }
 
 /// A seeded splitmix64 stream: every order the shards take is a pure function of seeds.

@@ -12,3 +12,4 @@ mod ingest_shared_data;
 mod inspect;
 mod shards;
 mod tokenize;
+mod train;

@@ -1,0 +1,362 @@
+//! Fused CPU kernels, with hand-written backward passes, for the two widest tensors of a
+//! training step: the attention weights `[rows, heads, T, T]` and the logits
+//! `[rows * T, vocab]`.
+//!
+//! Composed from candle's small ops, a masked softmax allocates five tensors of that size
+//! and cross-entropy about as many, and page faults on those buffers were a third of a
+//! step. Each op here reads its input once and writes one output; its backward pass is one
+//! more kernel. They run on the CPU in f32 and f64; other devices and dtypes use the
+//! composed ops in `model.rs`, which compute the same function.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, WithDType, bail};
+use rayon::prelude::*;
+
+/// The float types the kernels run in.
+trait Real: WithDType + Copy + Send + Sync + PartialOrd {
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+}
+
+impl Real for f32 {
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    fn ln(self) -> Self {
+        f32::ln(self)
+    }
+}
+
+impl Real for f64 {
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+}
+
+/// Whether the fused kernels serve tensors of this device and dtype.
+pub fn fused(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+fn contiguous<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&storage.as_slice::<T>()?[start..end]),
+        None => bail!("{op} needs contiguous inputs"),
+    }
+}
+
+/// `softmax(scale * scores + mask)` over the last dimension, for scores `[b, h, t, s]` and
+/// an additive mask `[b, 1, t, s]` shared by the heads.
+pub fn attention_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    scores.apply_op2(mask, AttentionSoftmax { scale })
+}
+
+struct AttentionSoftmax {
+    scale: f64,
+}
+
+impl AttentionSoftmax {
+    fn forward<T: Real>(&self, scores: &[T], mask: &[T], dims: &[usize]) -> Vec<T> {
+        let (heads, t, s) = (dims[1], dims[2], dims[3]);
+        let scale = T::from_f64(self.scale);
+        let mut out = vec![T::zero(); scores.len()];
+        out.par_chunks_mut(s).zip(scores.par_chunks(s)).enumerate().for_each(|(r, (y, x))| {
+            let (batch, row) = (r / (heads * t), r % t);
+            let m = &mask[(batch * t + row) * s..(batch * t + row + 1) * s];
+            let mut max = T::from_f64(f64::NEG_INFINITY);
+            for j in 0..s {
+                y[j] = x[j] * scale + m[j];
+                if y[j] > max {
+                    max = y[j];
+                }
+            }
+            let mut sum = T::zero();
+            for v in y.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            let inv = T::one() / sum;
+            for v in y.iter_mut() {
+                *v *= inv;
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp2 for AttentionSoftmax {
+    fn name(&self) -> &'static str {
+        "attention-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = l1.dims();
+        if dims.len() != 4 || l2.dims() != [dims[0], 1, dims[2], dims[3]] {
+            bail!("attention-softmax: scores {:?} and mask {:?} do not fit", dims, l2.dims());
+        }
+        let out = match s1 {
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(self.forward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, dims))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(self.forward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, dims))
+            }
+            _ => bail!("attention-softmax runs in f32 or f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    /// The softmax Jacobian: `dx = scale * y * (g - sum(g * y))`; the mask is a constant.
+    fn bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad { scale: self.scale })?;
+        Ok((Some(grad), None))
+    }
+}
+
+struct SoftmaxGrad {
+    scale: f64,
+}
+
+impl SoftmaxGrad {
+    fn backward<T: Real>(&self, y: &[T], g: &[T], s: usize) -> Vec<T> {
+        let scale = T::from_f64(self.scale);
+        let mut out = vec![T::zero(); y.len()];
+        out.par_chunks_mut(s).zip(y.par_chunks(s).zip(g.par_chunks(s))).for_each(|(dx, (y, g))| {
+            let mut dot = T::zero();
+            for j in 0..s {
+                dot += g[j] * y[j];
+            }
+            for j in 0..s {
+                dx[j] = scale * y[j] * (g[j] - dot);
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "attention-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let s = *l1.dims().last().unwrap_or(&1);
+        if l1.dims() != l2.dims() {
+            bail!("attention-softmax-grad: shapes {:?} and {:?} differ", l1.dims(), l2.dims());
+        }
+        let out = match s1 {
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(self.backward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, s))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(self.backward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, s))
+            }
+            _ => bail!("attention-softmax-grad runs in f32 or f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Per row of `logits` `[n, vocab]`, the negative log-likelihood of its target `[n]` (u32).
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    logits.apply_op2(targets, CrossEntropy)
+}
+
+struct CrossEntropy;
+
+/// The row's maximum and log-sum-exp.
+fn log_sum_exp<T: Real>(row: &[T]) -> (T, T) {
+    let mut max = T::from_f64(f64::NEG_INFINITY);
+    for &v in row {
+        if v > max {
+            max = v;
+        }
+    }
+    let mut sum = T::zero();
+    for &v in row {
+        sum += (v - max).exp();
+    }
+    (max, sum.ln())
+}
+
+impl CrossEntropy {
+    fn forward<T: Real>(logits: &[T], targets: &[u32], vocab: usize) -> candle_core::Result<Vec<T>> {
+        if let Some(t) = targets.iter().find(|&&t| t as usize >= vocab) {
+            bail!("cross-entropy: target {t} is not below the vocabulary size {vocab}");
+        }
+        let mut out = vec![T::zero(); targets.len()];
+        out.par_iter_mut().zip(logits.par_chunks(vocab).zip(targets.par_iter())).for_each(|(nll, (row, &t))| {
+            let (max, lse) = log_sum_exp(row);
+            *nll = lse - (row[t as usize] - max);
+        });
+        Ok(out)
+    }
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = l1.dims();
+        if dims.len() != 2 || l2.dims() != [dims[0]] {
+            bail!("cross-entropy: logits {:?} and targets {:?} do not fit", dims, l2.dims());
+        }
+        let targets: &[u32] = contiguous(s2, l2, self.name())?;
+        let out = match s1 {
+            CpuStorage::F32(_) => CpuStorage::F32(Self::forward(contiguous(s1, l1, self.name())?, targets, dims[1])?),
+            CpuStorage::F64(_) => CpuStorage::F64(Self::forward(contiguous(s1, l1, self.name())?, targets, dims[1])?),
+            _ => bail!("cross-entropy runs in f32 or f64"),
+        };
+        Ok((out, Shape::from(dims[0])))
+    }
+
+    /// `dlogits = (softmax(logits) - onehot(target)) * g` per row; targets get none.
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = logits.apply_op3_no_bwd(targets, &grad.contiguous()?, &CrossEntropyGrad)?;
+        Ok((Some(grad), None))
+    }
+}
+
+struct CrossEntropyGrad;
+
+impl CrossEntropyGrad {
+    fn backward<T: Real>(logits: &[T], targets: &[u32], g: &[T], vocab: usize) -> Vec<T> {
+        let mut out = vec![T::zero(); logits.len()];
+        out.par_chunks_mut(vocab).zip(logits.par_chunks(vocab)).zip(targets.par_iter().zip(g.par_iter())).for_each(
+            |((dx, row), (&t, &g))| {
+                if g == T::zero() {
+                    return; // a position out of the loss
+                }
+                let (max, lse) = log_sum_exp(row);
+                for (d, &v) in dx.iter_mut().zip(row) {
+                    *d = (v - max - lse).exp() * g;
+                }
+                dx[t as usize] -= g;
+            },
+        );
+        out
+    }
+}
+
+impl CustomOp3 for CrossEntropyGrad {
+    fn name(&self) -> &'static str {
+        "cross-entropy-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let vocab = l1.dims()[1];
+        let targets: &[u32] = contiguous(s2, l2, self.name())?;
+        let out = match s1 {
+            CpuStorage::F32(_) => CpuStorage::F32(Self::backward(
+                contiguous(s1, l1, self.name())?,
+                targets,
+                contiguous(s3, l3, self.name())?,
+                vocab,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(Self::backward(
+                contiguous(s1, l1, self.name())?,
+                targets,
+                contiguous(s3, l3, self.name())?,
+                vocab,
+            )),
+            _ => bail!("cross-entropy-grad runs in f32 or f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{D, Device, Var};
+
+    use super::*;
+    use crate::shards::plan::SplitMix;
+    use crate::train::model::{composed_nll, softmax_last_dim};
+
+    fn random(shape: &[usize], seed: u64) -> candle_core::Result<Tensor> {
+        let mut rng = SplitMix::new(seed, &[]);
+        let n = shape.iter().product();
+        let values: Vec<f64> =
+            (0..n).map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 6.0 - 3.0).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).and_then(|d| d.abs()?.max_all()?.to_scalar::<f64>()).unwrap_or(f64::INFINITY)
+    }
+
+    /// The fused kernels and the composed ops give the same values and gradients.
+    #[test]
+    fn fused_kernels_match_the_composed_ops() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let scores = Var::from_tensor(&random(&[2, 3, 5, 5], 1)?)?;
+        let causal: Vec<f64> =
+            (0..2 * 25).map(|i| if (i % 25) % 5 <= (i % 25) / 5 { 0.0 } else { f64::NEG_INFINITY }).collect();
+        let mask = Tensor::from_vec(causal, (2, 1, 5, 5), &dev)?;
+        let weights = random(&[2, 3, 5, 5], 2)?;
+        let fused = attention_softmax(scores.as_tensor(), &mask, 0.7)?;
+        let composed = softmax_last_dim(&(scores.as_tensor() * 0.7)?.broadcast_add(&mask)?).expect("composed");
+        assert!(max_diff(&fused, &composed) < 1e-15);
+        assert!(max_diff(&fused.sum(D::Minus1)?, &Tensor::ones((2, 3, 5), DType::F64, &dev)?) < 1e-15);
+        let g1 = (fused * &weights)?.sum_all()?.backward()?;
+        let g2 = (composed * &weights)?.sum_all()?.backward()?;
+        let (g1, g2) = (g1.get(scores.as_tensor()).expect("grad"), g2.get(scores.as_tensor()).expect("grad"));
+        assert!(max_diff(g1, g2) < 1e-14, "softmax gradients differ by {}", max_diff(g1, g2));
+
+        let logits = Var::from_tensor(&random(&[6, 11], 3)?)?;
+        let targets = Tensor::new(&[0u32, 10, 3, 3, 7, 1], &dev)?;
+        let mask = Tensor::new(&[1.0f64, 1.0, 0.0, 1.0, 1.0, 0.5], &dev)?;
+        let fused = cross_entropy(logits.as_tensor(), &targets)?;
+        let composed = composed_nll(logits.as_tensor(), &targets).expect("composed");
+        assert!(max_diff(&fused, &composed) < 1e-14);
+        let g1 = (fused * &mask)?.sum_all()?.backward()?;
+        let g2 = (composed * &mask)?.sum_all()?.backward()?;
+        let (g1, g2) = (g1.get(logits.as_tensor()).expect("grad"), g2.get(logits.as_tensor()).expect("grad"));
+        assert!(max_diff(g1, g2) < 1e-14, "cross-entropy gradients differ by {}", max_diff(g1, g2));
+        // A target outside the vocabulary is an error, not a read past the row.
+        assert!(cross_entropy(logits.as_tensor(), &Tensor::new(&[11u32, 0, 0, 0, 0, 0], &dev)?).is_err());
+        Ok(())
+    }
+}

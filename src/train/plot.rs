@@ -1,0 +1,294 @@
+//! The loss plot written next to the checkpoints: training loss per step and validation
+//! loss at each evaluation, as a PNG.
+//!
+//! A line chart needs little: a raster, lines, a 5x7 font for the labels, and the PNG
+//! container (zlib through flate2, which the project already uses, and its CRC-32). That
+//! is less code than adapting a plotting crate and its font stack.
+
+use std::io::Write;
+
+use flate2::Crc;
+use flate2::write::ZlibEncoder;
+
+use crate::error::Result;
+
+const WIDTH: usize = 800;
+const HEIGHT: usize = 480;
+const LEFT: usize = 80;
+const RIGHT: usize = 20;
+const TOP: usize = 30;
+const BOTTOM: usize = 50;
+const TRAIN: [u8; 3] = [31, 119, 180];
+const VALIDATION: [u8; 3] = [255, 127, 14];
+const INK: [u8; 3] = [40, 40, 40];
+const GRID: [u8; 3] = [225, 225, 225];
+
+/// Training `(step, loss)` and validation `(step, loss)` points as a PNG.
+pub fn loss_png(train: &[(u64, f64)], validation: &[(u64, f64)]) -> Result<Vec<u8>> {
+    let mut canvas = Canvas::new();
+    let finite = |p: &&(u64, f64)| p.1.is_finite();
+    let all: Vec<(u64, f64)> = train.iter().chain(validation).filter(finite).copied().collect();
+    let max_step = all.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
+    let (mut lo, mut hi) = all.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    if all.is_empty() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if hi - lo < 1e-9 {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let y_ticks = ticks(lo, hi);
+    let (lo, hi) = (lo.min(y_ticks[0]), hi.max(*y_ticks.last().unwrap_or(&hi)));
+    let (plot_w, plot_h) = ((WIDTH - LEFT - RIGHT) as f64, (HEIGHT - TOP - BOTTOM) as f64);
+    let x_of = |step: f64| LEFT as f64 + step / max_step * plot_w;
+    let y_of = |loss: f64| TOP as f64 + (hi - loss) / (hi - lo) * plot_h;
+
+    for &t in &y_ticks {
+        let y = y_of(t).round() as i64;
+        canvas.line((LEFT as i64, y), ((WIDTH - RIGHT) as i64, y), GRID);
+        let label = number(t);
+        canvas.text(LEFT as i64 - 8 - text_width(&label), y - 7, &label, INK);
+    }
+    for t in ticks(0.0, max_step) {
+        if t > max_step {
+            continue;
+        }
+        let x = x_of(t).round() as i64;
+        canvas.line((x, TOP as i64), (x, (HEIGHT - BOTTOM) as i64), GRID);
+        let label = number(t);
+        canvas.text(x - text_width(&label) / 2, (HEIGHT - BOTTOM) as i64 + 8, &label, INK);
+    }
+    let (x0, y0, x1, y1) = (LEFT as i64, TOP as i64, (WIDTH - RIGHT) as i64, (HEIGHT - BOTTOM) as i64);
+    for (a, b) in [((x0, y1), (x1, y1)), ((x0, y0), (x0, y1))] {
+        canvas.line(a, b, INK);
+    }
+    canvas.text((WIDTH as i64 - text_width("step")) / 2, HEIGHT as i64 - 20, "step", INK);
+    canvas.text(8, 8, "loss", INK);
+
+    let point = |p: &(u64, f64)| (x_of(p.0 as f64).round() as i64, y_of(p.1).round() as i64);
+    let train: Vec<(i64, i64)> = train.iter().filter(finite).map(point).collect();
+    let validation: Vec<(i64, i64)> = validation.iter().filter(finite).map(point).collect();
+    for pair in train.windows(2) {
+        canvas.line(pair[0], pair[1], TRAIN);
+    }
+    for pair in validation.windows(2) {
+        canvas.line(pair[0], pair[1], VALIDATION);
+    }
+    for &(x, y) in &validation {
+        canvas.square(x, y, 3, VALIDATION);
+    }
+    let legend_x = (WIDTH - RIGHT) as i64 - 170;
+    canvas.square(legend_x, 16, 4, TRAIN);
+    canvas.text(legend_x + 10, 9, "train", INK);
+    canvas.square(legend_x + 90, 16, 4, VALIDATION);
+    canvas.text(legend_x + 100, 9, "val", INK);
+    canvas.png()
+}
+
+/// About five round tick values covering `lo..=hi`.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    let first = (lo / step).floor() * step;
+    (0..=12).map(|i| first + i as f64 * step).take_while(|t| *t < hi + step).collect()
+}
+
+fn number(v: f64) -> String {
+    if v.abs() >= 10_000.0 {
+        format!("{}k", (v / 1000.0).round())
+    } else if v.fract().abs() < 1e-9 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+const SCALE: i64 = 2;
+
+fn text_width(text: &str) -> i64 {
+    text.chars().count() as i64 * 6 * SCALE
+}
+
+struct Canvas {
+    pixels: Vec<u8>,
+}
+
+impl Canvas {
+    fn new() -> Canvas {
+        Canvas { pixels: vec![255; WIDTH * HEIGHT * 3] }
+    }
+
+    fn set(&mut self, x: i64, y: i64, color: [u8; 3]) {
+        if (0..WIDTH as i64).contains(&x) && (0..HEIGHT as i64).contains(&y) {
+            let i = (y as usize * WIDTH + x as usize) * 3;
+            self.pixels[i..i + 3].copy_from_slice(&color);
+        }
+    }
+
+    /// Bresenham.
+    fn line(&mut self, (mut x, mut y): (i64, i64), (x1, y1): (i64, i64), color: [u8; 3]) {
+        let (dx, dy) = ((x1 - x).abs(), -(y1 - y).abs());
+        let (sx, sy) = (if x < x1 { 1 } else { -1 }, if y < y1 { 1 } else { -1 });
+        let mut err = dx + dy;
+        loop {
+            self.set(x, y, color);
+            if x == x1 && y == y1 {
+                break;
+            }
+            let e2 = 2 * err;
+            if e2 >= dy {
+                err += dy;
+                x += sx;
+            }
+            if e2 <= dx {
+                err += dx;
+                y += sy;
+            }
+        }
+    }
+
+    fn square(&mut self, x: i64, y: i64, half: i64, color: [u8; 3]) {
+        for dy in -half..=half {
+            for dx in -half..=half {
+                self.set(x + dx, y + dy, color);
+            }
+        }
+    }
+
+    fn text(&mut self, x: i64, y: i64, text: &str, color: [u8; 3]) {
+        for (i, c) in text.chars().enumerate() {
+            let rows = glyph(c);
+            for (r, bits) in rows.iter().enumerate() {
+                for col in 0..5 {
+                    if bits & (0b10000 >> col) != 0 {
+                        let (px, py) = (x + (i as i64 * 6 + col) * SCALE, y + r as i64 * SCALE);
+                        for (ox, oy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                            self.set(px + ox, py + oy, color);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn png(&self) -> Result<Vec<u8>> {
+        let mut raw = Vec::with_capacity((WIDTH * 3 + 1) * HEIGHT);
+        for row in self.pixels.chunks(WIDTH * 3) {
+            raw.push(0); // filter: none
+            raw.extend_from_slice(row);
+        }
+        let mut zlib = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&raw)?;
+        let mut header = Vec::with_capacity(13);
+        header.extend_from_slice(&(WIDTH as u32).to_be_bytes());
+        header.extend_from_slice(&(HEIGHT as u32).to_be_bytes());
+        header.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, no interlace
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut png, b"IHDR", &header);
+        chunk(&mut png, b"IDAT", &zlib.finish()?);
+        chunk(&mut png, b"IEND", &[]);
+        Ok(png)
+    }
+}
+
+fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    png.extend_from_slice(kind);
+    png.extend_from_slice(data);
+    let mut crc = Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    png.extend_from_slice(&crc.sum().to_be_bytes());
+}
+
+/// 5x7 glyphs, one row per byte, the leftmost pixel in bit 4; what the labels use.
+fn glyph(c: char) -> [u8; 7] {
+    match c {
+        '0' => [14, 17, 19, 21, 25, 17, 14],
+        '1' => [4, 12, 4, 4, 4, 4, 14],
+        '2' => [14, 17, 1, 2, 4, 8, 31],
+        '3' => [31, 2, 4, 2, 1, 17, 14],
+        '4' => [2, 6, 10, 18, 31, 2, 2],
+        '5' => [31, 16, 30, 1, 1, 17, 14],
+        '6' => [6, 8, 16, 30, 17, 17, 14],
+        '7' => [31, 1, 2, 4, 8, 8, 8],
+        '8' => [14, 17, 17, 14, 17, 17, 14],
+        '9' => [14, 17, 17, 15, 1, 2, 12],
+        '.' => [0, 0, 0, 0, 0, 12, 12],
+        '-' => [0, 0, 0, 31, 0, 0, 0],
+        'a' => [0, 0, 14, 1, 15, 17, 15],
+        'e' => [0, 0, 14, 17, 31, 16, 14],
+        'i' => [4, 0, 12, 4, 4, 4, 14],
+        'k' => [16, 16, 18, 20, 24, 20, 18],
+        'l' => [12, 4, 4, 4, 4, 4, 14],
+        'n' => [0, 0, 22, 25, 17, 17, 17],
+        'o' => [0, 0, 14, 17, 17, 17, 14],
+        'p' => [0, 0, 30, 17, 30, 16, 16],
+        'r' => [0, 0, 22, 25, 16, 16, 16],
+        's' => [0, 0, 15, 16, 14, 1, 30],
+        't' => [8, 8, 28, 8, 8, 9, 6],
+        'v' => [0, 0, 17, 17, 17, 10, 4],
+        _ => [0; 7],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// Decodes the PNG written above (one IDAT, filter 0) into RGB pixels.
+    fn decode(png: &[u8]) -> (u32, u32, Vec<u8>) {
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let (mut at, mut size, mut data) = (8, (0, 0), Vec::new());
+        while at < png.len() {
+            let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+            let kind = &png[at + 4..at + 8];
+            let body = &png[at + 8..at + 8 + len];
+            let mut crc = Crc::new();
+            crc.update(&png[at + 4..at + 8 + len]);
+            assert_eq!(crc.sum().to_be_bytes(), png[at + 8 + len..at + 12 + len], "chunk CRC");
+            match kind {
+                b"IHDR" => {
+                    size = (
+                        u32::from_be_bytes(body[..4].try_into().unwrap()),
+                        u32::from_be_bytes(body[4..8].try_into().unwrap()),
+                    )
+                }
+                b"IDAT" => data.extend_from_slice(body),
+                _ => {}
+            }
+            at += 12 + len;
+        }
+        let mut raw = Vec::new();
+        flate2::read::ZlibDecoder::new(&data[..]).read_to_end(&mut raw).unwrap();
+        let pixels = raw.chunks(size.0 as usize * 3 + 1).flat_map(|r| r[1..].to_vec()).collect();
+        (size.0, size.1, pixels)
+    }
+
+    #[test]
+    fn plots_both_curves_into_a_valid_png() -> Result<()> {
+        let train: Vec<(u64, f64)> = (1..=200).map(|s| (s, 9.0 / (1.0 + s as f64 / 20.0) + 1.0)).collect();
+        let validation = vec![(50, 4.0), (100, 3.0), (150, 2.6), (200, 2.5)];
+        let (w, h, pixels) = decode(&loss_png(&train, &validation)?);
+        assert_eq!((w, h), (WIDTH as u32, HEIGHT as u32));
+        let count = |c: [u8; 3]| pixels.chunks(3).filter(|p| *p == c).count();
+        assert!(count(TRAIN) > 300, "the train curve is drawn: {} pixels", count(TRAIN));
+        assert!(count(VALIDATION) > 100, "the validation curve and points are drawn");
+        assert!(count(INK) > 500, "axes and labels are drawn");
+        // A NaN loss (a diverged step) is left out rather than breaking the scale.
+        let (_, _, with_nan) = decode(&loss_png(&[(1, f64::NAN), (2, 3.0), (3, 2.0)], &[])?);
+        assert!(with_nan.chunks(3).filter(|p| *p == TRAIN).count() > 10);
+        Ok(())
+    }
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(ticks(0.0, 1000.0), vec![0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]);
+        let t = ticks(2.37, 9.1);
+        assert!(t[0] <= 2.37 && *t.last().unwrap() >= 9.1, "{t:?}");
+    }
+}

@@ -1,0 +1,179 @@
+//! Training: a small model on the quickstart's test1 shards learns, resumes exactly,
+//! writes Hugging Face checkpoints, the log and the plot; bad runs fail clearly.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+use crate::ingest_shared_data::quickstart;
+
+/// A model of about 0.6M parameters (most in the 8k embedding), so that CI trains in seconds.
+const SMALL_MODEL: &str = "[model]\npreset = \"tiny\"\nhidden_size = 64\nintermediate_size = 128\n\
+    num_hidden_layers = 2\nnum_attention_heads = 4\nnum_key_value_heads = 2\n";
+
+fn run_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let (_, lake, _) = quickstart();
+    let path = dir.join(format!("{name}.toml"));
+    let out = dir.join(name);
+    let text = format!("shards = \"{lake}/shards/test1\"\nout = \"{}\"\n{body}\n{SMALL_MODEL}", out.to_str().unwrap());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn train(config: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["train", "--json", "--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    json(&ok(&mut mathlake(&args)))
+}
+
+fn log(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("log.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn latest_weights(run: &Path) -> Vec<u8> {
+    let latest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("latest.json")).unwrap()).unwrap();
+    std::fs::read(run.join(latest["path"].as_str().unwrap()).join("model.safetensors")).unwrap()
+}
+
+#[test]
+fn a_run_stopped_and_resumed_matches_an_uninterrupted_one_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "steps = 6\nmicro_batch = 2\ngrad_accum = 2\neval_every = 3\n[optimizer]\nlr = 3e-3\nwarmup_steps = 2";
+    let straight = run_file(dir.path(), "straight", body);
+    let report = train(&straight, &[]);
+    assert_eq!(report["steps_done"], 6);
+
+    let split = run_file(dir.path(), "split", body);
+    let first = train(&split, &["--stop-after", "3"]);
+    assert_eq!(first["steps_done"], 3, "stops where told, with a checkpoint");
+    let resumed = train(&split, &["--resume"]);
+    assert_eq!(resumed["steps_done"], 6);
+
+    let (a, b) = (log(&dir.path().join("straight")), log(&dir.path().join("split")));
+    let losses = |log: &[serde_json::Value]| -> Vec<(String, u64, f64, Option<f64>)> {
+        log.iter()
+            .map(|r| {
+                (
+                    r["split"].as_str().unwrap().into(),
+                    r["step"].as_u64().unwrap(),
+                    r["loss"].as_f64().unwrap(),
+                    r["grad_norm"].as_f64(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(losses(&a).len(), 6 + 2, "six steps and two validations");
+    assert_eq!(losses(&a), losses(&b), "identical losses and gradient norms, bit for bit");
+    assert_eq!(a.last().unwrap()["source_tokens"], b.last().unwrap()["source_tokens"]);
+    assert_eq!(latest_weights(&dir.path().join("straight")), latest_weights(&dir.path().join("split")));
+}
+
+#[test]
+fn training_lowers_the_loss_and_writes_checkpoints_log_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = run_file(dir.path(), "run", "steps = 24\nmicro_batch = 4\neval_every = 8\n[optimizer]\nlr = 5e-3");
+    let report = train(&config, &[]);
+    let run = dir.path().join("run");
+    let log = log(&run);
+    let validation: Vec<f64> =
+        log.iter().filter(|r| r["split"] == "validation").map(|r| r["loss"].as_f64().unwrap()).collect();
+    assert_eq!(validation.len(), 3);
+    // A fresh model scores about ln(8192) = 9.0 nats.
+    let first_train = log[0]["loss"].as_f64().unwrap();
+    assert!((first_train - 8192f64.ln()).abs() < 0.3, "starts near uniform: {first_train}");
+    assert!(validation[2] < first_train - 1.2, "validation fell from {first_train} to {validation:?}");
+    assert!(validation.windows(2).all(|w| w[1] < w[0]), "validation falls at every evaluation: {validation:?}");
+    assert!(report["unigram_entropy"].as_f64().unwrap() > 4.0);
+    // Per source token counts follow the mixture (general 77% of tokens).
+    let seen = &log.iter().rfind(|r| r["split"] == "train").unwrap()["source_tokens"];
+    let total: f64 = ["general", "web_math", "problems"].iter().map(|s| seen[s].as_f64().unwrap()).sum();
+    let general = seen["general"].as_f64().unwrap() / total;
+    assert!((0.6..0.9).contains(&general), "general share {general}");
+
+    // Only the latest and the best checkpoint are kept; each is a Hugging Face folder.
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best.json")).unwrap()).unwrap();
+    assert_eq!(best["step"], report["best"]["step"]);
+    let folder = run.join(best["path"].as_str().unwrap());
+    let config_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config_json["architectures"][0], "LlamaForCausalLM");
+    assert_eq!(config_json["hidden_size"], 64);
+    let weights = std::fs::read(folder.join("model.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&weights[8..8 + header_len]).unwrap();
+    for name in ["model.embed_tokens.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight"] {
+        assert!(header.get(name).is_some(), "{name} in model.safetensors");
+    }
+    let png = std::fs::read(run.join("loss.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // Continued pre-training from that checkpoint, as from any Hugging Face Llama folder:
+    // the first validation matches the checkpoint's own (the same weights, the same data).
+    let from = dir.path().join("from.toml");
+    std::fs::write(
+        &from,
+        format!(
+            "shards = \"{}/shards/test1\"\nout = \"{}\"\nsteps = 1\nmicro_batch = 4\neval_every = 1\n\
+             [optimizer]\nlr = 0.0\nmin_lr = 0.0\n[model]\nfrom = \"{}\"\n",
+            quickstart().1,
+            dir.path().join("continued").to_str().unwrap(),
+            folder.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let continued = train(&from, &[]);
+    let best_loss = report["best"]["validation_loss"].as_f64().unwrap();
+    let again = continued["validation_loss"].as_f64().unwrap();
+    assert!(
+        (again - best_loss).abs() < 1e-5,
+        "a zero-lr step from the checkpoint scores {again}, the checkpoint {best_loss}"
+    );
+}
+
+#[test]
+fn bad_runs_fail_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lake, _) = quickstart();
+
+    let both = run_file(dir.path(), "both", "steps = 2\ntokens = 100\nmicro_batch = 2");
+    assert!(fails(&mut mathlake(&["train", "--config", both.to_str().unwrap()])).contains("one of steps or tokens"));
+
+    let typo = run_file(dir.path(), "typo", "steps = 2\nmicro_bach = 2");
+    assert!(fails(&mut mathlake(&["train", "--config", typo.to_str().unwrap()])).contains("micro_bach"));
+
+    let sft = run_file(dir.path(), "sft", "steps = 2\nmicro_batch = 2\nmode = \"sft\"");
+    assert!(fails(&mut mathlake(&["train", "--config", sft.to_str().unwrap()])).contains("packed for cpt"));
+
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(
+        &missing,
+        format!("shards = \"{lake}/shards/nope\"\nout = \"{lake}/runs/x\"\nsteps = 1\nmicro_batch = 1\n[model]\n"),
+    )
+    .unwrap();
+    assert!(fails(&mut mathlake(&["train", "--config", missing.to_str().unwrap()])).contains("manifest.json"));
+
+    let small_vocab = dir.path().join("vocab.toml");
+    std::fs::write(
+        &small_vocab,
+        format!("shards = \"{lake}/shards/test1\"\nout = \"{}\"\nsteps = 1\nmicro_batch = 1\n[model]\nvocab_size = 100\nhidden_size = 32\nnum_hidden_layers = 1\n", dir.path().join("v").to_str().unwrap()),
+    )
+    .unwrap();
+    assert!(
+        fails(&mut mathlake(&["train", "--config", small_vocab.to_str().unwrap()])).contains("100 token embeddings")
+    );
+
+    // A finished run is not overwritten, and a resume must keep the seed.
+    let run = run_file(dir.path(), "run", "steps = 1\nmicro_batch = 1\neval_every = 1");
+    train(&run, &[]);
+    assert!(
+        fails(&mut mathlake(&["train", "--config", run.to_str().unwrap()])).contains("already holds a training run")
+    );
+    let text = std::fs::read_to_string(&run).unwrap().replace("steps = 1", "steps = 2\nseed = 9");
+    std::fs::write(&run, text).unwrap();
+    assert!(fails(&mut mathlake(&["train", "--config", run.to_str().unwrap(), "--resume"])).contains("seed 9 (was 1)"));
+    let never = run_file(dir.path(), "never", "steps = 1\nmicro_batch = 1");
+    assert!(
+        fails(&mut mathlake(&["train", "--config", never.to_str().unwrap(), "--resume"])).contains("no checkpoint")
+    );
+}
