@@ -730,6 +730,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .run(
                     &lake,
                     threads,
+                    quiet,
                     |name, unit| match unit {
                         ProgressUnit::Bytes => output::byte_bar(name, quiet),
                         ProgressUnit::Rows => output::row_spinner(name, quiet),
@@ -768,6 +769,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                             StageReport::Shards { name, report } => {
                                 println!("== stage {name}");
                                 print_shards(report);
+                            }
+                            StageReport::Train { name, report } => {
+                                println!("== stage {name}");
+                                print_train(report);
                             }
                         }
                     },

@@ -29,10 +29,11 @@ use crate::decontaminate::{self, BenchmarkSpec, DEFAULT_NGRAM, DecontamOptions, 
 use crate::dedup::{self, DEFAULT_MIN_SIMILARITY, DedupOptions, DedupReport, minhash::MinHashConfig};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSpec, IngestSummary};
-use crate::lake::{Lake, SessionOptions, Target, parse_size};
+use crate::lake::{Lake, Location, SessionOptions, Target, parse_size};
 use crate::shards::mixture::Mixture;
 use crate::shards::{self, BuildOptions, BuildReport};
 use crate::tokenize::{self, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport};
+use crate::train::{self, TrainConfig, TrainOptions, TrainReport};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +62,8 @@ pub enum Stage {
     Tokenize(TokenizeStage),
     /// `mathlake shards build`.
     Shards(ShardsStage),
+    /// `mathlake train`.
+    Train(TrainStage),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -282,6 +285,30 @@ impl ShardsStage {
     }
 }
 
+/// `kind = "train"`: a training file, whose `shards`, `out` and [[eval]] paths may use
+/// `{lake}`. A run already in `out` is continued (a finished one is left as it is), so a
+/// job that is run again does not train again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The training file, relative to the folder the job runs in.
+    pub config: PathBuf,
+}
+
+impl TrainStage {
+    fn config(&self, lake: &Lake) -> Result<TrainConfig> {
+        let mut config = TrainConfig::load(&self.config)?;
+        config.shards = in_lake(&config.shards, lake);
+        config.out = in_lake(&config.out, lake);
+        for eval in &mut config.evals {
+            eval.shards = in_lake(&eval.shards, lake);
+        }
+        Ok(config)
+    }
+}
+
 /// `{lake}` in a stage's paths is the lake's URL, so the files a job makes beside its
 /// tables (a tokenizer, shard sets) go wherever `--lake` points.
 fn in_lake(text: &str, lake: &Lake) -> String {
@@ -314,6 +341,7 @@ impl Stage {
             Stage::Tokenizer(stage) => stage.name.clone().unwrap_or_else(|| format!("tokenizer-{}", index + 1)),
             Stage::Tokenize(stage) => stage.name.clone().unwrap_or_else(|| format!("tokenize-{}", index + 1)),
             Stage::Shards(stage) => stage.name.clone().unwrap_or_else(|| format!("shards-{}", index + 1)),
+            Stage::Train(stage) => stage.name.clone().unwrap_or_else(|| format!("train-{}", index + 1)),
         }
     }
 }
@@ -336,6 +364,7 @@ pub enum StageReport {
     Tokenizer { name: String, report: TrainTokenizerReport },
     Tokenize { name: String, report: TokenizeReport },
     Shards { name: String, report: BuildReport },
+    Train { name: String, report: TrainReport },
 }
 
 impl Job {
@@ -428,6 +457,10 @@ impl Job {
                         Mixture::load(&options.mixture).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({ "kind": "shards", "mixture": options.mixture, "to": options.to })
                     }
+                    Stage::Train(stage) => {
+                        let config = stage.config(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({ "kind": "train", "config": stage.config, "resolved": config })
+                    }
                 };
                 Ok((name, resolved))
             })
@@ -440,6 +473,7 @@ impl Job {
         &self,
         lake: &Lake,
         threads: usize,
+        quiet: bool,
         progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
         mut on_stage: impl FnMut(&StageReport),
     ) -> Result<Vec<StageReport>> {
@@ -502,6 +536,13 @@ impl Job {
                         shards::build(lake, &stage.options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
                     bar.finish_and_clear();
                     StageReport::Shards { name, report }
+                }
+                Stage::Train(stage) => {
+                    let config = stage.config(lake).map_err(|e| in_stage(&name, e))?;
+                    let resume = train::checkpoint::run_exists(&Location::parse(&config.out)?).await?;
+                    let options = TrainOptions { resume, stop_after: None, quiet };
+                    let report = train::train(&config, options).await.map_err(|e| in_stage(&name, e))?;
+                    StageReport::Train { name, report }
                 }
             };
             on_stage(&report);

@@ -30,7 +30,7 @@ use self::model::{Context as ModelContext, Llama, masked_cross_entropy, token_nl
 use self::optim::{AdamW, Schedule};
 use crate::error::{Context, Error, Result};
 use crate::lake::Location;
-use crate::shards::loader::{Batch, Loader, LoaderOptions, ShardSet, Split};
+use crate::shards::loader::{Batch, BatchTensors, Loader, LoaderOptions, ShardSet, Split};
 use crate::shards::mixture::Mode;
 
 pub const LOG: &str = "log.jsonl";
@@ -259,12 +259,14 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
             eval_losses = scored.iter().skip(1).map(|(n, e)| (n.clone(), e.loss)).collect();
             if !options.quiet {
                 let others: String = eval_losses.iter().map(|(n, l)| format!("  {n} {l:.4}")).collect();
-                bar.println(format!(
+                let line = format!(
                     "step {:>6}  train {loss:.4}  validation {:.4}{others}{}",
                     state.step,
                     evaluation.loss,
                     if is_best { "  (best)" } else { "" }
-                ));
+                );
+                // Printed also when stderr is no terminal and the bar draws nothing.
+                bar.suspend(|| eprintln!("{line}"));
             }
             let moments = optimizer.state_tensors(&params);
             checkpoint::save(&out, &model, manifest.tokenizer.eos_id, moments, &state, is_best).await?;
@@ -347,22 +349,28 @@ pub fn update(
 /// Forward and backward of one micro-batch: its share of the update's loss and the
 /// gradient of every parameter.
 fn micro_step(model: &Llama, batch: &Batch, loss_tokens: f64, device: &Device) -> Result<(f64, Vec<Tensor>)> {
-    let tensors = batch.tensors(device)?;
-    let context = ModelContext::new(
-        &model.config,
-        &batch.positions,
-        &batch.segments,
-        batch.rows,
-        batch.sequence_length,
-        model.dtype(),
-        device,
-    )?;
-    let logits = model.forward(&tensors.inputs, &context)?;
+    let (logits, tensors) = forward(model, batch, device)?;
     let mask = tensors.loss_mask.flatten_all()?.to_dtype(model.master_dtype())?;
     let loss = masked_cross_entropy(&logits, &tensors.targets.flatten_all()?, &mask, loss_tokens)?;
     let grads = loss.backward()?;
     let grads = optim::gradients(&model.parameters(), &grads)?;
     Ok((loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?, grads))
+}
+
+/// The logits of a batch, with the batch's tensors on `device`.
+fn forward(model: &Llama, batch: &Batch, device: &Device) -> Result<(Tensor, BatchTensors)> {
+    let tensors = batch.tensors(device)?;
+    let (positions, segments) = (&batch.positions, &batch.segments);
+    let context = ModelContext::new(
+        &model.config,
+        positions,
+        segments,
+        batch.rows,
+        batch.sequence_length,
+        model.dtype(),
+        device,
+    )?;
+    Ok((model.forward(&tensors.inputs, &context)?, tensors))
 }
 
 /// The model a fresh run starts from: a Hugging Face checkpoint, or a seeded init.
@@ -474,18 +482,8 @@ impl Validation {
         let (mut sum, mut tokens) = (0.0, 0u64);
         for _ in 0..self.batches {
             let batch = loader.next_batch().await?;
-            let tensors = batch.tensors(device)?;
-            let context = ModelContext::new(
-                &model.config,
-                &batch.positions,
-                &batch.segments,
-                batch.rows,
-                batch.sequence_length,
-                model.dtype(),
-                device,
-            )?;
-            let logits = model.forward(&tensors.inputs, &context)?.detach();
-            let nll = token_nll(&logits, &tensors.targets.flatten_all()?)?;
+            let (logits, tensors) = forward(model, &batch, device)?;
+            let nll = token_nll(&logits.detach(), &tensors.targets.flatten_all()?)?;
             let mask = tensors.loss_mask.flatten_all()?.to_dtype(nll.dtype())?;
             sum += (nll * mask)?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
             tokens += batch.loss_mask.iter().filter(|&&m| m).count() as u64;

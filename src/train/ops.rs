@@ -40,6 +40,24 @@ pub fn fused(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
 }
 
+/// Runs `$body` with the type `$t` as f32 or f64, whichever `$storage` holds, and wraps
+/// the `Vec` it returns in that dtype's storage.
+macro_rules! float_kernel {
+    ($name:expr, $storage:expr, |$t:ident| $body:expr) => {
+        match $storage {
+            CpuStorage::F32(_) => {
+                type $t = f32;
+                CpuStorage::F32($body)
+            }
+            CpuStorage::F64(_) => {
+                type $t = f64;
+                CpuStorage::F64($body)
+            }
+            _ => bail!("{} runs in f32 or f64", $name),
+        }
+    };
+}
+
 fn contiguous<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'a [T]> {
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&storage.as_slice::<T>()?[start..end]),
@@ -102,15 +120,9 @@ impl CustomOp2 for AttentionSoftmax {
         if dims.len() != 4 || l2.dims() != [dims[0], 1, dims[2], dims[3]] {
             bail!("attention-softmax: scores {:?} and mask {:?} do not fit", dims, l2.dims());
         }
-        let out = match s1 {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(self.forward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, dims))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(self.forward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, dims))
-            }
-            _ => bail!("attention-softmax runs in f32 or f64"),
-        };
+        let name = self.name();
+        let out =
+            float_kernel!(name, s1, |T| self.forward::<T>(contiguous(s1, l1, name)?, contiguous(s2, l2, name)?, dims));
         Ok((out, l1.shape().clone()))
     }
 
@@ -164,15 +176,9 @@ impl CustomOp2 for SoftmaxGrad {
         if l1.dims() != l2.dims() {
             bail!("attention-softmax-grad: shapes {:?} and {:?} differ", l1.dims(), l2.dims());
         }
-        let out = match s1 {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(self.backward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, s))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(self.backward(contiguous(s1, l1, self.name())?, contiguous(s2, l2, self.name())?, s))
-            }
-            _ => bail!("attention-softmax-grad runs in f32 or f64"),
-        };
+        let name = self.name();
+        let out =
+            float_kernel!(name, s1, |T| self.backward::<T>(contiguous(s1, l1, name)?, contiguous(s2, l2, name)?, s));
         Ok((out, l1.shape().clone()))
     }
 }
@@ -230,11 +236,8 @@ impl CustomOp2 for CrossEntropy {
             bail!("cross-entropy: logits {:?} and targets {:?} do not fit", dims, l2.dims());
         }
         let targets: &[u32] = contiguous(s2, l2, self.name())?;
-        let out = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(Self::forward(contiguous(s1, l1, self.name())?, targets, dims[1])?),
-            CpuStorage::F64(_) => CpuStorage::F64(Self::forward(contiguous(s1, l1, self.name())?, targets, dims[1])?),
-            _ => bail!("cross-entropy runs in f32 or f64"),
-        };
+        let name = self.name();
+        let out = float_kernel!(name, s1, |T| Self::forward::<T>(contiguous(s1, l1, name)?, targets, dims[1])?);
         Ok((out, Shape::from(dims[0])))
     }
 
@@ -288,21 +291,13 @@ impl CustomOp3 for CrossEntropyGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let vocab = l1.dims()[1];
         let targets: &[u32] = contiguous(s2, l2, self.name())?;
-        let out = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(Self::backward(
-                contiguous(s1, l1, self.name())?,
-                targets,
-                contiguous(s3, l3, self.name())?,
-                vocab,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(Self::backward(
-                contiguous(s1, l1, self.name())?,
-                targets,
-                contiguous(s3, l3, self.name())?,
-                vocab,
-            )),
-            _ => bail!("cross-entropy-grad runs in f32 or f64"),
-        };
+        let name = self.name();
+        let out = float_kernel!(name, s1, |T| Self::backward::<T>(
+            contiguous(s1, l1, name)?,
+            targets,
+            contiguous(s3, l3, name)?,
+            vocab
+        ));
         Ok((out, l1.shape().clone()))
     }
 }

@@ -48,6 +48,10 @@ fn a_run_stopped_and_resumed_matches_an_uninterrupted_one_bit_for_bit() {
     assert_eq!(first["steps_done"], 3, "stops where told, with a checkpoint");
     let resumed = train(&split, &["--resume"]);
     assert_eq!(resumed["steps_done"], 6);
+    let log_before = std::fs::read(dir.path().join("split/log.jsonl")).unwrap();
+    let again = train(&split, &["--resume"]);
+    assert_eq!(again["steps_done"], 6, "a finished run resumes to nothing");
+    assert_eq!(std::fs::read(dir.path().join("split/log.jsonl")).unwrap(), log_before);
 
     let (a, b) = (log(&dir.path().join("straight")), log(&dir.path().join("split")));
     let losses = |log: &[serde_json::Value]| -> Vec<(String, u64, f64, Option<f64>)> {
@@ -176,4 +180,16 @@ fn bad_runs_fail_with_a_clear_error() {
     assert!(
         fails(&mut mathlake(&["train", "--config", never.to_str().unwrap(), "--resume"])).contains("no checkpoint")
     );
+}
+
+#[test]
+fn the_quickstart_trains_the_tiny_model() {
+    let (_, lake, reports) = quickstart();
+    let report = reports.as_array().unwrap().iter().find(|r| r["kind"] == "train").expect("a train stage");
+    assert_eq!(report["report"]["steps_done"], 40);
+    assert_eq!(report["report"]["parameters"], 4_999_424);
+    let validation = report["report"]["validation_loss"].as_f64().unwrap();
+    assert!(validation < 8192f64.ln() - 2.0, "validation loss {validation}");
+    let run = Path::new(lake.strip_prefix("file://").unwrap_or(lake)).join("runs/test1-tiny");
+    assert!(run.join("loss.png").exists() && run.join("best.json").exists());
 }
