@@ -39,7 +39,7 @@ pub struct ModelConfig {
 pub enum Preset {
     /// About 5M parameters with an 8k vocabulary: CPU tests and quick experiments.
     Tiny,
-    /// About 50M parameters with an 8k vocabulary (75M with GPT-2's): for a GPU.
+    /// About 50M parameters with an 8k vocabulary (78M with GPT-2's 50,257): for a GPU.
     Small,
 }
 
@@ -318,9 +318,13 @@ impl Llama {
             tensors.remove("lm_head.weight");
         }
         let mut take = |name: String, shape: &[usize]| -> Result<Var> {
-            let t = tensors.remove(&name).ok_or_else(|| Error::user(format!("the weights have no tensor {name}")))?;
+            let t = tensors.remove(&name).ok_or_else(|| {
+                Error::user(format!("the weights have no tensor {name}"))
+                    .hint("a checkpoint is a Llama with Hugging Face tensor names beside its config.json")
+            })?;
             if t.dims() != shape {
-                return Err(Error::user(format!("tensor {name} has shape {:?}, the config says {shape:?}", t.dims())));
+                return Err(Error::user(format!("tensor {name} has shape {:?}, the config says {shape:?}", t.dims()))
+                    .hint("config.json and the safetensors files must come from the same checkpoint"));
             }
             Ok(Var::from_tensor(&t.to_dtype(master)?)?)
         };
