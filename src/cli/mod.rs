@@ -304,6 +304,10 @@ pub struct TokenizeArgs {
     /// The EOS token [default: the first of <|endoftext|>, </s>, <|end_of_text|>, <eos> in the vocabulary].
     #[arg(long)]
     eos: Option<String>,
+    /// Which encoder: auto (the fast byte-level BPE encoder where the file is of its shape,
+    /// else Hugging Face tokenizers), fast, or hf. Both give the same ids.
+    #[arg(long, value_enum, default_value_t)]
+    encoder: tokenize::Engine,
     /// Where the tokenized rows go: a lake table (replaced) or a .parquet URL.
     #[arg(long, value_parser = Target::parse)]
     to: Target,
@@ -635,6 +639,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 to: args.to.clone(),
                 tokenizer: args.tokenizer.clone(),
                 eos: args.eos.clone(),
+                engine: args.encoder,
                 template: args.template()?,
                 keep: args.keep.clone(),
                 threads,
@@ -869,7 +874,7 @@ fn print_trained_tokenizer(report: &TrainTokenizerReport) {
 fn print_tokenize(report: &TokenizeReport) {
     let per_core = report.text_bytes as f64 / report.seconds.max(1e-9) / report.threads as f64;
     println!(
-        "{} rows ({}) -> {} rows, {} tokens ({} in the SFT loss) in {}; {} skipped for a null in {}; {:.1} s, {}/s per thread",
+        "{} rows ({}) -> {} rows, {} tokens ({} in the SFT loss) in {}; {} skipped for a null in {}; {:.1} s, {}/s per thread ({} encoder)",
         output::count(report.input_rows),
         output::bytes(report.text_bytes),
         output::count(report.output_rows),
@@ -880,6 +885,7 @@ fn print_tokenize(report: &TokenizeReport) {
         report.template.columns().join(", "),
         report.seconds,
         output::bytes(per_core as u64),
+        if report.encoder == tokenize::Engine::Fast { "fast" } else { "Hugging Face" },
     );
 }
 

@@ -32,7 +32,9 @@ use crate::ingest::{self, IngestSpec, IngestSummary};
 use crate::lake::{Lake, Location, SessionOptions, Target, parse_size};
 use crate::shards::mixture::Mixture;
 use crate::shards::{self, BuildOptions, BuildReport};
-use crate::tokenize::{self, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport};
+use crate::tokenize::{
+    self, Engine, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport,
+};
 use crate::train::{self, TrainConfig, TrainOptions, TrainReport};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +233,9 @@ pub struct TokenizeStage {
     pub tokenizer: String,
     #[serde(default)]
     pub eos: Option<String>,
+    /// `auto`, `fast` or `hf`, as `mathlake tokenize --encoder`.
+    #[serde(default)]
+    pub encoder: Engine,
     /// `text` or `problem`; or a custom `prompt` and `response`.
     #[serde(default)]
     pub template: Option<String>,
@@ -252,6 +257,7 @@ impl TokenizeStage {
             to: Target::parse(&self.to)?,
             tokenizer: in_lake(&self.tokenizer, lake),
             eos: self.eos.clone(),
+            engine: self.encoder,
             template,
             keep: self.keep.clone(),
             threads,

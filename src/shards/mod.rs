@@ -447,6 +447,7 @@ pub async fn inspect(url: &str, rows: usize, tokenizer: Option<&str>) -> Result<
         let encoder = crate::tokenize::Encoder::load(
             tokenizer.unwrap_or(&manifest.tokenizer.source),
             Some(&manifest.tokenizer.eos),
+            crate::tokenize::Engine::Hf,
         )
         .await?;
         if encoder.info.hash != manifest.tokenizer.hash {

@@ -1,6 +1,10 @@
 //! A Hugging Face `tokenizer.json`, loaded from any lake location, with the EOS token the
 //! file itself does not declare; and the byte-level BPE trainer behind
 //! `mathlake tokenizer train`.
+//!
+//! Byte-level BPE files (GPT-2's family, and what `tokenizer train` writes) encode with
+//! the project's fast encoder ([`super::bpe`]), which gives HF's ids; other files, and
+//! decoding, use HF tokenizers.
 
 use std::collections::HashSet;
 
@@ -12,6 +16,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer, TokenizerImpl};
 use xxhash_rust::xxh3::xxh3_128;
 
+use super::bpe::FastBpe;
 use crate::error::{Context, Error, Result};
 use crate::lake::Location;
 
@@ -34,8 +39,22 @@ pub struct TokenizerInfo {
     pub vocab_size: u32,
 }
 
+/// Which implementation encodes text; both give the same ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The fast encoder when the file is a byte-level BPE it supports, else HF tokenizers.
+    #[default]
+    Auto,
+    /// The fast encoder; an error for a file it does not support.
+    Fast,
+    /// Hugging Face tokenizers.
+    Hf,
+}
+
 pub struct Encoder {
     tokenizer: Tokenizer,
+    fast: Option<FastBpe>,
     pub info: TokenizerInfo,
 }
 
@@ -49,7 +68,7 @@ pub struct Encoded {
 impl Encoder {
     /// Loads `tokenizer.json` from a path or URL; `eos` names the EOS token, else the
     /// first of [`EOS_CANDIDATES`] in the vocabulary.
-    pub async fn load(source: &str, eos: Option<&str>) -> Result<Encoder> {
+    pub async fn load(source: &str, eos: Option<&str>, engine: Engine) -> Result<Encoder> {
         let location = Location::parse(source)?;
         let bytes = location
             .store()?
@@ -58,10 +77,10 @@ impl Encoder {
             .with_context(|| format!("reading tokenizer {source}"))?
             .bytes()
             .await?;
-        Encoder::from_bytes(source, &bytes, eos)
+        Encoder::from_bytes(source, &bytes, eos, engine)
     }
 
-    pub fn from_bytes(source: &str, bytes: &[u8], eos: Option<&str>) -> Result<Encoder> {
+    pub fn from_bytes(source: &str, bytes: &[u8], eos: Option<&str>, engine: Engine) -> Result<Encoder> {
         let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| {
             Error::user(format!("{source} is not a tokenizer.json that Hugging Face tokenizers loads: {e}"))
         })?;
@@ -87,13 +106,41 @@ impl Encoder {
             eos_id,
             vocab_size: tokenizer.get_vocab_size(true) as u32,
         };
-        Ok(Encoder { tokenizer, info })
+        let fast = match engine {
+            Engine::Hf => None,
+            Engine::Auto => FastBpe::from_json(bytes).ok(),
+            Engine::Fast => Some(FastBpe::from_json(bytes).map_err(|why| {
+                Error::user(format!("the fast encoder cannot encode with {source}: {why}"))
+                    .hint("--encoder auto uses Hugging Face tokenizers for such files")
+            })?),
+        };
+        Ok(Encoder { tokenizer, fast, info })
+    }
+
+    /// The engine that encodes: `fast` or `hf`.
+    pub fn engine(&self) -> Engine {
+        if self.fast.is_some() { Engine::Fast } else { Engine::Hf }
     }
 
     /// Tokenizes `text` as one string, without the tokenizer's own special tokens, and
     /// appends EOS. Tokens that end inside the first `prompt_bytes` bytes are prompt:
     /// out of the loss mask.
     pub fn encode(&self, text: &str, prompt_bytes: usize) -> Result<Encoded> {
+        if let Some(fast) = &self.fast
+            && (prompt_bytes == 0 || fast.exact_ends(text))
+        {
+            let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+            let loss_mask = if prompt_bytes == 0 {
+                fast.encode(text, &mut ids, None);
+                vec![true; ids.len() + 1]
+            } else {
+                let mut ends = Vec::with_capacity(ids.capacity());
+                fast.encode(text, &mut ids, Some(&mut ends));
+                ends.iter().map(|&end| end > prompt_bytes).chain([true]).collect()
+            };
+            ids.push(self.info.eos_id);
+            return Ok(Encoded { ids, loss_mask });
+        }
         let encode = |text: &str, offsets: bool| {
             let result =
                 if offsets { self.tokenizer.encode(text, false) } else { self.tokenizer.encode_fast(text, false) };
@@ -167,7 +214,7 @@ mod tests {
 
     fn gpt2() -> Encoder {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/tokenizers/gpt2.json");
-        Encoder::from_bytes(path, &std::fs::read(path).unwrap(), None).unwrap()
+        Encoder::from_bytes(path, &std::fs::read(path).unwrap(), None, Engine::Auto).unwrap()
     }
 
     #[test]
@@ -199,9 +246,9 @@ mod tests {
     fn unknown_eos_and_bad_files_are_user_errors() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/tokenizers/gpt2.json");
         let bytes = std::fs::read(path).unwrap();
-        let err = Encoder::from_bytes(path, &bytes, Some("</s>")).err().unwrap();
+        let err = Encoder::from_bytes(path, &bytes, Some("</s>"), Engine::Auto).err().unwrap();
         assert!(err.to_string().contains("`</s>` is not in the vocabulary"), "{err}");
-        let err = Encoder::from_bytes("x.json", b"{\"not\": 1}", None).err().unwrap();
+        let err = Encoder::from_bytes("x.json", b"{\"not\": 1}", None, Engine::Auto).err().unwrap();
         assert!(err.to_string().contains("not a tokenizer.json"), "{err}");
     }
 
@@ -211,7 +258,7 @@ mod tests {
             .map(|i| format!("Let x = {i}. Then x + 1 = {}. The answer is \\boxed{{{}}}.", i + 1, i + 1))
             .collect();
         let json = train_bpe(texts.clone().into_iter(), 300, 2).unwrap();
-        let encoder = Encoder::from_bytes("trained", json.as_bytes(), None).unwrap();
+        let encoder = Encoder::from_bytes("trained", json.as_bytes(), None, Engine::Fast).unwrap();
         assert_eq!(encoder.info.eos, TRAINED_EOS);
         assert_eq!(encoder.info.vocab_size, 300);
         for text in &texts[..20] {

@@ -10,6 +10,7 @@
 //! is the same for any number of threads. A row with a null in a column the template
 //! reads is skipped and counted.
 
+pub mod bpe;
 pub mod encoder;
 pub mod template;
 
@@ -28,7 +29,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use self::encoder::{Encoded, Encoder, TokenizerInfo};
+pub use self::encoder::{Encoded, Encoder, Engine, TokenizerInfo};
 pub use self::template::Template;
 use crate::curate::functions::texts;
 use crate::dedup::require_text_columns;
@@ -46,6 +47,7 @@ pub struct TokenizeOptions {
     pub tokenizer: String,
     /// The EOS token; found in the vocabulary when not given.
     pub eos: Option<String>,
+    pub engine: Engine,
     /// `None`: the problem layout when the input has a `question` column, else the text.
     pub template: Option<Template>,
     /// Input columns copied to the output beside id and source (e.g. split, level).
@@ -59,6 +61,8 @@ pub struct TokenizeReport {
     pub input: String,
     pub to: String,
     pub tokenizer: TokenizerInfo,
+    /// The engine that encoded: `fast` or `hf`.
+    pub encoder: Engine,
     pub template: Template,
     pub input_rows: u64,
     pub output_rows: u64,
@@ -76,7 +80,7 @@ pub struct TokenizeReport {
 
 pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &ProgressBar) -> Result<TokenizeReport> {
     let started = Instant::now();
-    let encoder = Arc::new(Encoder::load(&options.tokenizer, options.eos.as_deref()).await?);
+    let encoder = Arc::new(Encoder::load(&options.tokenizer, options.eos.as_deref(), options.engine).await?);
     let ctx = crate::curate::session(lake, &options.session).await?;
     register_source(&ctx, lake, INPUT, &options.input).await?;
     let frame = ctx.table(INPUT).await?;
@@ -144,6 +148,7 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
     let details = serde_json::json!({
         "input": options.input,
         "tokenizer": encoder.info,
+        "encoder": encoder.engine(),
         "template": template,
         "tokens": totals.tokens,
         "loss_tokens": totals.loss_tokens,
@@ -154,6 +159,7 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
         input: options.input.clone(),
         to: options.to.describe(),
         tokenizer: encoder.info.clone(),
+        encoder: encoder.engine(),
         template,
         input_rows: totals.input_rows,
         output_rows: written.rows,
@@ -334,7 +340,7 @@ pub async fn train_tokenizer(
     if count == 0 {
         return Err(Error::user(format!("`{}` gave no text to learn from", options.input)));
     }
-    let encoder = Encoder::from_bytes(&options.to, json.as_bytes(), Some(encoder::TRAINED_EOS))?;
+    let encoder = Encoder::from_bytes(&options.to, json.as_bytes(), Some(encoder::TRAINED_EOS), Engine::Hf)?;
     encoder::save(json, &options.to).await?;
     Ok(TrainTokenizerReport {
         to: options.to.clone(),

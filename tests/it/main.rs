@@ -12,4 +12,5 @@ mod ingest_shared_data;
 mod inspect;
 mod shards;
 mod tokenize;
+mod tokenize_parity;
 mod train;

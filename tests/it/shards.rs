@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use mathlake::shards::loader::{Loader, LoaderOptions, ShardSet, Split};
 use mathlake::shards::manifest::Manifest;
-use mathlake::tokenize::Encoder;
+use mathlake::tokenize::{Encoder, Engine};
 
 use crate::common::*;
 use crate::ingest_shared_data::quickstart;
@@ -60,7 +60,7 @@ fn the_four_arms_realise_their_mixtures() {
     let (_, lake, _) = quickstart();
     let dir = tempfile::tempdir().unwrap();
     let tokenizer = std::fs::read(Path::new(lake).join("tokenizers/bpe-8k.json")).unwrap();
-    let encoder = Encoder::from_bytes("bpe", &tokenizer, None).unwrap();
+    let encoder = Encoder::from_bytes("bpe", &tokenizer, None, Engine::Auto).unwrap();
     // (arm, web math : problems within the math share)
     for (arm, web, problems) in [("base1", 1.0, 0.0), ("test1", 0.7, 0.3), ("test2", 0.5, 0.5), ("test3", 0.3, 0.7)] {
         let to = dir.path().join(arm);
@@ -133,7 +133,7 @@ fn sft_packs_whole_gsm8k_examples_with_the_prompt_out_of_the_loss() {
     assert_eq!(source.train.too_long_records, 0, "GSM8K examples fit 513 tokens");
 
     let tokenizer = std::fs::read(Path::new(lake).join("tokenizers/bpe-8k.json")).unwrap();
-    let encoder = Encoder::from_bytes("bpe", &tokenizer, None).unwrap();
+    let encoder = Encoder::from_bytes("bpe", &tokenizer, None, Engine::Auto).unwrap();
     let set = runtime().block_on(ShardSet::open(to.to_str().unwrap())).unwrap();
     let shard = runtime().block_on(set.read(Split::Train, 0)).unwrap();
     let (mut examples, mut real) = (0, 0);

@@ -9,7 +9,7 @@ use std::path::Path;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::UInt32Type;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use mathlake::tokenize::Encoder;
+use mathlake::tokenize::{Encoder, Engine};
 
 use crate::common::*;
 use crate::ingest_shared_data::quickstart;
@@ -20,7 +20,7 @@ fn gpt2_path() -> String {
 
 fn gpt2() -> Encoder {
     let path = gpt2_path();
-    Encoder::from_bytes(&path, &std::fs::read(&path).unwrap(), None).unwrap()
+    Encoder::from_bytes(&path, &std::fs::read(&path).unwrap(), None, Engine::Auto).unwrap()
 }
 
 fn read_parquet(path: &Path) -> Vec<RecordBatch> {
@@ -194,7 +194,7 @@ fn a_trained_bpe_tokenizes_and_round_trips() {
     ]));
     let report = json(&out);
     assert_eq!((report["texts"].as_u64(), report["tokenizer"]["vocab_size"].as_u64()), (Some(987), Some(2000)));
-    let encoder = Encoder::from_bytes("bpe", &std::fs::read(&tokenizer).unwrap(), None).unwrap();
+    let encoder = Encoder::from_bytes("bpe", &std::fs::read(&tokenizer).unwrap(), None, Engine::Auto).unwrap();
     assert_eq!(encoder.info.eos, "<|endoftext|>");
 
     let to = dir.path().join("t.parquet");
