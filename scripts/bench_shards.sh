@@ -2,8 +2,9 @@
 # Tokenize and loader benchmarks on the 100 MB corpus of ../shared/bench/make_corpus.py.
 #
 # 1. `mathlake tokenize` (lake table in, tokenized table out) with tokenizers/gpt2.json on
-#    1 and 2 threads, and, in the same run, the bare tokenizers crate's batch encoding of
-#    the same texts on the same threads (benches/tokenize_baseline.rs).
+#    1 and 2 threads, and, in the same run, the two encoders alone on the same texts and
+#    threads (benches/tokenize.rs): HF tokenizers' batch encoding and the fast encoder,
+#    with a count of texts whose ids differ.
 # 2. The tokenized corpus packed into one CPT arm, and the loader reading every row of it
 #    on one thread (benches/loader.rs).
 #
@@ -15,7 +16,7 @@ dir=${BENCH_DIR:-/tmp/mathlake-bench}
 mb=${CORPUS_MB:-100}
 mkdir -p "$dir"
 cargo build --release --quiet
-cargo bench --no-run --quiet --bench tokenize_baseline --bench loader 2>/dev/null
+cargo bench --no-run --quiet --bench tokenize --bench loader 2>/dev/null
 bin=target/release/mathlake
 tokenizer=../shared/data/tokenizers/gpt2.json
 corpus="$dir/corpus-${mb}mb.jsonl"
@@ -27,18 +28,22 @@ rm -rf "$lake"
 for threads in 1 2; do
   /usr/bin/time -v "$bin" tokenize --input documents --tokenizer "$tokenizer" --to tokens --lake "$lake" \
     --threads "$threads" --quiet --json >"$dir/tokenize.json" 2>"$dir/tokenize-time.txt"
-  cargo bench --quiet --bench tokenize_baseline -- "$lake" "SELECT text FROM documents" "$tokenizer" "$threads" \
-    2>/dev/null >"$dir/baseline.json"
-  python3 - "$dir/tokenize.json" "$dir/tokenize-time.txt" "$dir/baseline.json" "$threads" <<'PY'
+  cargo bench --quiet --bench tokenize -- "$lake" "SELECT text FROM documents" "$tokenizer" "$threads" \
+    2>/dev/null >"$dir/encoders.json"
+  python3 - "$dir/tokenize.json" "$dir/tokenize-time.txt" "$dir/encoders.json" "$threads" <<'PY'
 import json, re, sys
 stage = json.load(open(sys.argv[1]))["tokenize"]; timing = open(sys.argv[2]).read()
-base = json.load(open(sys.argv[3])); threads = int(sys.argv[4])
+enc = json.load(open(sys.argv[3])); threads = int(sys.argv[4])
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing).group(1)) / 1024
+cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", timing).group(1)) for k in ("User", "System"))
 mb = stage["text_bytes"] / 1e6
-ours = mb / stage["seconds"]; bare = base["bytes"] / 1e6 / base["seconds"]
-print(f"tokenize, {mb:.0f} MB, {threads} thread(s): mathlake tokenize {ours:.2f} MB/s ({ours / threads:.2f} per thread, "
-      f"{stage['tokens']:,} tokens, peak RSS {rss:.0f} MiB); bare tokenizers encode_batch_fast {bare:.2f} MB/s "
-      f"({base['tokens']:,} tokens); ratio {ours / bare:.2f}")
+ours = mb / stage["seconds"]; hf = enc["hf"]["mb_per_s"]; fast = enc["fast"]["mb_per_s"]
+print(f"tokenize, {mb:.0f} MB, {threads} thread(s): mathlake tokenize ({stage['encoder']} encoder) {ours:.1f} MB/s "
+      f"({ours / threads:.1f} per thread; {cpu:.2f} CPU-s, {mb / cpu:.1f} MB per CPU-s; {stage['tokens']:,} tokens, "
+      f"peak RSS {rss:.0f} MiB)")
+print(f"  encoders alone: HF tokenizers encode_batch_fast {hf:.2f} MB/s ({hf / threads:.2f} per thread), "
+      f"fast {fast:.1f} MB/s ({fast / threads:.1f} per thread): {fast / hf:.1f}x; "
+      f"{enc['mismatching_texts']} of {enc['texts']:,} texts with different ids")
 PY
 done
 

@@ -75,8 +75,8 @@ impl Default for PieceCache {
     }
 }
 
-/// 8192 hot slots of 32 bytes: 256 KiB.
-const HOT_BITS: u32 = 13;
+/// 65536 hot slots of 32 bytes: 2 MiB.
+const HOT_BITS: u32 = 16;
 const SHORT_PIECE_BYTES: usize = 15;
 const SHORT_IDS: usize = 3;
 
