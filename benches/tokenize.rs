@@ -48,7 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if fast_only {
         for _ in 0..3 {
             let (_, seconds) = encode_fast()?;
-            println!("{}", serde_json::json!({ "fast": { "seconds": seconds, "mb_per_s": bytes as f64 / 1e6 / seconds } }));
+            println!(
+                "{}",
+                serde_json::json!({ "fast": { "seconds": seconds, "mb_per_s": bytes as f64 / 1e6 / seconds } })
+            );
         }
         return Ok(());
     }

@@ -21,6 +21,7 @@ pub mod curate;
 pub mod decontaminate;
 pub mod dedup;
 pub mod error;
+pub mod eval;
 pub mod ingest;
 pub mod job;
 pub mod lake;

@@ -15,7 +15,9 @@ use crate::curate::{self, functions};
 use crate::decontaminate::{self, BenchmarkSpec, DEFAULT_NGRAM, DecontamOptions, DecontamReport};
 use crate::dedup::{self, DEFAULT_MIN_SIMILARITY, DedupOptions, DedupReport, minhash::MinHashConfig};
 use crate::error::{Error, Result};
+use crate::eval::{self, EvalOptions, EvalReport};
 use crate::ingest::{self, IngestSpec, IngestSummary, mapping::PRESETS};
+use crate::job::log::RunLog;
 use crate::job::{Job, ProgressUnit, StageReport};
 use crate::lake::{DEFAULT_LAKE, Lake, SessionOptions, Target, parse_size};
 use crate::query;
@@ -23,6 +25,7 @@ use crate::shards::manifest::Manifest;
 use crate::shards::mixture::Mode;
 use crate::shards::{self, BuildOptions, BuildReport};
 use crate::tokenize::{self, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport};
+use crate::train::config::DeviceKind;
 use crate::train::{self, TrainConfig, TrainReport};
 
 const EXAMPLES: &str = "\
@@ -188,12 +191,34 @@ pub enum Command {
         #[arg(long, value_name = "STEPS")]
         stop_after: Option<u64>,
     },
+    /// Score a checkpoint on benchmarks: held-out solution loss on every item, greedy
+    /// generation graded against the gold answer, per benchmark, level, subject and
+    /// difficulty. Writes report.md, report.json and items.jsonl to --report.
+    ///
+    /// Benchmarks are tables with question and solution columns (final_answer, level and
+    /// subject are used where present); items are the rows with split = 'test' where there
+    /// is a split column. Few-shot exemplars are the benchmark table's train rows of the
+    /// same source (math500 takes math's), the SHOTS with the smallest ids that are short.
+    #[command(
+        after_help = "Examples:\n  mathlake eval --checkpoint lake/runs/test1-tiny --benchmarks problems --benchmark-where \"split = 'test' AND source IN ('gsm8k', 'math500')\" --report lake/evals/test1-tiny\n  mathlake eval --checkpoint runs/x/checkpoints/step-000400 --tokenizer tok.json --benchmarks gsm8k=evals/gsm8k.parquet --shots 0 --limit 100 --report evals/x"
+    )]
+    Eval(EvalArgs),
     /// Run a job file: its stages in order, stopping at the first failure.
+    ///
+    /// A stage whose settings, files and earlier stages are unchanged since its last
+    /// successful run, and whose outputs are still as it left them, is skipped; once a
+    /// stage runs, every later stage runs. The run log is {lake}/_jobs/{job file stem}.json.
+    #[command(
+        after_help = "Examples:\n  mathlake run jobs/quickstart.toml\n  mathlake run jobs/quickstart.toml --dry-run\n  mathlake run jobs/quickstart.toml --force"
+    )]
     Run {
         job: PathBuf,
-        /// Print the resolved stages without running them.
+        /// Print each stage's resolved settings and whether it would run, and run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run every stage, changed or not.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -397,6 +422,68 @@ pub struct DecontamArgs {
     min_overlap: f64,
     #[command(flatten)]
     memory: MemoryArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// A run folder (its best checkpoint) or a checkpoint folder.
+    #[arg(long)]
+    checkpoint: String,
+    /// Benchmarks, comma-separated: [NAME=]TABLE-OR-URL; without a name, items are named
+    /// by their source column.
+    #[arg(long, required = true, value_delimiter = ',', value_parser = BenchmarkSpec::parse)]
+    benchmarks: Vec<BenchmarkSpec>,
+    /// Which benchmark rows are items, as SQL [default: split = 'test' where there is a split column].
+    #[arg(long, value_name = "SQL")]
+    benchmark_where: Option<String>,
+    /// The folder the report goes to (a path or URL).
+    #[arg(long)]
+    report: String,
+    /// The tokenizer.json [default: the checkpoint's own].
+    #[arg(long)]
+    tokenizer: Option<String>,
+    /// The EOS token [default: the usual names, as tokenize finds them].
+    #[arg(long)]
+    eos: Option<String>,
+    /// Worked exemplars before each question; 0 for zero-shot.
+    #[arg(long, default_value_t = eval::DEFAULT_SHOTS)]
+    shots: usize,
+    /// The most tokens generated per item.
+    #[arg(long, default_value_t = eval::DEFAULT_MAX_NEW_TOKENS)]
+    max_new_tokens: usize,
+    /// Generation stops at this text, cut there (repeatable) [default: "\nQuestion:"].
+    #[arg(long, value_name = "TEXT")]
+    stop: Vec<String>,
+    /// Generate for the first N items (by id) of each benchmark; the loss covers all.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// The longest sequence given to the model [default: its max_position_embeddings].
+    #[arg(long, value_name = "TOKENS")]
+    context: Option<usize>,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+impl EvalArgs {
+    fn options(&self) -> EvalOptions {
+        EvalOptions {
+            checkpoint: self.checkpoint.clone(),
+            tokenizer: self.tokenizer.clone(),
+            eos: self.eos.clone(),
+            benchmarks: self.benchmarks.clone(),
+            benchmark_where: self.benchmark_where.clone(),
+            shots: self.shots,
+            max_new_tokens: self.max_new_tokens,
+            stop: if self.stop.is_empty() { eval::default_stop() } else { self.stop.clone() },
+            limit: self.limit,
+            context: self.context,
+            report: self.report.clone(),
+            device: self.device,
+            session: self.memory.session(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -718,14 +805,35 @@ pub async fn run(cli: Cli) -> Result<()> {
             print_train(&report);
             Ok(())
         }
-        Command::Run { job, dry_run } => {
+        Command::Eval(args) => {
+            let lake = cli.open_lake(None)?;
+            let bar = output::item_bar("eval", cli.quiet);
+            let report = eval::eval(&lake, &args.options(), &bar).await;
+            bar.finish_and_clear();
+            let report = report?;
+            if cli.json {
+                return print_json(&report);
+            }
+            print_eval(&report);
+            Ok(())
+        }
+        Command::Run { job, dry_run, force } => {
             let loaded = Job::load(job)?;
             let lake = cli.open_lake(loaded.lake.as_deref())?;
+            let log_location = RunLog::location(&lake, &loaded.label);
             if *dry_run {
-                let plan = loaded.plan(&lake, threads)?;
-                println!("lake: {}", lake.root());
-                for (name, stage) in plan {
-                    println!("stage {name}:\n{}", serde_json::to_string_pretty(&stage)?);
+                let log = RunLog::read(&log_location, &loaded.label).await?;
+                let decisions = loaded.decide(&lake, threads, *force, &log).await?;
+                if cli.json {
+                    return print_json(&decisions);
+                }
+                println!("lake: {}\nrun log: {}", lake.root(), log_location.url());
+                for d in decisions {
+                    let verdict = match &d.reason {
+                        Some(reason) => format!("runs ({reason})"),
+                        None => "skipped (its last run stands)".into(),
+                    };
+                    println!("stage {}: {verdict}\n{}", d.name, serde_json::to_string_pretty(&d.settings)?);
                 }
                 return Ok(());
             }
@@ -736,9 +844,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     &lake,
                     threads,
                     quiet,
+                    *force,
+                    &log_location,
                     |name, unit| match unit {
                         ProgressUnit::Bytes => output::byte_bar(name, quiet),
                         ProgressUnit::Rows => output::row_spinner(name, quiet),
+                        ProgressUnit::Items => output::item_bar(name, quiet),
                     },
                     |report| {
                         if json {
@@ -779,6 +890,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                                 println!("== stage {name}");
                                 print_train(report);
                             }
+                            StageReport::Eval { name, report } => {
+                                println!("== stage {name}");
+                                print_eval(report);
+                            }
+                            StageReport::Skipped { name, since } => {
+                                println!(
+                                    "== stage {name}: skipped, unchanged since its run of {since} (--force reruns)"
+                                );
+                            }
                         }
                     },
                 )
@@ -786,12 +906,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             if json {
                 return print_json(&reports);
             }
+            let skipped = reports.iter().filter(|r| matches!(r, StageReport::Skipped { .. })).count();
             println!(
-                "job {} done: {} stages; `mathlake tables --lake {}` shows the result",
+                "job {} done: {} stages run, {skipped} skipped as unchanged; run log {}",
                 job.display(),
-                reports.len(),
-                lake.root()
+                reports.len() - skipped,
+                log_location.url()
             );
+            for (what, url) in loaded.results(&lake)? {
+                println!("{what}: {url}");
+            }
+            println!("`mathlake tables --lake {}` lists the tables", lake.root());
             Ok(())
         }
     }
@@ -886,6 +1011,24 @@ fn print_tokenize(report: &TokenizeReport) {
         report.seconds,
         output::bytes(per_core as u64),
         if report.encoder == tokenize::Engine::Fast { "fast" } else { "Hugging Face" },
+    );
+}
+
+fn print_eval(report: &EvalReport) {
+    println!("{:<12} {:>6} {:>10} {:>10} {:>9}", "benchmark", "items", "loss", "generated", "accuracy");
+    for g in report.overall() {
+        println!(
+            "{:<12} {:>6} {:>10} {:>10} {:>9}",
+            g.benchmark,
+            g.items,
+            g.loss.map_or("-".into(), |l| format!("{l:.4}")),
+            g.generated,
+            g.accuracy.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
+        );
+    }
+    println!(
+        "{:.1} s; per level, subject and difficulty in {}/report.md, every item in {}/items.jsonl",
+        report.timings.seconds, report.report, report.report
     );
 }
 

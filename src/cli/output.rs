@@ -49,6 +49,22 @@ pub fn byte_bar(label: &str, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// A bar over items of known number (eval: benchmark items, once per pass), with the
+/// pass in its message; draws nothing unless stderr is a terminal.
+pub fn item_bar(label: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{prefix:>12} {msg} [{bar:30}] {human_pos}/{human_len} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// A spinner counting rows on stderr (SQL statements, whose size is not known up front);
 /// draws nothing unless stderr is a terminal.
 pub fn row_spinner(label: &str, quiet: bool) -> ProgressBar {

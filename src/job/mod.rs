@@ -18,16 +18,20 @@
 //! Every key is checked when the file loads: a misspelt key fails with its line and the
 //! keys that exist. The stages this runner knows today are listed in [`Stage`].
 
+pub mod log;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use self::log::{FileStamp, RunLog, StageRecord};
 use crate::curate::script::{self, ScriptOptions, StatementReport};
 use crate::decontaminate::{self, BenchmarkSpec, DEFAULT_NGRAM, DecontamOptions, DecontamReport};
 use crate::dedup::{self, DEFAULT_MIN_SIMILARITY, DedupOptions, DedupReport, minhash::MinHashConfig};
 use crate::error::{Error, Result};
+use crate::eval::{self, EvalOptions, EvalReport};
 use crate::ingest::{self, IngestSpec, IngestSummary};
 use crate::lake::{Lake, Location, SessionOptions, Target, parse_size};
 use crate::shards::mixture::Mixture;
@@ -35,6 +39,7 @@ use crate::shards::{self, BuildOptions, BuildReport};
 use crate::tokenize::{
     self, Engine, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport,
 };
+use crate::train::config::DeviceKind;
 use crate::train::{self, TrainConfig, TrainOptions, TrainReport};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +50,9 @@ pub struct Job {
     pub lake: Option<String>,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
+    /// The job file's stem: its run log is `{lake}/_jobs/{label}.json`.
+    #[serde(skip)]
+    pub label: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +74,8 @@ pub enum Stage {
     Shards(ShardsStage),
     /// `mathlake train`.
     Train(TrainStage),
+    /// `mathlake eval`.
+    Eval(EvalStage),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -315,6 +325,67 @@ impl TrainStage {
     }
 }
 
+/// `kind = "eval"`: the settings of `mathlake eval`; `checkpoint`, `tokenizer` and
+/// `report` may use `{lake}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalStage {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub checkpoint: String,
+    /// `[NAME=]TABLE-OR-URL` each.
+    pub benchmarks: Vec<String>,
+    #[serde(default)]
+    pub benchmark_where: Option<String>,
+    pub report: String,
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    #[serde(default)]
+    pub eos: Option<String>,
+    #[serde(default = "default_shots")]
+    pub shots: usize,
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+    #[serde(default = "eval::default_stop")]
+    pub stop: Vec<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub context: Option<usize>,
+    #[serde(default)]
+    pub device: DeviceKind,
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+}
+
+fn default_shots() -> usize {
+    eval::DEFAULT_SHOTS
+}
+
+fn default_max_new_tokens() -> usize {
+    eval::DEFAULT_MAX_NEW_TOKENS
+}
+
+impl EvalStage {
+    fn options(&self, lake: &Lake) -> Result<EvalOptions> {
+        Ok(EvalOptions {
+            checkpoint: in_lake(&self.checkpoint, lake),
+            tokenizer: self.tokenizer.as_deref().map(|t| in_lake(t, lake)),
+            eos: self.eos.clone(),
+            benchmarks: self.benchmarks.iter().map(|b| BenchmarkSpec::parse(b)).collect::<Result<_>>()?,
+            benchmark_where: self.benchmark_where.clone(),
+            shots: self.shots,
+            max_new_tokens: self.max_new_tokens,
+            stop: self.stop.clone(),
+            limit: self.limit,
+            context: self.context,
+            report: in_lake(&self.report, lake),
+            device: self.device,
+            session: session_options(self.memory_limit.as_deref())?,
+        })
+    }
+}
+
 /// `{lake}` in a stage's paths is the lake's URL, so the files a job makes beside its
 /// tables (a tokenizer, shard sets) go wherever `--lake` points.
 fn in_lake(text: &str, lake: &Lake) -> String {
@@ -335,6 +406,49 @@ fn session_options(memory_limit: Option<&str>) -> Result<SessionOptions> {
 }
 
 impl Stage {
+    /// The files the stage reads besides lake tables, stamped for its fingerprint.
+    async fn files(&self, lake: &Lake) -> Result<Vec<FileStamp>> {
+        Ok(match self {
+            Stage::Ingest(spec) => {
+                let options = spec.to_options(1)?;
+                let mut stamps = Vec::new();
+                for input in &options.inputs {
+                    for file in ingest::inputs::resolve(input, options.format).await? {
+                        stamps.push(FileStamp::metadata(&file.location).await?);
+                    }
+                }
+                stamps
+            }
+            Stage::Sql(stage) => vec![FileStamp::content(&stage.file.display().to_string()).await?],
+            Stage::Shards(stage) => vec![FileStamp::content(&stage.mixture.display().to_string()).await?],
+            Stage::Train(stage) => vec![FileStamp::content(&stage.config.display().to_string()).await?],
+            Stage::Tokenize(stage) => vec![FileStamp::content(&in_lake(&stage.tokenizer, lake)).await?],
+            Stage::Eval(stage) => match &stage.tokenizer {
+                Some(t) => vec![FileStamp::content(&in_lake(t, lake)).await?],
+                None => Vec::new(),
+            },
+            Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Tokenizer(_) => Vec::new(),
+        })
+    }
+
+    /// The files beside the lake's tables that hold the stage's output: when one is gone,
+    /// the stage runs again.
+    fn artifacts(&self, lake: &Lake) -> Result<Vec<String>> {
+        Ok(match self {
+            Stage::Tokenizer(stage) => vec![Location::parse(&in_lake(&stage.to, lake))?.url()],
+            Stage::Shards(stage) => {
+                vec![Location::parse(&in_lake(&stage.to, lake))?.join(shards::manifest::MANIFEST).url()]
+            }
+            Stage::Train(stage) => {
+                vec![Location::parse(&stage.config(lake)?.out)?.join(train::checkpoint::LATEST).url()]
+            }
+            Stage::Eval(stage) => vec![Location::parse(&in_lake(&stage.report, lake))?.join("report.json").url()],
+            Stage::Ingest(_) | Stage::Sql(_) | Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Tokenize(_) => {
+                Vec::new()
+            }
+        })
+    }
+
     pub fn name(&self, index: usize) -> String {
         match self {
             Stage::Ingest(spec) => spec.name.clone().unwrap_or_else(|| format!("ingest-{}", index + 1)),
@@ -348,29 +462,66 @@ impl Stage {
             Stage::Tokenize(stage) => stage.name.clone().unwrap_or_else(|| format!("tokenize-{}", index + 1)),
             Stage::Shards(stage) => stage.name.clone().unwrap_or_else(|| format!("shards-{}", index + 1)),
             Stage::Train(stage) => stage.name.clone().unwrap_or_else(|| format!("train-{}", index + 1)),
+            Stage::Eval(stage) => stage.name.clone().unwrap_or_else(|| format!("eval-{}", index + 1)),
         }
     }
 }
 
-/// What a stage's progress bar counts: input bytes (ingest) or rows produced (SQL).
+/// What a stage's progress bar counts: input bytes (ingest), rows produced (SQL) or
+/// items of known number (eval).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressUnit {
     Bytes,
     Rows,
+    Items,
 }
 
 /// What one stage did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StageReport {
-    Ingest { name: String, summary: IngestSummary },
-    Sql { name: String, file: PathBuf, statements: Vec<StatementReport> },
-    Dedup { name: String, report: DedupReport },
-    Decontaminate { name: String, report: DecontamReport },
-    Tokenizer { name: String, report: TrainTokenizerReport },
-    Tokenize { name: String, report: TokenizeReport },
-    Shards { name: String, report: BuildReport },
-    Train { name: String, report: TrainReport },
+    Ingest {
+        name: String,
+        summary: IngestSummary,
+    },
+    Sql {
+        name: String,
+        file: PathBuf,
+        statements: Vec<StatementReport>,
+    },
+    Dedup {
+        name: String,
+        report: DedupReport,
+    },
+    Decontaminate {
+        name: String,
+        report: DecontamReport,
+    },
+    Tokenizer {
+        name: String,
+        report: TrainTokenizerReport,
+    },
+    Tokenize {
+        name: String,
+        report: TokenizeReport,
+    },
+    Shards {
+        name: String,
+        report: BuildReport,
+    },
+    Train {
+        name: String,
+        report: TrainReport,
+    },
+    Eval {
+        name: String,
+        report: EvalReport,
+    },
+    /// Not run: its last run (started at `since`) stands.
+    Skipped {
+        name: String,
+        since: String,
+    },
 }
 
 impl Job {
@@ -379,13 +530,22 @@ impl Job {
             Error::user(format!("cannot read job file {}: {e}", path.display()))
                 .hint("the jobs/ folder holds the bundled jobs")
         })?;
-        let job: Job = toml::from_str(&text).map_err(|e| {
+        let mut job: Job = toml::from_str(&text).map_err(|e| {
             Error::user(format!("{}: {}", path.display(), e.to_string().trim_end()))
                 .hint(format!("`mathlake run --dry-run {}` checks a job without running it", path.display()))
         })?;
         if job.stages.is_empty() {
             return Err(Error::user(format!("{} has no [[stage]]", path.display())));
         }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, stage) in job.stages.iter().enumerate() {
+            let name = stage.name(i);
+            if !names.insert(name.clone()) {
+                return Err(Error::user(format!("{}: two stages are named `{name}`", path.display()))
+                    .hint("the run log tells stages apart by name: give each its own `name`"));
+            }
+        }
+        job.label = path.file_stem().map_or_else(|| "job".into(), |s| s.to_string_lossy().into_owned());
         Ok(job)
     }
 
@@ -467,95 +627,263 @@ impl Job {
                         let config = stage.config(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({ "kind": "train", "config": stage.config, "resolved": config })
                     }
+                    Stage::Eval(stage) => {
+                        stage.options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        let mut resolved = serde_json::to_value(stage)?;
+                        for key in ["checkpoint", "report"] {
+                            let path = in_lake(resolved[key].as_str().unwrap_or_default(), lake);
+                            resolved[key] = path.into();
+                        }
+                        resolved["kind"] = "eval".into();
+                        resolved
+                    }
                 };
                 Ok((name, resolved))
             })
             .collect()
     }
 
-    /// Runs the stages in order; the first failure stops the job, and what earlier stages
-    /// committed stays committed. `on_stage` hears about each stage as it ends.
+    /// What a user looks at after the job: each training run's loss plot and each
+    /// evaluation's report.
+    pub fn results(&self, lake: &Lake) -> Result<Vec<(&'static str, String)>> {
+        let mut results = Vec::new();
+        for stage in &self.stages {
+            match stage {
+                Stage::Train(stage) => {
+                    let out = Location::parse(&stage.config(lake)?.out)?;
+                    results.push(("loss plot", out.join(train::PLOT).url()));
+                }
+                Stage::Eval(stage) => {
+                    let report = Location::parse(&in_lake(&stage.report, lake))?;
+                    results.push(("evaluation report", report.join("report.md").url()));
+                }
+                _ => {}
+            }
+        }
+        Ok(results)
+    }
+
+    /// Each stage's name, resolved settings and fingerprint, and why it must run (`None`:
+    /// its last run stands and it is skipped). Once one stage runs, every later one does.
+    pub async fn decide(&self, lake: &Lake, threads: usize, force: bool, log: &RunLog) -> Result<Vec<Decision>> {
+        let plan = self.plan(lake, threads)?;
+        let current = log::table_versions(lake).await?;
+        let mut previous = String::new();
+        let mut earlier_runs = false;
+        let mut decisions = Vec::with_capacity(plan.len());
+        for (i, (stage, (name, settings))) in self.stages.iter().zip(plan).enumerate() {
+            let files = stage.files(lake).await.map_err(|e| in_stage(&name, e))?;
+            let fingerprint = log::fingerprint(&settings, &files, &previous)?;
+            previous = fingerprint.clone();
+            let later_writers: BTreeMap<String, u64> = self.stages[i + 1..]
+                .iter()
+                .enumerate()
+                .filter_map(|(j, later)| log.get(&later.name(i + 1 + j)))
+                .filter(|r| r.status == log::Status::Succeeded)
+                .flat_map(|r| r.wrote.clone())
+                .collect();
+            let reason = if force {
+                Some("--force".to_string())
+            } else if earlier_runs {
+                Some("an earlier stage runs".to_string())
+            } else {
+                log::must_run(log.get(&name), &fingerprint, &later_writers, &current).await?
+            };
+            earlier_runs |= reason.is_some();
+            decisions.push(Decision { name, settings, files, fingerprint, reason });
+        }
+        Ok(decisions)
+    }
+
+    /// Runs the stages in order, skipping those whose last run stands (unless `force`);
+    /// the first failure stops the job, and what earlier stages committed stays committed.
+    /// The run log (`log`) is rewritten as each stage starts and ends; `on_stage` hears
+    /// about each stage as it ends or is skipped.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
         lake: &Lake,
         threads: usize,
         quiet: bool,
+        force: bool,
+        log_location: &Location,
         progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
         mut on_stage: impl FnMut(&StageReport),
     ) -> Result<Vec<StageReport>> {
-        self.plan(lake, threads)?;
+        let mut log = RunLog::read(log_location, &self.label).await?;
+        let decisions = self.decide(lake, threads, force, &log).await?;
+        let mut current = log::table_versions(lake).await?;
         let mut reports = Vec::new();
-        for (i, stage) in self.stages.iter().enumerate() {
-            let name = stage.name(i);
-            let report = match stage {
-                Stage::Ingest(spec) => {
-                    let options = spec.to_options(threads)?;
-                    let bar = progress(&name, ProgressUnit::Bytes);
-                    let summary = ingest::ingest(lake, &options, &bar).await.map_err(|e| in_stage(&name, e))?;
-                    bar.finish_and_clear();
-                    StageReport::Ingest { name, summary }
-                }
-                Stage::Sql(stage) => {
-                    let file = stage.file.display().to_string();
-                    let sql = std::fs::read_to_string(&stage.file)
-                        .map_err(|e| Error::user(format!("stage `{name}`: cannot read {file}: {e}")))?;
-                    let bar = progress(&name, ProgressUnit::Rows);
-                    let statements = script::run(lake, &file, &sql, &stage.options()?, &bar)
-                        .await
-                        .map_err(|e| in_stage(&name, e))?;
-                    bar.finish_and_clear();
-                    StageReport::Sql { name, file: stage.file.clone(), statements }
-                }
-                Stage::Dedup(stage) => {
-                    let bar = progress(&name, ProgressUnit::Rows);
-                    let report = dedup::dedup(lake, &stage.options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
-                    bar.finish_and_clear();
-                    StageReport::Dedup { name, report }
-                }
-                Stage::Decontaminate(stage) => {
-                    let bar = progress(&name, ProgressUnit::Rows);
-                    let report = decontaminate::decontaminate(lake, &stage.options()?, &bar)
-                        .await
-                        .map_err(|e| in_stage(&name, e))?;
-                    bar.finish_and_clear();
-                    StageReport::Decontaminate { name, report }
-                }
-                Stage::Tokenizer(stage) => {
-                    let bar = progress(&name, ProgressUnit::Rows);
-                    let report = tokenize::train_tokenizer(lake, &stage.options(lake)?, &bar)
-                        .await
-                        .map_err(|e| in_stage(&name, e))?;
-                    bar.finish_and_clear();
-                    StageReport::Tokenizer { name, report }
-                }
-                Stage::Tokenize(stage) => {
-                    let bar = progress(&name, ProgressUnit::Rows);
-                    let report = tokenize::tokenize(lake, &stage.options(lake, threads)?, &bar)
-                        .await
-                        .map_err(|e| in_stage(&name, e))?;
-                    bar.finish_and_clear();
-                    StageReport::Tokenize { name, report }
-                }
-                Stage::Shards(stage) => {
-                    let bar = progress(&name, ProgressUnit::Rows);
-                    let report =
-                        shards::build(lake, &stage.options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
-                    bar.finish_and_clear();
-                    StageReport::Shards { name, report }
-                }
-                Stage::Train(stage) => {
-                    let config = stage.config(lake).map_err(|e| in_stage(&name, e))?;
-                    let resume = train::checkpoint::run_exists(&Location::parse(&config.out)?).await?;
-                    let options = TrainOptions { resume, stop_after: None, quiet };
-                    let report = train::train(&config, options).await.map_err(|e| in_stage(&name, e))?;
-                    StageReport::Train { name, report }
-                }
+        let mut earlier_runs = false;
+        for (stage, decision) in self.stages.iter().zip(decisions) {
+            let name = decision.name.clone();
+            let prior = log.get(&name).cloned();
+            if decision.reason.is_none() {
+                let report = StageReport::Skipped {
+                    name,
+                    since: prior.as_ref().map(|r| r.started_at.clone()).unwrap_or_default(),
+                };
+                on_stage(&report);
+                reports.push(report);
+                continue;
+            }
+            let mut record = StageRecord {
+                name: name.clone(),
+                kind: decision.settings["kind"].as_str().unwrap_or_default().to_string(),
+                status: log::Status::Running,
+                fingerprint: decision.fingerprint.clone(),
+                started_at: log::now(),
+                seconds: 0.0,
+                files: decision.files.clone(),
+                tables_before: current.clone(),
+                wrote: BTreeMap::new(),
+                artifacts: Vec::new(),
+                error: None,
+                report: serde_json::Value::Null,
             };
-            on_stage(&report);
-            reports.push(report);
+            log.set(record.clone());
+            log.write(log_location).await?;
+            let started = std::time::Instant::now();
+            // A training run continues only what this same stage started and did not finish.
+            let resume = !earlier_runs
+                && prior
+                    .as_ref()
+                    .is_some_and(|r| r.status != log::Status::Succeeded && r.fingerprint == decision.fingerprint);
+            let result = self.run_stage(stage, &name, lake, threads, quiet, &progress, resume, prior.is_some()).await;
+            let after = log::table_versions(lake).await?;
+            record.wrote = log::written(&current, &after);
+            current = after;
+            record.seconds = started.elapsed().as_secs_f64();
+            earlier_runs = true;
+            match result {
+                Ok(report) => {
+                    record.status = log::Status::Succeeded;
+                    record.report = serde_json::to_value(&report)?;
+                    record.artifacts = stage.artifacts(lake)?;
+                    log.set(record);
+                    log.write(log_location).await?;
+                    on_stage(&report);
+                    reports.push(report);
+                }
+                Err(error) => {
+                    record.status = log::Status::Failed;
+                    record.error = Some(error.to_string());
+                    log.set(record);
+                    log.write(log_location).await?;
+                    return Err(error);
+                }
+            }
         }
         Ok(reports)
     }
+
+    /// One stage. `resume`: a training run in the stage's `out` is continued; else one
+    /// that this job made (`made_before`) is replaced, and any other is an error.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_stage(
+        &self,
+        stage: &Stage,
+        name: &str,
+        lake: &Lake,
+        threads: usize,
+        quiet: bool,
+        progress: &impl Fn(&str, ProgressUnit) -> ProgressBar,
+        resume: bool,
+        made_before: bool,
+    ) -> Result<StageReport> {
+        let name = name.to_string();
+        Ok(match stage {
+            Stage::Ingest(spec) => {
+                let options = spec.to_options(threads)?;
+                let bar = progress(&name, ProgressUnit::Bytes);
+                let summary = ingest::ingest(lake, &options, &bar).await.map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Ingest { name, summary }
+            }
+            Stage::Sql(stage) => {
+                let file = stage.file.display().to_string();
+                let sql = std::fs::read_to_string(&stage.file)
+                    .map_err(|e| Error::user(format!("stage `{name}`: cannot read {file}: {e}")))?;
+                let bar = progress(&name, ProgressUnit::Rows);
+                let statements =
+                    script::run(lake, &file, &sql, &stage.options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Sql { name, file: stage.file.clone(), statements }
+            }
+            Stage::Dedup(stage) => {
+                let bar = progress(&name, ProgressUnit::Rows);
+                let report = dedup::dedup(lake, &stage.options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Dedup { name, report }
+            }
+            Stage::Decontaminate(stage) => {
+                let bar = progress(&name, ProgressUnit::Rows);
+                let report = decontaminate::decontaminate(lake, &stage.options()?, &bar)
+                    .await
+                    .map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Decontaminate { name, report }
+            }
+            Stage::Tokenizer(stage) => {
+                let bar = progress(&name, ProgressUnit::Rows);
+                let report = tokenize::train_tokenizer(lake, &stage.options(lake)?, &bar)
+                    .await
+                    .map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Tokenizer { name, report }
+            }
+            Stage::Tokenize(stage) => {
+                let bar = progress(&name, ProgressUnit::Rows);
+                let report = tokenize::tokenize(lake, &stage.options(lake, threads)?, &bar)
+                    .await
+                    .map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Tokenize { name, report }
+            }
+            Stage::Shards(stage) => {
+                let bar = progress(&name, ProgressUnit::Rows);
+                let report = shards::build(lake, &stage.options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Shards { name, report }
+            }
+            Stage::Train(stage) => {
+                let config = stage.config(lake).map_err(|e| in_stage(&name, e))?;
+                let out = Location::parse(&config.out)?;
+                let exists = train::checkpoint::run_exists(&out).await?;
+                if exists && !resume {
+                    if !made_before {
+                        return Err(in_stage(
+                            &name,
+                            Error::user(format!("{} holds a training run that this job did not start", config.out))
+                                .hint("choose another `out` in the training file, or delete that run"),
+                        ));
+                    }
+                    log::remove_folder(&out).await?;
+                }
+                let options = TrainOptions { resume: exists && resume, stop_after: None, quiet };
+                let report = train::train(&config, options).await.map_err(|e| in_stage(&name, e))?;
+                StageReport::Train { name, report }
+            }
+            Stage::Eval(stage) => {
+                let bar = progress(&name, ProgressUnit::Items);
+                let report = eval::eval(lake, &stage.options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Eval { name, report }
+            }
+        })
+    }
+}
+
+/// What `mathlake run` will do with a stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub name: String,
+    pub settings: serde_json::Value,
+    #[serde(skip)]
+    pub files: Vec<FileStamp>,
+    pub fingerprint: String,
+    /// Why it runs; `None`: skipped, its last run stands.
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -39,6 +39,11 @@ pub struct TokenizerInfo {
     pub vocab_size: u32,
 }
 
+/// How [`TokenizerInfo::hash`] identifies a tokenizer file: xxh3-128 of its bytes, hex.
+pub fn file_hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxh3_128(bytes))
+}
+
 /// Which implementation encodes text; both give the same ids.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,7 +106,7 @@ impl Encoder {
         };
         let info = TokenizerInfo {
             source: source.into(),
-            hash: format!("{:032x}", xxh3_128(bytes)),
+            hash: file_hash(bytes),
             eos: eos.into(),
             eos_id,
             vocab_size: tokenizer.get_vocab_size(true) as u32,

@@ -3,6 +3,7 @@
 //! ```text
 //! RUN/checkpoints/step-000200/model.safetensors      weights, Hugging Face Llama names
 //!                            config.json            a LlamaForCausalLM config
+//!                            tokenizer.json         the shards' tokenizer, when readable
 //!                            optimizer.safetensors  AdamW moments (PyTorch's names)
 //!                            state.json             step, data position, best so far
 //! RUN/latest.json, RUN/best.json                    which checkpoint, written last
@@ -74,11 +75,18 @@ pub fn step_folder(step: u64) -> String {
     format!("{CHECKPOINTS}/step-{step:06}")
 }
 
+/// What a checkpoint says about its tokenizer: the EOS id, and the tokenizer.json itself
+/// so that the checkpoint is a whole Hugging Face model folder that eval can use alone.
+pub struct TokenizerFile<'a> {
+    pub eos_id: u32,
+    pub json: Option<&'a [u8]>,
+}
+
 /// Writes a checkpoint of `model` and points `latest` (and `best` when `is_best`) at it.
 pub async fn save(
     run: &Location,
     model: &Llama,
-    eos_id: u32,
+    tokenizer: &TokenizerFile<'_>,
     optimizer: HashMap<String, Tensor>,
     state: &TrainerState,
     is_best: bool,
@@ -88,7 +96,10 @@ pub async fn save(
     let weights: Vec<(String, Tensor)> =
         model.parameters().into_iter().map(|(name, var)| (name, var.as_tensor().clone())).collect();
     put(&dir.join("model.safetensors"), serialize(weights)?).await?;
-    put(&dir.join("config.json"), serde_json::to_vec_pretty(&model.config.hf_config(eos_id))?).await?;
+    put(&dir.join("config.json"), serde_json::to_vec_pretty(&model.config.hf_config(tokenizer.eos_id))?).await?;
+    if let Some(json) = tokenizer.json {
+        put(&dir.join("tokenizer.json"), json.to_vec()).await?;
+    }
     put(&dir.join("optimizer.safetensors"), serialize(optimizer.into_iter().collect())?).await?;
     put(&dir.join("state.json"), serde_json::to_vec_pretty(state)?).await?;
     let pointer = serde_json::to_vec_pretty(&Pointer { step: state.step, path: folder.clone() })?;

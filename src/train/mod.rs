@@ -32,6 +32,9 @@ use crate::error::{Context, Error, Result};
 use crate::lake::Location;
 use crate::shards::loader::{Batch, BatchTensors, Loader, LoaderOptions, ShardSet, Split};
 use crate::shards::mixture::Mode;
+use crate::tokenize::TokenizerInfo;
+use crate::tokenize::encoder::file_hash;
+use object_store::ObjectStoreExt;
 
 pub const LOG: &str = "log.jsonl";
 pub const PLOT: &str = "loss.png";
@@ -152,6 +155,7 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
         (model, optimizer, state, Vec::new())
     };
     check_fits(&model, manifest.tokenizer.vocab_size as usize, sequence_length)?;
+    let tokenizer_json = tokenizer_file(&manifest.tokenizer).await;
     let params = model.parameters();
     let (peak, min) = config.learning_rates(mode);
     let schedule = Schedule { peak, min, warmup_steps: config.warmup_steps(total_steps), total_steps };
@@ -269,7 +273,9 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
                 bar.suspend(|| eprintln!("{line}"));
             }
             let moments = optimizer.state_tensors(&params);
-            checkpoint::save(&out, &model, manifest.tokenizer.eos_id, moments, &state, is_best).await?;
+            let tokenizer =
+                checkpoint::TokenizerFile { eos_id: manifest.tokenizer.eos_id, json: tokenizer_json.as_deref() };
+            checkpoint::save(&out, &model, &tokenizer, moments, &state, is_best).await?;
             write_log(&out, &log).await?;
         }
     }
@@ -371,6 +377,15 @@ fn forward(model: &Llama, batch: &Batch, device: &Device) -> Result<(Tensor, Bat
         device,
     )?;
     Ok((model.forward(&tensors.inputs, &context)?, tensors))
+}
+
+/// The tokenizer.json the shards were made with, for the checkpoints to carry: `None`
+/// when it can no longer be read where tokenize read it, or has changed since (eval
+/// then asks for `--tokenizer`).
+async fn tokenizer_file(info: &TokenizerInfo) -> Option<Vec<u8>> {
+    let location = Location::parse(&info.source).ok()?;
+    let bytes = location.store().ok()?.get(location.path()).await.ok()?.bytes().await.ok()?;
+    (file_hash(&bytes) == info.hash).then(|| bytes.to_vec())
 }
 
 /// The model a fresh run starts from: a Hugging Face checkpoint, or a seeded init.

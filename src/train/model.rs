@@ -264,27 +264,74 @@ impl Context {
             }
         }
         let mask = Tensor::from_vec(mask, (rows, 1, length, length), device)?.to_dtype(dtype)?;
-        // Hugging Face's rotary layout: the angle of pair i is pos / theta^(2i / head_dim),
-        // and the two halves of a head take the same angles.
-        let half = config.head_dim() / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| (1.0 / config.rope_theta.powf(2.0 * i as f64 / config.head_dim() as f64)) as f32)
-            .collect();
-        let (mut cos, mut sin) = (Vec::with_capacity(rows * length * half * 2), Vec::new());
-        sin.reserve(rows * length * half * 2);
-        for &p in positions {
-            for _ in 0..2 {
-                for &f in &inv_freq {
-                    let angle = p as f32 * f;
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
+        let (cos, sin) = rotary(config, positions, rows, length, dtype, device)?;
+        Ok(Context { mask, cos, sin })
+    }
+
+    /// For `new` tokens of one sequence that follow `past` cached ones: each attends to
+    /// every cached token and to the new ones up to itself.
+    pub fn decoding(config: &ModelConfig, past: usize, new: usize, dtype: DType, device: &Device) -> Result<Context> {
+        let total = past + new;
+        let mut mask = vec![f32::NEG_INFINITY; new * total];
+        for i in 0..new {
+            mask[i * total..i * total + past + i + 1].fill(0.0);
+        }
+        let mask = Tensor::from_vec(mask, (1, 1, new, total), device)?.to_dtype(dtype)?;
+        let positions: Vec<u32> = (past as u32..total as u32).collect();
+        let (cos, sin) = rotary(config, &positions, 1, new, dtype, device)?;
+        Ok(Context { mask, cos, sin })
+    }
+}
+
+/// Rotary angles `[rows, 1, length, head_dim]` (cos, sin) for each token's position, in
+/// Hugging Face's layout: the angle of pair i is pos / theta^(2i / head_dim), and the two
+/// halves of a head take the same angles.
+fn rotary(
+    config: &ModelConfig,
+    positions: &[u32],
+    rows: usize,
+    length: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let half = config.head_dim() / 2;
+    let inv_freq: Vec<f32> =
+        (0..half).map(|i| (1.0 / config.rope_theta.powf(2.0 * i as f64 / config.head_dim() as f64)) as f32).collect();
+    let (mut cos, mut sin) = (Vec::with_capacity(rows * length * half * 2), Vec::new());
+    sin.reserve(rows * length * half * 2);
+    for &p in positions {
+        for _ in 0..2 {
+            for &f in &inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
             }
         }
-        let shape = (rows, length, 1, half * 2);
-        let cos = Tensor::from_vec(cos, shape, device)?.transpose(1, 2)?.contiguous()?.to_dtype(dtype)?;
-        let sin = Tensor::from_vec(sin, shape, device)?.transpose(1, 2)?.contiguous()?.to_dtype(dtype)?;
-        Ok(Context { mask, cos, sin })
+    }
+    let shape = (rows, length, 1, half * 2);
+    let cos = Tensor::from_vec(cos, shape, device)?.transpose(1, 2)?.contiguous()?.to_dtype(dtype)?;
+    let sin = Tensor::from_vec(sin, shape, device)?.transpose(1, 2)?.contiguous()?.to_dtype(dtype)?;
+    Ok((cos, sin))
+}
+
+/// Each layer's keys and values so far (after rotary, before the grouped-query repeat),
+/// so that generating a token costs one token's forward pass.
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(config: &ModelConfig) -> KvCache {
+        KvCache { layers: vec![None; config.num_hidden_layers] }
+    }
+
+    /// Tokens cached.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -403,21 +450,48 @@ impl Llama {
     /// Logits `[rows * length, vocab]` in the master dtype for inputs `[rows, length]` (u32).
     pub fn forward(&self, inputs: &Tensor, context: &Context) -> Result<Tensor> {
         let (rows, length) = inputs.dims2()?;
-        let c = &self.config;
+        let x = self.hidden(inputs, context, None)?;
+        let logits = self.logits(&x)?;
+        debug_assert_eq!(logits.dims(), [rows * length, self.config.vocab_size]);
+        Ok(logits)
+    }
+
+    /// Logits `[vocab]` of the token after `tokens`, which continue the sequence in
+    /// `cache` (empty for a new one); the cache takes in their keys and values. A pure
+    /// inference path: no graph is kept for a backward pass.
+    pub fn decode(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::Internal("decode needs at least one token".into()));
+        }
+        let device = self.embed.as_tensor().device();
+        let past = cache.len();
+        let context = Context::decoding(&self.config, past, tokens.len(), self.dtype, device)?;
+        let inputs = Tensor::new(tokens, device)?.unsqueeze(0)?;
+        let x = self.hidden(&inputs, &context, Some(cache))?.detach();
+        let last = x.narrow(0, tokens.len() - 1, 1)?;
+        Ok(self.logits(&last)?.squeeze(0)?.detach())
+    }
+
+    /// The final hidden states `[rows * length, hidden]` (normed) for inputs `[rows, length]`.
+    fn hidden(&self, inputs: &Tensor, context: &Context, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let (rows, length) = inputs.dims2()?;
         let mut x = self.weight(&self.embed)?.index_select(&inputs.flatten_all()?, 0)?;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             let h = self.rms_norm(&x, &layer.input_norm)?;
-            x = (x + self.attention(&h, layer, context, rows, length)?)?;
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = (x + self.attention(&h, layer, context, rows, length, layer_cache)?)?;
             let h = self.rms_norm(&x, &layer.post_norm)?;
             let gate = linear(&h, &self.weight(&layer.gate)?)?;
             let up = linear(&h, &self.weight(&layer.up)?)?;
             x = (x + linear(&(gate.silu()? * up)?, &self.weight(&layer.down)?)?)?;
         }
-        let x = self.rms_norm(&x, &self.norm)?;
+        self.rms_norm(&x, &self.norm)
+    }
+
+    /// Logits in the master dtype of hidden states `[n, hidden]`.
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let head = self.weight(self.lm_head.as_ref().unwrap_or(&self.embed))?;
-        let logits = linear(&x, &head)?;
-        debug_assert_eq!(logits.dims(), [rows * length, c.vocab_size]);
-        Ok(logits.to_dtype(self.master)?)
+        Ok(linear(x, &head)?.to_dtype(self.master)?)
     }
 
     /// `x / sqrt(mean(x²) + eps) * weight`, over the last dimension, computed in the
@@ -429,8 +503,17 @@ impl Llama {
         Ok(normed.broadcast_mul(&self.weight(weight)?)?)
     }
 
-    /// Grouped-query attention over `x` `[rows * length, hidden]`.
-    fn attention(&self, x: &Tensor, layer: &Layer, context: &Context, rows: usize, length: usize) -> Result<Tensor> {
+    /// Grouped-query attention over `x` `[rows * length, hidden]`; with a cache, the keys
+    /// and values of earlier tokens come before this call's.
+    fn attention(
+        &self,
+        x: &Tensor,
+        layer: &Layer,
+        context: &Context,
+        rows: usize,
+        length: usize,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
         let c = &self.config;
         let (heads, kv_heads, head_dim) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
         let split = |t: Tensor, n: usize| -> Result<Tensor> {
@@ -440,15 +523,25 @@ impl Llama {
         let k = split(linear(x, &self.weight(&layer.k)?)?, kv_heads)?;
         let v = split(linear(x, &self.weight(&layer.v)?)?, kv_heads)?;
         let q = rotate(&q, context)?;
-        let k = rotate(&k, context)?;
+        let mut k = rotate(&k, context)?;
+        let mut v = v;
+        if let Some(cache) = cache {
+            if let Some((past_k, past_v)) = cache.as_ref() {
+                k = Tensor::cat(&[past_k, &k], 2)?;
+                v = Tensor::cat(&[past_v, &v], 2)?;
+            }
+            // Detached: the cache serves inference and must not keep each step's graph alive.
+            *cache = Some((k.detach(), v.detach()));
+        }
+        let keys = k.dim(2)?;
         let (k, v) = if heads == kv_heads {
             (k, v)
         } else {
             let repeat = |t: Tensor| -> Result<Tensor> {
                 let group = heads / kv_heads;
                 Ok(t.unsqueeze(2)?
-                    .broadcast_as((rows, kv_heads, group, length, head_dim))?
-                    .reshape((rows, heads, length, head_dim))?)
+                    .broadcast_as((rows, kv_heads, group, keys, head_dim))?
+                    .reshape((rows, heads, keys, head_dim))?)
             };
             (repeat(k)?, repeat(v)?)
         };
@@ -652,6 +745,31 @@ mod tests {
         let b = model.forward(&Tensor::new(&[[1u32, 2, 3, 11]], &dev)?, &context)?;
         let diff = (a.narrow(0, 0, 3)? - b.narrow(0, 0, 3)?)?.abs()?.max_all()?.to_scalar::<f64>()?;
         assert_eq!(diff, 0.0);
+        Ok(())
+    }
+
+    /// Decoding with the cache (a prompt, then one token at a time) gives the logits of
+    /// the full forward pass at every position, with grouped-query attention on.
+    #[test]
+    fn cached_decoding_matches_the_full_forward_pass() -> Result<()> {
+        for tied in [false, true] {
+            let model = model(tied, DType::F64)?;
+            assert!(model.config.num_key_value_heads < model.config.num_attention_heads);
+            let dev = Device::Cpu;
+            let tokens = [1u32, 5, 7, 2, 9, 4, 3];
+            let context = Context::new(&model.config, &[0, 1, 2, 3, 4, 5, 6], &[0; 7], 1, 7, DType::F64, &dev)?;
+            let full = model.forward(&Tensor::new(&[tokens], &dev)?, &context)?;
+            let mut cache = KvCache::new(&model.config);
+            let mut steps = vec![model.decode(&tokens[..4], &mut cache)?];
+            for &t in &tokens[4..] {
+                steps.push(model.decode(&[t], &mut cache)?);
+            }
+            assert_eq!(cache.len(), tokens.len());
+            for (i, logits) in (3..7).zip(&steps) {
+                let diff = (full.get(i)? - logits)?.abs()?.max_all()?.to_scalar::<f64>()?;
+                assert!(diff < 1e-10, "position {i} differs by {diff} (tied {tied})");
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,142 @@
+//! `mathlake run`: the run log, skipping unchanged stages, rerunning from a changed one,
+//! `--force`, `--dry-run`, and a failing stage that leaves earlier outputs committed.
+
+use std::path::Path;
+
+use crate::common::*;
+
+/// A three-stage job (ingest GSM8K test, a SQL file, tokenize) in `dir`, with its SQL file.
+fn write_job(dir: &Path, max_words: u32) -> std::path::PathBuf {
+    let sql = dir.join("short.sql");
+    std::fs::write(
+        &sql,
+        format!(
+            "COPY (SELECT id, question, solution FROM problems WHERE word_count(question) <= {max_words}) TO 'short_problems';\n"
+        ),
+    )
+    .unwrap();
+    let job = dir.join("small.toml");
+    std::fs::write(
+        &job,
+        format!(
+            r#"
+[[stage]]
+kind = "ingest"
+name = "gsm8k"
+inputs = ["{gsm8k}"]
+preset = "gsm8k"
+
+[[stage]]
+kind = "sql"
+name = "short"
+file = "{sql}"
+
+[[stage]]
+kind = "tokenize"
+name = "tokens"
+input = "short_problems"
+tokenizer = "{gpt2}"
+to = "short_tokens"
+"#,
+            gsm8k = shared_data("problems/gsm8k_test.jsonl").display(),
+            sql = sql.display(),
+            gpt2 = shared_data("tokenizers/gpt2.json").display(),
+        ),
+    )
+    .unwrap();
+    job
+}
+
+fn run(job: &Path, lake: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let out = ok(&mut mathlake(&[&["run", job.to_str().unwrap(), "--json", "--lake", lake][..], extra].concat()));
+    json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_string(), r["kind"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn kinds(reports: &[(String, String)]) -> Vec<&str> {
+    reports.iter().map(|(_, kind)| kind.as_str()).collect()
+}
+
+fn rows(lake: &str, table: &str) -> u64 {
+    query(lake, &format!("SELECT count(*) AS n FROM {table}"), &[])[0]["n"].as_u64().unwrap()
+}
+
+#[test]
+fn unchanged_stages_are_skipped_and_a_change_reruns_from_its_stage_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let job = write_job(dir.path(), 30);
+
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["ingest", "sql", "tokenize"]);
+    let short = rows(&lake, "short_problems");
+    assert!(short > 50 && short < 1319, "{short}");
+    assert_eq!(rows(&lake, "short_tokens"), short);
+
+    // The run log: each stage succeeded, with what it wrote and the files it read.
+    let log_file = Path::new(&lake).join("_jobs/small.json");
+    let log = json(&std::fs::read_to_string(&log_file).unwrap());
+    let stages = log["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3);
+    assert!(stages.iter().all(|s| s["status"] == "succeeded" && s["seconds"].as_f64().unwrap() > 0.0));
+    assert_eq!(stages[1]["wrote"].as_object().unwrap().keys().collect::<Vec<_>>(), ["short_problems"]);
+    assert!(stages[0]["files"][0]["size"].as_u64().unwrap() > 0, "ingest inputs are stamped");
+    assert!(stages[1]["files"][0]["xxh3_128"].is_string(), "the SQL file is hashed");
+    assert_eq!(stages[2]["report"]["report"]["output_rows"].as_u64(), Some(short));
+
+    // Run again: nothing changed, nothing runs; --dry-run says so.
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped"; 3]);
+    let plan = ok(&mut mathlake(&["run", job.to_str().unwrap(), "--dry-run", "--lake", &lake]));
+    assert_eq!(plan.matches("skipped (its last run stands)").count(), 3, "{plan}");
+
+    // Edit the SQL file: the ingest stays, the SQL stage and everything after it rerun.
+    write_job(dir.path(), 15);
+    let plan = ok(&mut mathlake(&["run", job.to_str().unwrap(), "--dry-run", "--lake", &lake]));
+    assert!(plan.contains("stage short: runs (its settings, files or an earlier stage changed)"), "{plan}");
+    assert!(plan.contains("stage tokens: runs (an earlier stage runs)"), "{plan}");
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenize"]);
+    let shorter = rows(&lake, "short_problems");
+    assert!(shorter < short && rows(&lake, "short_tokens") == shorter);
+
+    // A table a stage wrote, changed behind the job's back: that stage reruns.
+    let tamper = dir.path().join("tamper.sql");
+    std::fs::write(&tamper, "COPY (SELECT * FROM short_problems LIMIT 3) TO 'short_problems';\n").unwrap();
+    ok(&mut mathlake(&["sql", tamper.to_str().unwrap(), "--lake", &lake]));
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenize"]);
+    assert_eq!(rows(&lake, "short_problems"), shorter);
+
+    // --force runs everything.
+    assert_eq!(kinds(&run(&job, &lake, &["--force"])), ["ingest", "sql", "tokenize"]);
+}
+
+#[test]
+fn a_failing_stage_stops_the_job_and_keeps_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let job = write_job(dir.path(), 30);
+    std::fs::write(dir.path().join("short.sql"), "COPY (SELECT no_such_column FROM problems) TO 'short_problems';\n")
+        .unwrap();
+    let err = fails(&mut mathlake(&["run", job.to_str().unwrap(), "--lake", &lake]));
+    assert!(err.contains("stage `short`") && err.contains("no_such_column"), "{err}");
+    assert_eq!(rows(&lake, "problems"), 1319, "the ingest stage's table stays committed");
+    let log = json(&std::fs::read_to_string(Path::new(&lake).join("_jobs/small.json")).unwrap());
+    assert_eq!(log["stages"][1]["status"], "failed");
+    assert!(log["stages"][1]["error"].as_str().unwrap().contains("no_such_column"));
+
+    // Fixed, the job goes on from the failed stage.
+    write_job(dir.path(), 30);
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenize"]);
+
+    // Two stages of one name cannot be told apart in the log.
+    let twice = dir.path().join("twice.toml");
+    std::fs::write(
+        &twice,
+        "[[stage]]\nkind = \"sql\"\nfile = \"a.sql\"\n\n[[stage]]\nkind = \"sql\"\nfile = \"b/a.sql\"\n",
+    )
+    .unwrap();
+    let err = fails(&mut mathlake(&["run", twice.to_str().unwrap(), "--lake", &lake]));
+    assert!(err.contains("two stages are named `a`"), "{err}");
+}
