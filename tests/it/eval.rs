@@ -88,8 +88,10 @@ fn the_quickstart_evaluates_the_trained_model_on_gsm8k_and_math500() {
     assert_eq!(items.len(), 1819);
     let generated: Vec<&serde_json::Value> = items.iter().filter(|i| !i["generation"].is_null()).collect();
     assert_eq!(generated.len(), 40);
+    assert!(generated.iter().any(|i| i["shots"] == 2), "most prompts hold both exemplars");
     for item in &generated {
-        assert_eq!(item["shots"], 2, "the 2 exemplars fit in 512 tokens: {item}");
+        // Exemplars drop from the first when prompt and 96 new tokens exceed 512 tokens.
+        assert!(item["shots"].as_u64().unwrap() <= 2, "{item}");
         assert!(item["correct"].is_boolean());
         assert!(!item["generation"].as_str().unwrap().contains("\nQuestion:"), "cut at the stop sequence");
     }
