@@ -25,7 +25,7 @@
 //!
 //! Anything the evaluator cannot read stays unequal unless rule 1 matched.
 
-use crate::text::{final_answer, marked_answer, normalize_answer};
+use crate::text::{balanced, final_answer, marked_answer, normalize_answer};
 
 /// Values further apart than this, relative to the larger, are different answers.
 const RELATIVE_TOLERANCE: f64 = 1e-6;
@@ -243,27 +243,6 @@ fn drop_unit_words(s: &str) -> &str {
         }
     }
     s
-}
-
-/// The text up to the `}` that closes an already opened `{`, honouring `\{` and `\}`.
-fn balanced(inner: &str) -> Option<&str> {
-    let mut depth = 1usize;
-    let mut escaped = false;
-    for (i, c) in inner.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&inner[..i]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// The cells of a `pmatrix`/`bmatrix`/`matrix`, row by row; `None` for anything else.

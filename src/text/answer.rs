@@ -43,7 +43,7 @@ fn last_boxed(text: &str) -> Option<String> {
 }
 
 /// The text up to the brace that closes an already-opened `{`, honouring `\{` and `\}`.
-fn balanced(inner: &str) -> Option<&str> {
+pub(crate) fn balanced(inner: &str) -> Option<&str> {
     let mut depth = 1usize;
     let mut escaped = false;
     for (i, c) in inner.char_indices() {

@@ -7,6 +7,7 @@ mod normalize;
 mod steps;
 mod words;
 
+pub(crate) use answer::balanced;
 pub use answer::{final_answer, marked_answer, normalize_answer};
 pub use normalize::{IdScratch, content_id, normalize_text, normalize_text_into};
 pub use steps::{DIFFICULTY, completeness, difficulty, reasoning_steps};
