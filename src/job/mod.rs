@@ -715,10 +715,12 @@ impl Job {
         let mut current = log::table_versions(lake).await?;
         let mut reports = Vec::new();
         let mut earlier_runs = false;
+        let mut previous = String::new();
         for (stage, decision) in self.stages.iter().zip(decisions) {
             let name = decision.name.clone();
             let prior = log.get(&name).cloned();
             if decision.reason.is_none() {
+                previous = decision.fingerprint;
                 let report = StageReport::Skipped {
                     name,
                     since: prior.as_ref().map(|r| r.started_at.clone()).unwrap_or_default(),
@@ -727,14 +729,20 @@ impl Job {
                 reports.push(report);
                 continue;
             }
+            // Stamped again now that the stages before have run: a file this stage reads may
+            // be one of theirs (the tokenizer a tokenize stage reads), absent when the plan
+            // was made.
+            let files = stage.files(lake).await.map_err(|e| in_stage(&name, e))?;
+            let fingerprint = log::fingerprint(&decision.settings, &files, &previous)?;
+            previous = fingerprint.clone();
             let mut record = StageRecord {
                 name: name.clone(),
                 kind: decision.settings["kind"].as_str().unwrap_or_default().to_string(),
                 status: log::Status::Running,
-                fingerprint: decision.fingerprint.clone(),
+                fingerprint: fingerprint.clone(),
                 started_at: log::now(),
                 seconds: 0.0,
-                files: decision.files.clone(),
+                files,
                 tables_before: current.clone(),
                 wrote: BTreeMap::new(),
                 artifacts: Vec::new(),
@@ -746,9 +754,7 @@ impl Job {
             let started = std::time::Instant::now();
             // A training run continues only what this same stage started and did not finish.
             let resume = !earlier_runs
-                && prior
-                    .as_ref()
-                    .is_some_and(|r| r.status != log::Status::Succeeded && r.fingerprint == decision.fingerprint);
+                && prior.as_ref().is_some_and(|r| r.status != log::Status::Succeeded && r.fingerprint == fingerprint);
             let result = self.run_stage(stage, &name, lake, threads, quiet, &progress, resume, prior.is_some()).await;
             let after = log::table_versions(lake).await?;
             record.wrote = log::written(&current, &after);

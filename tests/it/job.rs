@@ -5,7 +5,9 @@ use std::path::Path;
 
 use crate::common::*;
 
-/// A three-stage job (ingest GSM8K test, a SQL file, tokenize) in `dir`, with its SQL file.
+/// A four-stage job in `dir`, with its SQL file: ingest GSM8K test, a SQL file, a tokenizer
+/// learnt from its output into the lake, and tokenize with that tokenizer (a file a stage
+/// reads that an earlier stage writes).
 fn write_job(dir: &Path, max_words: u32) -> std::path::PathBuf {
     let sql = dir.join("short.sql");
     std::fs::write(
@@ -32,15 +34,21 @@ name = "short"
 file = "{sql}"
 
 [[stage]]
+kind = "tokenizer"
+name = "vocab"
+input = "SELECT question || ' ' || solution FROM short_problems"
+vocab_size = 600
+to = "{{lake}}/tokenizers/short.json"
+
+[[stage]]
 kind = "tokenize"
 name = "tokens"
 input = "short_problems"
-tokenizer = "{gpt2}"
+tokenizer = "{{lake}}/tokenizers/short.json"
 to = "short_tokens"
 "#,
             gsm8k = shared_data("problems/gsm8k_test.jsonl").display(),
             sql = sql.display(),
-            gpt2 = shared_data("tokenizers/gpt2.json").display(),
         ),
     )
     .unwrap();
@@ -71,7 +79,7 @@ fn unchanged_stages_are_skipped_and_a_change_reruns_from_its_stage_on() {
     let lake = lake_in(&dir);
     let job = write_job(dir.path(), 30);
 
-    assert_eq!(kinds(&run(&job, &lake, &[])), ["ingest", "sql", "tokenize"]);
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["ingest", "sql", "tokenizer", "tokenize"]);
     let short = rows(&lake, "short_problems");
     assert!(short > 50 && short < 1319, "{short}");
     assert_eq!(rows(&lake, "short_tokens"), short);
@@ -80,24 +88,25 @@ fn unchanged_stages_are_skipped_and_a_change_reruns_from_its_stage_on() {
     let log_file = Path::new(&lake).join("_jobs/small.json");
     let log = json(&std::fs::read_to_string(&log_file).unwrap());
     let stages = log["stages"].as_array().unwrap();
-    assert_eq!(stages.len(), 3);
+    assert_eq!(stages.len(), 4);
     assert!(stages.iter().all(|s| s["status"] == "succeeded" && s["seconds"].as_f64().unwrap() > 0.0));
     assert_eq!(stages[1]["wrote"].as_object().unwrap().keys().collect::<Vec<_>>(), ["short_problems"]);
     assert!(stages[0]["files"][0]["size"].as_u64().unwrap() > 0, "ingest inputs are stamped");
     assert!(stages[1]["files"][0]["xxh3_128"].is_string(), "the SQL file is hashed");
-    assert_eq!(stages[2]["report"]["report"]["output_rows"].as_u64(), Some(short));
+    assert!(stages[3]["files"][0]["xxh3_128"].is_string(), "the tokenizer, stamped once it was written");
+    assert_eq!(stages[3]["report"]["report"]["output_rows"].as_u64(), Some(short));
 
     // Run again: nothing changed, nothing runs; --dry-run says so.
-    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped"; 3]);
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped"; 4]);
     let plan = ok(&mut mathlake(&["run", job.to_str().unwrap(), "--dry-run", "--lake", &lake]));
-    assert_eq!(plan.matches("skipped (its last run stands)").count(), 3, "{plan}");
+    assert_eq!(plan.matches("skipped (its last run stands)").count(), 4, "{plan}");
 
     // Edit the SQL file: the ingest stays, the SQL stage and everything after it rerun.
     write_job(dir.path(), 15);
     let plan = ok(&mut mathlake(&["run", job.to_str().unwrap(), "--dry-run", "--lake", &lake]));
     assert!(plan.contains("stage short: runs (its settings, files or an earlier stage changed)"), "{plan}");
     assert!(plan.contains("stage tokens: runs (an earlier stage runs)"), "{plan}");
-    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenize"]);
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenizer", "tokenize"]);
     let shorter = rows(&lake, "short_problems");
     assert!(shorter < short && rows(&lake, "short_tokens") == shorter);
 
@@ -105,11 +114,11 @@ fn unchanged_stages_are_skipped_and_a_change_reruns_from_its_stage_on() {
     let tamper = dir.path().join("tamper.sql");
     std::fs::write(&tamper, "COPY (SELECT * FROM short_problems LIMIT 3) TO 'short_problems';\n").unwrap();
     ok(&mut mathlake(&["sql", tamper.to_str().unwrap(), "--lake", &lake]));
-    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenize"]);
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenizer", "tokenize"]);
     assert_eq!(rows(&lake, "short_problems"), shorter);
 
     // --force runs everything.
-    assert_eq!(kinds(&run(&job, &lake, &["--force"])), ["ingest", "sql", "tokenize"]);
+    assert_eq!(kinds(&run(&job, &lake, &["--force"])), ["ingest", "sql", "tokenizer", "tokenize"]);
 }
 
 #[test]
@@ -128,7 +137,7 @@ fn a_failing_stage_stops_the_job_and_keeps_what_came_before() {
 
     // Fixed, the job goes on from the failed stage.
     write_job(dir.path(), 30);
-    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenize"]);
+    assert_eq!(kinds(&run(&job, &lake, &[])), ["skipped", "sql", "tokenizer", "tokenize"]);
 
     // Two stages of one name cannot be told apart in the log.
     let twice = dir.path().join("twice.toml");
