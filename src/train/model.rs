@@ -229,7 +229,7 @@ pub struct Llama {
 
 /// What attention and rotary embeddings need of a batch, built once for all layers.
 pub struct Context {
-    /// `[rows, 1, T, T]`: 0 where a token may attend, -inf elsewhere.
+    /// `[rows, 1, T, T]` in the master dtype: 0 where a token may attend, -inf elsewhere.
     mask: Tensor,
     /// `[rows, 1, T, head_dim]` each.
     cos: Tensor,
@@ -263,7 +263,7 @@ impl Context {
                 row[start..=i].fill(0.0);
             }
         }
-        let mask = Tensor::from_vec(mask, (rows, 1, length, length), device)?.to_dtype(dtype)?;
+        let mask = Tensor::from_vec(mask, (rows, 1, length, length), device)?.to_dtype(master_dtype(dtype))?;
         let (cos, sin) = rotary(config, positions, rows, length, dtype, device)?;
         Ok(Context { mask, cos, sin })
     }
@@ -276,7 +276,7 @@ impl Context {
         for i in 0..new {
             mask[i * total..i * total + past + i + 1].fill(0.0);
         }
-        let mask = Tensor::from_vec(mask, (1, 1, new, total), device)?.to_dtype(dtype)?;
+        let mask = Tensor::from_vec(mask, (1, 1, new, total), device)?.to_dtype(master_dtype(dtype))?;
         let positions: Vec<u32> = (past as u32..total as u32).collect();
         let (cos, sin) = rotary(config, &positions, 1, new, dtype, device)?;
         Ok(Context { mask, cos, sin })
@@ -545,13 +545,16 @@ impl Llama {
             };
             (repeat(k)?, repeat(v)?)
         };
-        let scores = q.matmul(&k.t()?)?;
+        // The softmax runs in the master dtype, as Hugging Face's eager attention does: in
+        // bf16 its sums over long rows lose most of their digits.
+        let scores = q.matmul(&k.t()?)?.to_dtype(self.master)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         let attention = if ops::fused(&scores) {
             ops::attention_softmax(&scores, &context.mask, scale)?
         } else {
             softmax_last_dim(&(scores * scale)?.broadcast_add(&context.mask)?)?
-        };
+        }
+        .to_dtype(self.dtype)?;
         let out = attention.matmul(&v)?.transpose(1, 2)?.reshape((rows * length, heads * head_dim))?;
         linear(&out, &self.weight(&layer.o)?)
     }
@@ -576,12 +579,15 @@ fn rotate(x: &Tensor, context: &Context) -> Result<Tensor> {
     Ok((x.broadcast_mul(&context.cos)? + rotated.broadcast_mul(&context.sin)?)?)
 }
 
-/// Softmax over the last dimension from differentiable ops. The row maximum is a constant
-/// shift (softmax does not change under it), so it is detached from the graph.
+/// Softmax over the last dimension, for the devices and dtypes the fused kernels do not
+/// serve. The value comes from candle's ops outside the graph and the gradient from
+/// [`ops::with_softmax_gradient`]: the ops' own backward passes took a dozen passes over
+/// the attention weights, most of a GPU step.
 pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+    let value = x.detach();
+    let e = value.broadcast_sub(&value.max_keepdim(D::Minus1)?)?.exp()?;
+    let softmax = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+    Ok(ops::with_softmax_gradient(x, &softmax)?)
 }
 
 /// Mean cross-entropy of `logits` `[n, vocab]` (f32) against `targets` `[n]` (u32) over the

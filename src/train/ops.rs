@@ -6,9 +6,11 @@
 //! and cross-entropy about as many, and page faults on those buffers were a third of a
 //! step. Each op here reads its input once and writes one output; its backward pass is one
 //! more kernel. They run on the CPU in f32 and f64; other devices and dtypes use the
-//! composed ops in `model.rs`, which compute the same function.
+//! composed ops in `model.rs`, which compute the same function, with the softmax's
+//! gradient from `with_softmax_gradient`.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, WithDType, bail};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CudaStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
 /// The float types the kernels run in.
@@ -180,6 +182,63 @@ impl CustomOp2 for SoftmaxGrad {
         let out =
             float_kernel!(name, s1, |T| self.backward::<T>(contiguous(s1, l1, name)?, contiguous(s2, l2, name)?, s));
         Ok((out, l1.shape().clone()))
+    }
+}
+
+/// `softmax` (the softmax of `x` over its last dimension, computed outside the graph),
+/// with the gradient of that softmax towards `x`: `y * (g - sum(g * y))`, four passes over
+/// the tensor on any device.
+pub fn with_softmax_gradient(x: &Tensor, softmax: &Tensor) -> candle_core::Result<Tensor> {
+    x.apply_op2(softmax, SoftmaxGradient)
+}
+
+struct SoftmaxGradient;
+
+impl SoftmaxGradient {
+    /// The value is the second argument, copied: a custom op returns new storage.
+    fn copy<S: BackendStorage>(storage: &S, layout: &Layout) -> candle_core::Result<(S, Shape)> {
+        if !layout.is_contiguous() || layout.start_offset() != 0 {
+            bail!("with_softmax_gradient needs a softmax that owns its contiguous storage");
+        }
+        Ok((storage.try_clone(layout)?, layout.shape().clone()))
+    }
+}
+
+impl CustomOp2 for SoftmaxGradient {
+    fn name(&self) -> &'static str {
+        "softmax-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        Self::copy(s2, l2)
+    }
+
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        Self::copy(s2, l2)
+    }
+
+    fn bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let gy = (grad * y)?;
+        let dx = (&gy - y.broadcast_mul(&gy.sum_keepdim(candle_core::D::Minus1)?)?)?;
+        Ok((Some(dx), None))
     }
 }
 

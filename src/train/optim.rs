@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor, Var, backprop::GradStore};
+use candle_core::{D, DType, Tensor, Var, backprop::GradStore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -151,13 +151,19 @@ pub fn clip(grads: Vec<Tensor>, max_norm: f64) -> Result<(Vec<Tensor>, f64)> {
     Ok((grads, norm))
 }
 
-/// The L2 norm of all tensors together, summed in f64.
+/// The L2 norm of all tensors together. Squares are summed per row where the tensors are
+/// (on a GPU a whole-tensor sum runs in a single block, and each read-back waits for the
+/// device), the row sums in f64, and one number is read back for all tensors.
 pub fn global_norm(tensors: &[Tensor]) -> Result<f64> {
-    let mut sum = 0.0;
+    let mut sums = Vec::with_capacity(tensors.len());
     for t in tensors {
-        sum += t.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+        let t = if t.rank() == 0 { t.reshape(1)? } else { t.clone() };
+        sums.push(t.sqr()?.sum_keepdim(D::Minus1)?.to_dtype(DType::F64)?.sum_all()?);
     }
-    Ok(sum.sqrt())
+    if sums.is_empty() {
+        return Ok(0.0);
+    }
+    Ok(Tensor::stack(&sums, 0)?.sum_all()?.to_scalar::<f64>()?.sqrt())
 }
 
 #[cfg(test)]
