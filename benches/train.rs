@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! cargo bench --bench train -- step --preset tiny --batch 8 --seq 512 --steps 5
+//! cargo bench --features cuda --bench train -- step --preset small --device cuda --dtype bf16 --batch 16 --seq 1024
 //! cargo bench --bench train -- logits --checkpoint RUN/checkpoints/step-000100 --out logits.safetensors
 //! ```
 //!
 //! `step` times full optimizer updates (forward, backward, clipping, AdamW) of a preset
-//! model on synthetic packed rows (documents of 64 to 512 tokens) and prints one JSON line;
-//! threads follow RAYON_NUM_THREADS; SYSTEM_MALLOC=1 leaves glibc's malloc settings as
-//! they are (to measure what `keep_freed_memory` gains). `logits` runs a checkpoint on fixed token ids and
+//! model on synthetic packed rows (documents of 64 to 512 tokens) and prints one JSON line
+//! with each update's loss and the model FLOPs per second (PaLM's count: 6 per matrix
+//! weight and 12 x layers x hidden x sequence length per token; `--peak-tflops` turns it
+//! into MFU); threads follow RAYON_NUM_THREADS; SYSTEM_MALLOC=1 leaves glibc's malloc
+//! settings as they are (to measure what `keep_freed_memory` gains). `logits` runs a checkpoint on fixed token ids and
 //! writes the ids and logits, which `scripts/hf_parity.py` compares with transformers.
 
 use std::collections::HashMap;
@@ -18,6 +21,7 @@ use mathlake::lake::Location;
 use mathlake::shards::loader::Batch;
 use mathlake::shards::plan::SplitMix;
 use mathlake::train::checkpoint;
+use mathlake::train::config::{DeviceKind, Precision};
 use mathlake::train::model::{Context, Llama, Preset};
 use mathlake::train::optim::{AdamW, AdamWConfig};
 use mathlake::train::update;
@@ -70,36 +74,56 @@ fn step(args: &[String]) -> mathlake::Result<()> {
     };
     let (rows, length, steps) = (number(args, "--batch", 8), number(args, "--seq", 512), number(args, "--steps", 5));
     let vocab = number(args, "--vocab", 8192);
-    let device = Device::Cpu;
+    let device_kind = match arg(args, "--device").as_deref() {
+        Some("cuda") => DeviceKind::Cuda,
+        _ => DeviceKind::Cpu,
+    };
+    let precision = match arg(args, "--dtype").as_deref() {
+        Some("bf16") => Precision::Bf16,
+        _ => Precision::F32,
+    };
+    let device = device_kind.open()?;
     if std::env::var_os("SYSTEM_MALLOC").is_none() {
         mathlake::train::keep_freed_memory();
     }
     let config = preset.config(vocab);
-    let model = Llama::init(config.clone(), 1, DType::F32, &device)?;
+    let model = Llama::init(config.clone(), 1, precision.dtype(), &device)?;
     let mut optimizer = AdamW::new(AdamWConfig::default(), &model.parameters())?;
     let batches: Vec<Batch> = (0..=steps).map(|i| synthetic_batch(rows, length, vocab, i as u64)).collect();
-    // The first update pays for first-touch allocations; time the rest.
-    update(&model, &mut optimizer, &batches[..1], 1e-4, 1.0, &device)?;
+    // The first update pays for first-touch allocations (and on a GPU, kernel loading);
+    // time the rest. Each update reads its loss back, so the clock sees finished work.
+    let first = update(&model, &mut optimizer, &batches[..1], 1e-4, 1.0, &device)?.loss;
     let started = std::time::Instant::now();
-    let mut loss = 0.0;
+    let mut losses = vec![first];
     for batch in &batches[1..] {
-        loss = update(&model, &mut optimizer, std::slice::from_ref(batch), 1e-4, 1.0, &device)?.loss;
+        losses.push(update(&model, &mut optimizer, std::slice::from_ref(batch), 1e-4, 1.0, &device)?.loss);
     }
     let seconds = started.elapsed().as_secs_f64();
     let tokens = (steps * rows * length) as f64;
+    let (hidden, layers) = (config.hidden_size, config.num_hidden_layers);
+    let embedding = if config.tie_word_embeddings { 0 } else { vocab * hidden };
+    let norms = (2 * layers + 1) * hidden;
+    let matrix_weights = config.parameter_count() - embedding - norms;
+    let flops_per_token = 6.0 * matrix_weights as f64 + 12.0 * (layers * hidden * length) as f64;
+    let tflops = flops_per_token * tokens / seconds / 1e12;
+    let peak = arg(args, "--peak-tflops").and_then(|v| v.parse::<f64>().ok());
     println!(
         "{}",
         serde_json::json!({
             "engine": "mathlake",
             "preset": format!("{preset:?}").to_lowercase(),
             "parameters": config.parameter_count(),
+            "device": format!("{device_kind:?}").to_lowercase(),
+            "dtype": format!("{precision:?}").to_lowercase(),
             "threads": candle_core::utils::get_num_threads(),
             "batch": rows,
             "seq": length,
             "steps": steps,
             "step_s": seconds / steps as f64,
             "tokens_per_s": tokens / seconds,
-            "last_loss": loss,
+            "model_tflops": tflops,
+            "mfu": peak.map(|p| tflops / p),
+            "losses": losses,
         })
     );
     Ok(())
