@@ -63,8 +63,8 @@ pub(crate) fn balanced(inner: &str) -> Option<&str> {
     None
 }
 
-/// The last number in `text`: an optional sign, digits with optional thousands commas and
-/// decimals (`-1,000.5`), or a fraction of two such (`3/4`).
+/// The last number in `text`: an optional minus sign, digits with optional thousands
+/// commas and decimals (`-1,000.5`), or a fraction of two such (`3/4`).
 fn last_number(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
     let end = bytes.iter().rposition(u8::is_ascii_digit)? + 1;
@@ -78,7 +78,8 @@ fn last_number(text: &str) -> Option<&str> {
         }
         start -= 1;
     }
-    if start > 0 && bytes[start - 1] == b'-' {
+    // A minus sign, not the hyphen of a range (`10-20`) or a word (`COVID-19`).
+    if start > 0 && bytes[start - 1] == b'-' && (start < 2 || !bytes[start - 2].is_ascii_alphanumeric()) {
         start -= 1;
     }
     Some(&text[start..end])
@@ -155,7 +156,8 @@ fn unwrap_command(s: &str, command: &str) -> String {
     out
 }
 
-/// `\frac12` -> `\frac{1}{2}`, `\sqrt3` -> `\sqrt{3}`: single-character arguments braced.
+/// `\frac12` -> `\frac{1}{2}`, `\sqrt3` -> `\sqrt{3}`: single-character arguments braced;
+/// an optional argument (`\sqrt[3]2`) is kept as it is.
 fn braced_arguments(s: &str, command: &str, arity: usize) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     let mut rest = s;
@@ -164,6 +166,12 @@ fn braced_arguments(s: &str, command: &str, arity: usize) -> String {
         rest = &rest[pos + command.len()..];
         if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
             continue; // another command, like `\fraction`
+        }
+        if rest.starts_with('[')
+            && let Some(close) = rest.find(']')
+        {
+            out.push_str(&rest[..=close]);
+            rest = &rest[close + 1..];
         }
         for _ in 0..arity {
             if let Some(inner) = rest.strip_prefix('{') {
@@ -261,6 +269,9 @@ mod tests {
         assert_eq!(final_answer("a ratio of 3/4 remains").as_deref(), Some("3/4"));
         assert_eq!(final_answer("<<48+24=72>>72 clips").as_deref(), Some("72"));
         assert_eq!(final_answer("2. Then 7.").as_deref(), Some("7"));
+        assert_eq!(final_answer("between 10-20 apples").as_deref(), Some("20"), "a range's hyphen");
+        assert_eq!(final_answer("since COVID-19").as_deref(), Some("19"));
+        assert_eq!(final_answer("it drops by (-4)").as_deref(), Some("-4"));
     }
 
     #[test]
@@ -279,6 +290,9 @@ mod tests {
         same("\\text{(A)}", "(A)");
         same("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})");
         same("\\sqrt2", "\\sqrt{2}");
+        same("\\sqrt[3]{2}", "\\sqrt[3]2");
+        assert_eq!(normalize_answer("\\sqrt[3]{2}"), "\\sqrt[3]{2}");
+        assert_ne!(normalize_answer("\\sqrt[3]{2}"), normalize_answer("\\sqrt{2}"));
         same(".5", "0.5");
         assert_ne!(normalize_answer("1,2"), normalize_answer("12"));
         same("y = 2x + 1", "2x+1"); // as the MATH grader does: a short left side is a name
