@@ -208,6 +208,35 @@ pub struct BatchTensors {
 }
 
 impl Batch {
+    /// Appends row `r` of `shard`: inputs are its first `sequence_length` tokens and targets
+    /// the last; each document (segment) gets positions from 0 and its loss mask, except
+    /// for the target that opens the next document. Filled a document at a time: the
+    /// loader's time goes here.
+    fn push_row(&mut self, shard: &Shard, r: usize) {
+        let length = self.sequence_length;
+        let (tokens, mask) = shard.row(r);
+        self.inputs.extend_from_slice(&tokens[..length]);
+        self.targets.extend_from_slice(&tokens[1..]);
+        let (starts, sources) = (&shard.doc_starts[r], &shard.doc_sources[r]);
+        for (segment, &start) in starts.iter().enumerate() {
+            let start = start as usize;
+            if start >= length {
+                break;
+            }
+            let next = starts.get(segment + 1).map(|&s| s as usize);
+            let end = next.map_or(length, |n| n.min(length));
+            self.positions.extend(0..(end - start) as u32);
+            self.segments.extend(std::iter::repeat_n(segment as u32, end - start));
+            let from = self.loss_mask.len();
+            self.loss_mask.extend_from_slice(&mask[start + 1..end + 1]);
+            if next == Some(end) && end > start {
+                self.loss_mask[from + end - start - 1] = false;
+            }
+            let counted = self.loss_mask[from..].iter().filter(|&&m| m).count() as u64;
+            self.source_tokens[sources[segment] as usize] += counted;
+        }
+    }
+
     pub fn tensors(&self, device: &Device) -> Result<BatchTensors> {
         let shape = (self.rows, self.sequence_length);
         let ids = |v: &[u32]| Tensor::from_slice(v, shape, device);
@@ -395,28 +424,73 @@ impl Loader {
             let (epoch, position, row) = self.locate(self.next);
             self.shard_at(epoch, position).await?;
             let (_, _, rows, shard) = self.current.as_ref().expect("shard_at sets it");
-            let r = rows[row as usize] as usize;
-            let (tokens, mask) = shard.row(r);
-            batch.inputs.extend_from_slice(&tokens[..length]);
-            batch.targets.extend_from_slice(&tokens[1..]);
-            let starts = &shard.doc_starts[r];
-            let (mut segment, mut next_start) = (0usize, 1usize);
-            for t in 0..length {
-                if next_start < starts.len() && starts[next_start] as usize == t {
-                    (segment, next_start) = (segment + 1, next_start + 1);
-                }
-                batch.positions.push(t as u32 - starts[segment]);
-                batch.segments.push(segment as u32);
-                let opens_document = starts.get(next_start).is_some_and(|&s| s as usize == t + 1);
-                let counts = mask[t + 1] && !opens_document;
-                batch.loss_mask.push(counts);
-                if counts {
-                    batch.source_tokens[shard.doc_sources[r][segment] as usize] += 1;
-                }
-            }
+            batch.push_row(shard, rows[row as usize] as usize);
             self.next += 1;
         }
         batch.next_sample = self.next;
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batch fields of one row, token by token: what `push_row` computes a document at
+    /// a time.
+    fn reference(shard: &Shard, r: usize, length: usize, sources: usize) -> Batch {
+        let mut batch = empty(length, sources);
+        let (tokens, mask) = shard.row(r);
+        batch.inputs.extend_from_slice(&tokens[..length]);
+        batch.targets.extend_from_slice(&tokens[1..]);
+        let starts = &shard.doc_starts[r];
+        let mut segment = 0;
+        for t in 0..length {
+            if starts.get(segment + 1).is_some_and(|&s| s as usize == t) {
+                segment += 1;
+            }
+            batch.positions.push(t as u32 - starts[segment]);
+            batch.segments.push(segment as u32);
+            let opens_document = starts.get(segment + 1).is_some_and(|&s| s as usize == t + 1);
+            let counts = mask[t + 1] && !opens_document;
+            batch.loss_mask.push(counts);
+            if counts {
+                batch.source_tokens[shard.doc_sources[r][segment] as usize] += 1;
+            }
+        }
+        batch
+    }
+
+    fn empty(length: usize, sources: usize) -> Batch {
+        Batch {
+            rows: 1,
+            sequence_length: length,
+            inputs: Vec::new(),
+            targets: Vec::new(),
+            loss_mask: Vec::new(),
+            positions: Vec::new(),
+            segments: Vec::new(),
+            source_tokens: vec![0; sources],
+            next_sample: 0,
+            epoch: 0,
+        }
+    }
+
+    #[test]
+    fn rows_fill_a_document_at_a_time_as_token_by_token() {
+        let length = 8;
+        // Rows of 9 tokens: a document starting on the last token (a target only), one
+        // document, a prompt out of the loss, and single-token documents.
+        let doc_starts = vec![vec![0, 3, 8], vec![0], vec![0, 4], vec![0, 1, 2, 7]];
+        let doc_sources = vec![vec![0, 1, 2], vec![1], vec![2, 0], vec![0, 1, 2, 1]];
+        let rows = doc_starts.len();
+        let tokens: Vec<u32> = (0..rows as u32 * 9).collect();
+        let loss_mask: Vec<bool> = (0..rows * 9).map(|i| !matches!(i % 9, 1 | 2) || i / 9 != 2).collect();
+        let shard = Shard { tokens, loss_mask, doc_starts, doc_sources, row_tokens: length + 1 };
+        for r in 0..rows {
+            let mut batch = empty(length, 3);
+            batch.push_row(&shard, r);
+            assert_eq!(batch, reference(&shard, r, length, 3), "row {r}");
+        }
     }
 }
