@@ -38,18 +38,7 @@ fn number(args: &[String], name: &str, default: usize) -> usize {
 /// except those that open a document.
 fn synthetic_batch(rows: usize, length: usize, vocab: usize, seed: u64) -> Batch {
     let mut rng = SplitMix::new(seed, &[]);
-    let mut batch = Batch {
-        rows,
-        sequence_length: length,
-        inputs: Vec::new(),
-        targets: Vec::new(),
-        loss_mask: Vec::new(),
-        positions: Vec::new(),
-        segments: Vec::new(),
-        source_tokens: vec![0],
-        next_sample: 0,
-        epoch: 0,
-    };
+    let mut batch = Batch::empty(rows, length, 1);
     for _ in 0..rows {
         let (mut segment, mut position, mut left) = (0u32, 0u32, 64 + rng.below(449));
         for _ in 0..length {
@@ -100,10 +89,14 @@ fn step(args: &[String]) -> mathlake::Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let tokens = (steps * rows * length) as f64;
+    // Matrices multiply; norms do not, nor does an untied embedding (a lookup).
+    let matrix_weights: usize = config
+        .parameter_shapes()
+        .iter()
+        .filter(|(name, shape)| shape.len() == 2 && (config.tie_word_embeddings || name != "model.embed_tokens.weight"))
+        .map(|(_, shape)| shape.iter().product::<usize>())
+        .sum();
     let (hidden, layers) = (config.hidden_size, config.num_hidden_layers);
-    let embedding = if config.tie_word_embeddings { 0 } else { vocab * hidden };
-    let norms = (2 * layers + 1) * hidden;
-    let matrix_weights = config.parameter_count() - embedding - norms;
     let flops_per_token = 6.0 * matrix_weights as f64 + 12.0 * (layers * hidden * length) as f64;
     let tflops = flops_per_token * tokens / seconds / 1e12;
     let peak = arg(args, "--peak-tflops").and_then(|v| v.parse::<f64>().ok());

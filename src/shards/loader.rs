@@ -208,6 +208,24 @@ pub struct BatchTensors {
 }
 
 impl Batch {
+    /// A batch of `rows x sequence_length` to fill, its vectors allocated, with a loss-token
+    /// count for each of `sources`.
+    pub fn empty(rows: usize, sequence_length: usize, sources: usize) -> Batch {
+        let n = rows * sequence_length;
+        Batch {
+            rows,
+            sequence_length,
+            inputs: Vec::with_capacity(n),
+            targets: Vec::with_capacity(n),
+            loss_mask: Vec::with_capacity(n),
+            positions: Vec::with_capacity(n),
+            segments: Vec::with_capacity(n),
+            source_tokens: vec![0; sources],
+            next_sample: 0,
+            epoch: 0,
+        }
+    }
+
     /// Appends row `r` of `shard`: inputs are its first `sequence_length` tokens and targets
     /// the last; each document (segment) gets positions from 0 and its loss mask, except
     /// for the target that opens the next document. Filled a document at a time: the
@@ -408,18 +426,8 @@ impl Loader {
         let length = self.set.manifest.row_tokens - 1;
         let sources = self.set.manifest.sources.len();
         let b = self.options.batch_size;
-        let mut batch = Batch {
-            rows: b,
-            sequence_length: length,
-            inputs: Vec::with_capacity(b * length),
-            targets: Vec::with_capacity(b * length),
-            loss_mask: Vec::with_capacity(b * length),
-            positions: Vec::with_capacity(b * length),
-            segments: Vec::with_capacity(b * length),
-            source_tokens: vec![0; sources],
-            next_sample: 0,
-            epoch: self.next / self.per_rank,
-        };
+        let mut batch = Batch::empty(b, length, sources);
+        batch.epoch = self.next / self.per_rank;
         for _ in 0..b {
             let (epoch, position, row) = self.locate(self.next);
             self.shard_at(epoch, position).await?;
@@ -439,7 +447,7 @@ mod tests {
     /// The batch fields of one row, token by token: what `push_row` computes a document at
     /// a time.
     fn reference(shard: &Shard, r: usize, length: usize, sources: usize) -> Batch {
-        let mut batch = empty(length, sources);
+        let mut batch = Batch::empty(1, length, sources);
         let (tokens, mask) = shard.row(r);
         batch.inputs.extend_from_slice(&tokens[..length]);
         batch.targets.extend_from_slice(&tokens[1..]);
@@ -461,21 +469,6 @@ mod tests {
         batch
     }
 
-    fn empty(length: usize, sources: usize) -> Batch {
-        Batch {
-            rows: 1,
-            sequence_length: length,
-            inputs: Vec::new(),
-            targets: Vec::new(),
-            loss_mask: Vec::new(),
-            positions: Vec::new(),
-            segments: Vec::new(),
-            source_tokens: vec![0; sources],
-            next_sample: 0,
-            epoch: 0,
-        }
-    }
-
     #[test]
     fn rows_fill_a_document_at_a_time_as_token_by_token() {
         let length = 8;
@@ -488,7 +481,7 @@ mod tests {
         let loss_mask: Vec<bool> = (0..rows * 9).map(|i| !matches!(i % 9, 1 | 2) || i / 9 != 2).collect();
         let shard = Shard { tokens, loss_mask, doc_starts, doc_sources, row_tokens: length + 1 };
         for r in 0..rows {
-            let mut batch = empty(length, 3);
+            let mut batch = Batch::empty(1, length, 3);
             batch.push_row(&shard, r);
             assert_eq!(batch, reference(&shard, r, length, 3), "row {r}");
         }
