@@ -763,12 +763,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Shards(ShardsCommand::Build { mixture, to, memory }) => {
             let lake = cli.open_lake(None)?;
-            let options = BuildOptions {
-                mixture: mixture.clone(),
-                to: to.clone(),
-                session: memory.session(),
-                bucket_bytes: shards::DEFAULT_BUCKET_BYTES,
-            };
+            let options = BuildOptions { mixture: mixture.clone(), to: to.clone(), session: memory.session() };
             let bar = output::row_spinner("shards build", cli.quiet);
             let report = shards::build(&lake, &options, &bar).await;
             bar.finish_and_clear();

@@ -296,7 +296,6 @@ impl ShardsStage {
             mixture: self.mixture.clone(),
             to: in_lake(&self.to, lake),
             session: session_options(self.memory_limit.as_deref())?,
-            bucket_bytes: shards::DEFAULT_BUCKET_BYTES,
         })
     }
 }

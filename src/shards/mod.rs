@@ -42,17 +42,22 @@ use crate::error::{Context, Error, Result};
 use crate::lake::{Lake, Location, SessionOptions, TempFile, register_source};
 use crate::tokenize::TokenizerInfo;
 
-/// Bytes of pieces one bucket may hold in memory while it is packed.
-pub const DEFAULT_BUCKET_BYTES: usize = 256 << 20;
+/// Bytes of pieces one bucket may hold in memory while it is packed, without a memory
+/// limit. With one, a bucket takes half of it (the other half is the shard being filled
+/// and the scan of the tokens), so memory stays flat however many tokens the arm asks for.
+const DEFAULT_BUCKET_BYTES: usize = 256 << 20;
+
+fn bucket_bytes(session: &SessionOptions) -> usize {
+    session.memory_limit.map_or(DEFAULT_BUCKET_BYTES, |limit| (limit / 2).max(64 << 10))
+}
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub mixture: PathBuf,
     /// The shard set's folder: a path or URL.
     pub to: String,
-    /// Spill files go to the session's spill folder.
+    /// Spill files go to the session's spill folder; its memory limit sizes the buckets.
     pub session: SessionOptions,
-    pub bucket_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,9 +166,10 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
             places[p.source as usize].entry(p.handle).or_default().push((split, place as u64, p.tokens));
         }
     }
+    let bucket_bytes = bucket_bytes(&options.session) as u64;
     let buckets = |pieces: &[Piece]| {
         let bytes: u64 = pieces.iter().map(|p| p.tokens as u64 * 5 + 16).sum();
-        bytes.div_ceil(options.bucket_bytes.max(1) as u64).max(1)
+        bytes.div_ceil(bucket_bytes).max(1)
     };
     let mut scatter = Scatter::new(
         &options.session,
