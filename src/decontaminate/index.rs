@@ -32,6 +32,15 @@ pub struct Item {
     question_words: usize,
     /// Distinct n-grams (1 for an item indexed whole).
     pub ngrams: u32,
+    /// Its n-grams in order, in `BenchmarkIndex::steps`.
+    steps: std::ops::Range<usize>,
+}
+
+/// One n-gram of an item, in the item's order, with its postings.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    hash: u64,
+    postings: Postings,
 }
 
 /// Where an n-gram occurs: an item, and the word position of its first occurrence.
@@ -39,6 +48,18 @@ pub struct Item {
 struct Posting {
     item: u32,
     position: u32,
+}
+
+/// The postings of one n-gram. Most n-grams are in one item only; theirs stays in the map,
+/// which saves a cache miss on every match.
+#[derive(Debug, Clone, Copy)]
+enum Postings {
+    One(Posting),
+    /// A range of `BenchmarkIndex::postings`.
+    Many {
+        first: u32,
+        len: u32,
+    },
 }
 
 /// What one training record shares with one item.
@@ -58,16 +79,24 @@ pub struct BenchmarkIndex {
     ngram: usize,
     pub benchmarks: Vec<String>,
     pub items: Vec<Item>,
-    /// n-gram hash -> range of `postings`.
-    grams: HashMap<u64, (u32, u32), Prehashed>,
+    /// n-gram hash -> its postings.
+    grams: GramTable,
+    /// The postings of n-grams in more than one item.
     postings: Vec<Posting>,
+    /// Every item's n-grams, item after item.
+    steps: Vec<Step>,
     /// Postings as items add them, until `finish` sorts them by n-gram.
     pending: Vec<(u64, Posting)>,
     /// Bit k set: some item is indexed whole with k words.
     whole_lengths: u64,
-    /// A bit per value of an n-gram hash's top 24 bits, set when some item has such an
-    /// n-gram (2 MiB; the 680,701 n-grams of GSM8K, MATH and MATH500 test set 4% of them).
-    filter: Vec<u64>,
+    /// The n-grams of items, in 2 MiB: the 680,701 of GSM8K, MATH and MATH500 test set 4%
+    /// of its bits.
+    filter: BitFilter,
+    /// The items indexed whole (32 in those benchmarks, of 5 lengths), in 512 bytes: every
+    /// run of those lengths in a record is looked up, so their filter must stay in L1.
+    whole_filter: BitFilter,
+    /// Hashes of the items indexed whole, until `finish`.
+    whole_pending: Vec<u64>,
     /// Hash of a whole question's words -> items with that question.
     questions: HashMap<u64, Vec<u32>, Prehashed>,
 }
@@ -77,6 +106,9 @@ pub struct BenchmarkIndex {
 pub struct HitScratch {
     words: WordScratch,
     hashes: Vec<u64>,
+    /// A field's n-gram hashes, then those that pass the filter.
+    grams: Vec<u64>,
+    passed: Vec<u64>,
     /// (item, n-gram hash, posting) of each match.
     matches: Vec<(u32, u64, Posting)>,
 }
@@ -88,11 +120,14 @@ impl BenchmarkIndex {
             ngram,
             benchmarks: Vec::new(),
             items: Vec::new(),
-            grams: HashMap::default(),
+            grams: GramTable::with_capacity(0),
             postings: Vec::new(),
+            steps: Vec::new(),
             pending: Vec::new(),
             whole_lengths: 0,
-            filter: vec![0; (1 << 24) / 64],
+            filter: BitFilter::new(24),
+            whole_filter: BitFilter::new(12),
+            whole_pending: Vec::new(),
             questions: HashMap::default(),
         }
     }
@@ -118,13 +153,16 @@ impl BenchmarkIndex {
         }
         word_hashes(&solution, &mut scratch, &mut hashes);
         let mut grams = Vec::new();
+        let first_step = self.steps.len();
         if hashes.len() >= self.ngram {
             for_each_ngram(&hashes, self.ngram, |position, hash| {
                 grams.push(hash);
                 self.pending.push((hash, Posting { item, position: position as u32 }));
+                self.steps.push(Step { hash, postings: Postings::Many { first: 0, len: 0 } });
             });
         } else if hashes.len() >= MIN_WHOLE_ITEM_WORDS {
             grams.push(sequence_hash(&hashes));
+            self.whole_pending.push(sequence_hash(&hashes));
             self.pending.push((sequence_hash(&hashes), Posting { item, position: 0 }));
             self.whole_lengths |= 1 << hashes.len();
         }
@@ -132,7 +170,14 @@ impl BenchmarkIndex {
         words.extend(crate::text::words(&solution));
         grams.sort_unstable();
         grams.dedup();
-        self.items.push(Item { benchmark, id: id.to_string(), words, question_words, ngrams: grams.len() as u32 });
+        self.items.push(Item {
+            benchmark,
+            id: id.to_string(),
+            words,
+            question_words,
+            ngrams: grams.len() as u32,
+            steps: first_step..self.steps.len(),
+        });
     }
 
     /// Sorts the postings by n-gram, once, after the last item; the index answers
@@ -142,17 +187,28 @@ impl BenchmarkIndex {
         keyed.sort_by_key(|(hash, p)| (*hash, p.item, p.position));
         // One posting per (n-gram, item): its first occurrence.
         keyed.dedup_by_key(|(hash, p)| (*hash, p.item));
-        self.grams.clear();
-        let mut start = 0;
-        while start < keyed.len() {
-            let hash = keyed[start].0;
-            let end = start + keyed[start..].iter().take_while(|(h, _)| *h == hash).count();
-            self.grams.insert(hash, (start as u32, (end - start) as u32));
-            let (word, bit) = filter_slot(hash);
-            self.filter[word] |= bit;
-            start = end;
+        self.postings.clear();
+        let groups = keyed.chunk_by(|a, b| a.0 == b.0);
+        self.grams = GramTable::with_capacity(groups.clone().count());
+        for group in groups {
+            let hash = group[0].0;
+            let postings = match group {
+                [(_, one)] => Postings::One(*one),
+                _ => {
+                    let first = self.postings.len() as u32;
+                    self.postings.extend(group.iter().map(|(_, p)| *p));
+                    Postings::Many { first, len: group.len() as u32 }
+                }
+            };
+            self.grams.insert(hash, postings);
+            self.filter.insert(hash);
         }
-        self.postings.extend(keyed.into_iter().map(|(_, p)| p));
+        for hash in std::mem::take(&mut self.whole_pending) {
+            self.whole_filter.insert(hash);
+        }
+        for step in &mut self.steps {
+            step.postings = self.grams.get(step.hash).expect("every item's n-gram is in the table");
+        }
     }
 
     /// Distinct n-grams in the index.
@@ -168,25 +224,62 @@ impl BenchmarkIndex {
         for text in fields {
             scratch.hashes.clear();
             word_hashes(text, &mut scratch.words, &mut scratch.hashes);
-            let mut lookup = |hash: u64| {
-                // Most n-grams of a training text are in no item: the filter answers those
-                // from 2 MiB that stay in cache, before the map would miss it.
-                let (word, bit) = filter_slot(hash);
-                if self.filter[word] & bit == 0 {
-                    return;
-                }
-                if let Some(&(first, len)) = self.grams.get(&hash) {
-                    for posting in &self.postings[first as usize..(first + len) as usize] {
-                        scratch.matches.push((posting.item, hash, *posting));
-                    }
-                }
-            };
-            for_each_ngram(&scratch.hashes, self.ngram, |_, hash| lookup(hash));
+            let grams = &mut scratch.grams;
+            grams.clear();
+            for_each_ngram(&scratch.hashes, self.ngram, |_, hash| grams.push(hash));
+            let ngrams = grams.len();
             let mut lengths = self.whole_lengths;
             while lengths != 0 {
-                let length = lengths.trailing_zeros() as usize;
-                for_each_ngram(&scratch.hashes, length, |_, hash| lookup(hash));
+                for_each_ngram(&scratch.hashes, lengths.trailing_zeros() as usize, |_, hash| grams.push(hash));
                 lengths &= lengths - 1;
+            }
+            // Most n-grams of a training text are in no item: the filter answers those
+            // before the table would miss. A copied item's n-grams come in the item's
+            // order, so after a match the next n-gram is first compared with the item's
+            // next one, read in sequence, and looked up only when they differ. (A step's
+            // postings are its hash's, so whichever item's step matches serves.)
+            let mut last: Option<usize> = None;
+            for (i, &hash) in grams[..ngrams].iter().enumerate() {
+                if let Some(&ahead) = grams.get(i + LOOKAHEAD) {
+                    prefetch(self.filter.word(ahead));
+                }
+                let postings = match last {
+                    Some(step) if step + 1 < self.steps.len() && self.steps[step + 1].hash == hash => {
+                        last = Some(step + 1);
+                        self.steps[step + 1].postings
+                    }
+                    _ => {
+                        last = None;
+                        if !self.filter.contains(hash) {
+                            continue;
+                        }
+                        let Some(postings) = self.grams.get(hash) else { continue };
+                        let posting = match postings {
+                            Postings::One(posting) => posting,
+                            Postings::Many { first, .. } => self.postings[first as usize],
+                        };
+                        last = Some(self.items[posting.item as usize].steps.start + posting.position as usize);
+                        postings
+                    }
+                };
+                self.push_matches(hash, postings, &mut scratch.matches);
+            }
+            // Runs of the lengths of items indexed whole: a filter of 512 bytes, then the
+            // table, without a branch per run so that their loads overlap.
+            let passed = &mut scratch.passed;
+            passed.resize(grams.len() - ngrams, 0);
+            let mut kept = 0;
+            for &hash in &grams[ngrams..] {
+                passed[kept] = hash;
+                kept += usize::from(self.whole_filter.contains(hash));
+            }
+            for (i, &hash) in passed[..kept].iter().enumerate() {
+                if let Some(&ahead) = passed[..kept].get(i + LOOKAHEAD) {
+                    prefetch(self.grams.home_slot(ahead));
+                }
+                if let Some(postings) = self.grams.get(hash) {
+                    self.push_matches(hash, postings, &mut scratch.matches);
+                }
             }
         }
         let mut hits: Vec<Hit> = Vec::new();
@@ -236,6 +329,15 @@ impl BenchmarkIndex {
         hits
     }
 
+    fn push_matches(&self, hash: u64, postings: Postings, matches: &mut Vec<(u32, u64, Posting)>) {
+        match postings {
+            Postings::One(posting) => matches.push((posting.item, hash, posting)),
+            Postings::Many { first, len } => {
+                matches.extend(self.postings[first as usize..(first + len) as usize].iter().map(|&p| (p.item, hash, p)))
+            }
+        }
+    }
+
     fn quote(&self, posting: Posting) -> String {
         let words = &self.items[posting.item as usize].words;
         let start = posting.position as usize;
@@ -243,10 +345,132 @@ impl BenchmarkIndex {
     }
 }
 
-/// The word of `BenchmarkIndex::filter` and the bit in it for an n-gram hash.
-fn filter_slot(hash: u64) -> (usize, u64) {
-    let slot = hash >> 40;
-    ((slot / 64) as usize, 1 << (slot % 64))
+/// How many n-grams ahead a lookup's cache line is requested.
+const LOOKAHEAD: usize = 16;
+
+/// Asks the CPU to start loading `value`'s cache line. The n-grams of a record are looked
+/// up independently, and requested ahead their cache misses overlap instead of queuing.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that reads nothing and cannot fault; the pointer comes
+    // from a reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// n-gram hash -> postings, open addressing with linear probing, at most 3/4 full. A
+/// lookup reads one 16-byte slot (a few neighbours on a collision), whose cache line can be
+/// requested ahead; a std map reads its control bytes and then its bucket.
+#[derive(Debug)]
+struct GramTable {
+    slots: Vec<Slot>,
+    len: usize,
+    /// 64 minus log2 of the slot count: a hash's top bits are its home slot.
+    shift: u32,
+}
+
+/// An n-gram hash and its postings in 16 bytes: `Postings::One` as (item, position),
+/// `Postings::Many` as (`RANGE` | first, len); `a == FREE` marks a free slot.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    a: u32,
+    b: u32,
+}
+
+const FREE: u32 = u32::MAX;
+const RANGE: u32 = 1 << 31;
+
+impl GramTable {
+    fn with_capacity(grams: usize) -> GramTable {
+        let size = (grams + grams / 3 + 1).next_power_of_two().max(2);
+        GramTable { slots: vec![Slot { hash: 0, a: FREE, b: 0 }; size], len: 0, shift: 64 - size.trailing_zeros() }
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        (hash >> self.shift) as usize
+    }
+
+    fn home_slot(&self, hash: u64) -> &Slot {
+        &self.slots[self.home(hash)]
+    }
+
+    /// Adds a hash not yet in the table.
+    fn insert(&mut self, hash: u64, postings: Postings) {
+        let (a, b) = match postings {
+            Postings::One(p) if p.item < RANGE => (p.item, p.position),
+            Postings::Many { first, len } if first < RANGE - 1 => (RANGE | first, len),
+            _ => panic!("an index of 2^31 items or postings"),
+        };
+        // A free slot must remain, or a lookup of an absent hash would never end.
+        assert!(self.len + 1 < self.slots.len(), "the table is sized for its n-grams");
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(hash);
+        while self.slots[i].a != FREE {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Slot { hash, a, b };
+        self.len += 1;
+    }
+
+    fn get(&self, hash: u64) -> Option<Postings> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = self.home(hash);
+        loop {
+            let slot = self.slots[i];
+            if slot.a == FREE {
+                return None;
+            }
+            if slot.hash == hash {
+                return Some(match slot.a & RANGE {
+                    0 => Postings::One(Posting { item: slot.a, position: slot.b }),
+                    _ => Postings::Many { first: slot.a & !RANGE, len: slot.b },
+                });
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// A bit per value of a hash's top bits, set when some indexed n-gram has them.
+#[derive(Debug)]
+struct BitFilter {
+    words: Vec<u64>,
+    shift: u32,
+}
+
+impl BitFilter {
+    fn new(bits: u32) -> BitFilter {
+        BitFilter { words: vec![0; (1 << bits) / 64], shift: 64 - bits }
+    }
+
+    fn slot(&self, hash: u64) -> (usize, u64) {
+        let slot = hash >> self.shift;
+        ((slot / 64) as usize, 1 << (slot % 64))
+    }
+
+    fn insert(&mut self, hash: u64) {
+        let (word, bit) = self.slot(hash);
+        self.words[word] |= bit;
+    }
+
+    fn word(&self, hash: u64) -> &u64 {
+        &self.words[self.slot(hash).0]
+    }
+
+    fn contains(&self, hash: u64) -> bool {
+        let (word, bit) = self.slot(hash);
+        self.words[word] & bit != 0
+    }
 }
 
 /// `text` without its `[asy]...[/asy]` blocks (an unclosed block runs to the end).
@@ -319,6 +543,61 @@ mod tests {
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].example, "what is 1 2 235 it is boxed 1 always");
         assert!(index.hits(&["so 2 + 2 4 as we know"], None, &mut scratch).is_empty());
+    }
+
+    /// Every n-gram of `text` looked up in the table, as `hits` collects its matches.
+    fn looked_up(index: &BenchmarkIndex, text: &str) -> Vec<(u32, u64, u32)> {
+        let mut hashes = Vec::new();
+        word_hashes(text, &mut WordScratch::default(), &mut hashes);
+        let mut matches = Vec::new();
+        for_each_ngram(&hashes, index.ngram, |_, hash| {
+            if let Some(postings) = index.grams.get(hash) {
+                index.push_matches(hash, postings, &mut matches);
+            }
+        });
+        let mut matches: Vec<_> = matches.into_iter().map(|(item, hash, p)| (item, hash, p.position)).collect();
+        matches.sort_unstable();
+        matches.dedup();
+        matches
+    }
+
+    #[test]
+    fn matches_found_in_sequence_equal_lookups_on_real_items() {
+        // MATH500 items are MATH test items too: their n-grams have two postings each.
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/problems");
+        let mut texts = Vec::new();
+        let mut index = BenchmarkIndex::new(13);
+        for (benchmark, file) in [("math500", "math500_test.jsonl"), ("math", "math_test.jsonl")] {
+            let lines = std::fs::read_to_string(format!("{data}/{file}")).unwrap();
+            for (i, line) in lines.lines().enumerate() {
+                let item: serde_json::Value = serde_json::from_str(line).unwrap();
+                let (problem, solution) = (item["problem"].as_str().unwrap(), item["solution"].as_str().unwrap());
+                index.add(benchmark, &i.to_string(), problem, solution);
+                texts.push(format!("{problem} {solution}"));
+            }
+        }
+        index.finish();
+        // Records: items whole, an item's second half then another's first, an item twice,
+        // and an item with every seventh word dropped.
+        let mut records = Vec::new();
+        for (i, text) in texts.iter().enumerate().step_by(97) {
+            let other = &texts[(i * 31 + 7) % texts.len()];
+            records.push(text.clone());
+            records.push(format!("{} {}", &text[text.len() / 2..], &other[..other.len() / 2]));
+            records.push(format!("{text} intro {text}"));
+            let words: Vec<&str> = text.split(' ').collect();
+            let dropped: Vec<&str> = words.iter().enumerate().filter(|(k, _)| k % 7 != 3).map(|(_, w)| *w).collect();
+            records.push(dropped.join(" "));
+        }
+        let mut scratch = HitScratch::default();
+        let mut matched = 0;
+        for record in &records {
+            index.hits(&[record], None, &mut scratch);
+            let found: Vec<_> = scratch.matches.iter().map(|&(item, hash, p)| (item, hash, p.position)).collect();
+            assert_eq!(found, looked_up(&index, record));
+            matched += found.len();
+        }
+        assert!(matched > 10_000, "the records share many n-grams with the items: {matched}");
     }
 
     #[test]

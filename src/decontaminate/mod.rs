@@ -313,8 +313,11 @@ async fn load_benchmarks(ctx: &SessionContext, lake: &Lake, options: &DecontamOp
             None if has_column(ctx, &alias, "split").await? => "split = 'test'".to_string(),
             None => "TRUE".to_string(),
         };
+        // Ordered, so that items (and the summary's benchmarks) come in the same order on
+        // every run, whatever the table's files and partitions.
         let sql = format!(
-            "SELECT CAST({name} AS VARCHAR), id, question, CAST({answer} AS VARCHAR) FROM {alias} WHERE {filter}"
+            "SELECT CAST({name} AS VARCHAR) AS benchmark, id, question, CAST({answer} AS VARCHAR) FROM {alias} \
+             WHERE {filter} ORDER BY benchmark, id"
         );
         let frame = ctx.sql(&sql).await.map_err(|e| {
             Error::user(format!("benchmark `{}` with filter `{filter}`: {e}", spec.source))

@@ -33,10 +33,25 @@ pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        if b.is_ascii_alphanumeric() {
+            // A run of ASCII letters and digits: a whole word when nothing non-ASCII joins
+            // it on either side, and then, already lower case, it is passed without a copy.
+            let start = i;
+            let mut upper = false;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                upper |= bytes[i].is_ascii_uppercase();
+                i += 1;
+            }
+            let run = &bytes[start..i];
+            if word.is_empty() && !upper && bytes.get(i).is_none_or(|b| b.is_ascii()) {
+                f(run);
+            } else {
+                word.extend(run.iter().map(u8::to_ascii_lowercase));
+            }
+            continue;
+        }
         if b < 0x80 {
-            if b.is_ascii_alphanumeric() {
-                word.push(b.to_ascii_lowercase());
-            } else if !word.is_empty() {
+            if !word.is_empty() {
                 f(word);
                 word.clear();
             }
@@ -151,6 +166,35 @@ mod tests {
         // A decomposed accent composes first, so it stays inside its word.
         assert_eq!(words("Cafe\u{301} au lait"), ["café", "au", "lait"]);
         assert!(words("  ... $$ \n").is_empty());
+        // ASCII runs beside non-ASCII characters, inside a word or between two.
+        assert_eq!(words("naïve—ABC42—x éa Ab€"), ["naïve", "abc42", "x", "éa", "ab"]);
+    }
+
+    /// Words character by character, as the module doc defines them.
+    fn reference_words(text: &str) -> Vec<String> {
+        let text: String = text.nfc().collect();
+        let mut out = vec![String::new()];
+        for c in text.chars() {
+            if c.is_alphanumeric() {
+                out.last_mut().unwrap().extend(c.to_lowercase());
+            } else if !out.last().unwrap().is_empty() {
+                out.push(String::new());
+            }
+        }
+        out.retain(|w| !w.is_empty());
+        out
+    }
+
+    #[test]
+    fn words_of_real_text_match_the_definition() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+        for file in ["general/wikitext2_test.txt", "web/whitehead_intro_math.tex", "problems/math_test.jsonl"] {
+            let bytes = std::fs::read(format!("{data}/{file}")).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines() {
+                assert_eq!(words(line), reference_words(line), "{file}: {line}");
+            }
+        }
     }
 
     #[test]
