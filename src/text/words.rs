@@ -18,6 +18,24 @@ pub struct WordScratch {
     composed: String,
 }
 
+const WORD: u8 = 1;
+const UPPER: u8 = 2;
+
+/// Per byte: `WORD` for an ASCII letter or digit, `UPPER` too for an upper-case one. A
+/// table load costs less than the range tests in the loop that runs over every byte.
+static ASCII_CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 128 {
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() {
+            table[b] = WORD | if byte.is_ascii_uppercase() { UPPER } else { 0 };
+        }
+        b += 1;
+    }
+    table
+};
+
 /// Calls `f` with each word of `text`, lower-cased, as UTF-8 bytes.
 pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[u8])) {
     let text = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
@@ -37,11 +55,16 @@ pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[
             // A run of ASCII letters and digits: a whole word when nothing non-ASCII joins
             // it on either side, and then, already lower case, it is passed without a copy.
             let start = i;
-            let mut upper = false;
-            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
-                upper |= bytes[i].is_ascii_uppercase();
+            let mut classes = 0;
+            while let Some(&b) = bytes.get(i) {
+                let class = ASCII_CLASS[usize::from(b)];
+                if class & WORD == 0 {
+                    break;
+                }
+                classes |= class;
                 i += 1;
             }
+            let upper = classes & UPPER != 0;
             let run = &bytes[start..i];
             if word.is_empty() && !upper && bytes.get(i).is_none_or(|b| b.is_ascii()) {
                 f(run);
