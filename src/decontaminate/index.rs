@@ -106,7 +106,8 @@ pub struct BenchmarkIndex {
 pub struct HitScratch {
     words: WordScratch,
     hashes: Vec<u64>,
-    /// A field's n-gram hashes, then those that pass the filter.
+    /// A field's n-gram hashes (then its runs of the lengths of items indexed whole), and
+    /// the runs that pass their filter.
     grams: Vec<u64>,
     passed: Vec<u64>,
     /// (item, n-gram hash, posting) of each match.
