@@ -50,8 +50,8 @@ struct Posting {
     position: u32,
 }
 
-/// The postings of one n-gram. Most n-grams are in one item only; theirs stays in the map,
-/// which saves a cache miss on every match.
+/// The postings of one n-gram. Most n-grams are in one item only; theirs stays in the
+/// table's slot, which saves a cache miss on every match.
 #[derive(Debug, Clone, Copy)]
 enum Postings {
     One(Posting),
@@ -420,7 +420,7 @@ impl GramTable {
     }
 
     fn get(&self, hash: u64) -> Option<Postings> {
-        let mask = self.slots.len().checked_sub(1)?;
+        let mask = self.slots.len() - 1; // at least 2 slots, one of them free
         let mut i = self.home(hash);
         loop {
             let slot = self.slots[i];

@@ -51,7 +51,7 @@ pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b.is_ascii_alphanumeric() {
+        if ASCII_CLASS[usize::from(b)] & WORD != 0 {
             // A run of ASCII letters and digits: a whole word when nothing non-ASCII joins
             // it on either side, and then, already lower case, it is passed without a copy.
             let start = i;

@@ -109,7 +109,8 @@ fn the_same_inputs_and_seed_give_byte_identical_shards() {
     let mixture = repo("jobs/mixtures/test2.toml");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let first = build(lake, &mixture, &a);
-    // A small memory limit splits the arm's ~3 MB of pieces into several spill buckets.
+    // Under a 4M limit a spill bucket holds 2 MiB, and the arm's pieces (5 bytes a token,
+    // about 2.9 MB) take two of them instead of one.
     build_with(lake, &mixture, &b, &["--memory-limit", "4M"]);
     for file in
         first.train.shards.iter().chain(&first.validation.shards).map(|s| &s.path).chain([&"manifest.json".into()])
