@@ -12,6 +12,8 @@
 
 pub mod checkpoint;
 pub mod config;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod model;
 pub mod ops;
 pub mod optim;

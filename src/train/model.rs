@@ -545,16 +545,17 @@ impl Llama {
             };
             (repeat(k)?, repeat(v)?)
         };
-        // The softmax runs in the master dtype, as Hugging Face's eager attention does: in
-        // bf16 its sums over long rows lose most of their digits.
-        let scores = q.matmul(&k.t()?)?.to_dtype(self.master)?;
+        // The softmax computes in f32 at least, as Hugging Face's eager attention does: in
+        // bf16 its sums over long rows lose most of their digits. The fused kernels read
+        // bf16 scores and write bf16 weights themselves.
+        let scores = q.matmul(&k.t()?)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         let attention = if ops::fused(&scores) {
             ops::attention_softmax(&scores, &context.mask, scale)?
         } else {
-            softmax_last_dim(&(scores * scale)?.broadcast_add(&context.mask)?)?
-        }
-        .to_dtype(self.dtype)?;
+            let scores = scores.to_dtype(self.master)?;
+            softmax_last_dim(&(scores * scale)?.broadcast_add(&context.mask)?)?.to_dtype(self.dtype)?
+        };
         let out = attention.matmul(&v)?.transpose(1, 2)?.reshape((rows * length, heads * head_dim))?;
         linear(&out, &self.weight(&layer.o)?)
     }
