@@ -41,14 +41,11 @@ impl Components {
         }
     }
 
-    /// Every document that was in a pair, with a document that names its component.
-    pub fn members(mut self) -> Vec<(u64, u64)> {
-        (0..self.docs.len() as u32)
-            .map(|n| {
-                let root = self.root(n);
-                (self.docs[n as usize], self.docs[root as usize])
-            })
-            .collect()
+    /// The document that names the component of `doc`, if `doc` was in a pair.
+    pub fn component(&mut self, doc: u64) -> Option<u64> {
+        let n = *self.index.get(&doc)?;
+        let root = self.root(n);
+        Some(self.docs[root as usize])
     }
 }
 
@@ -64,13 +61,13 @@ mod tests {
         c.union(3, 2);
         c.union(2, 4);
         c.union(5, 4);
-        let members: HashMap<u64, u64> = c.members().into_iter().collect();
-        assert_eq!(members.len(), 6);
-        for doc in [2, 3, 4, 5] {
-            assert_eq!(members[&doc], members[&2]);
+        let two = c.component(2);
+        assert!(two.is_some());
+        for doc in [3, 4, 5] {
+            assert_eq!(c.component(doc), two);
         }
-        assert_eq!(members[&24], members[&25]);
-        assert_ne!(members[&24], members[&2]);
-        assert!(!members.contains_key(&1));
+        assert_eq!(c.component(24), c.component(25));
+        assert_ne!(c.component(24), two);
+        assert_eq!(c.component(1), None);
     }
 }

@@ -3,17 +3,21 @@
 //! 1. Keys: every row gets `text_hash(text)` (exact duplicates after `normalize_text`)
 //!    and, unless exact-only, one key per MinHash LSH band (`minhash_bands(minhash(text))`).
 //! 2. Candidate pairs: rows sharing a key pair up. The (key, document handle) rows go to
-//!    a local Parquet file once, and DataFusion sorts them in slices of the key space
-//!    sized to the memory limit (1 GiB unless set), so no in-memory index of the corpus
-//!    is ever built.
+//!    a local Parquet file once and come back in slices of the key space sized to the
+//!    memory limit (1 GiB unless set), each sorted in memory, so no index of the whole
+//!    corpus is ever built.
 //! 3. Verification (optional, on by default): a candidate pair merges only when the Jaccard
 //!    similarity estimated from the low bytes of all 112 signature values is at least
 //!    `min_similarity`. LSH alone merges 5% of pairs at similarity 0.5 with 14 x 8 bands.
-//!    Only candidate documents' ids and signature bytes are held.
+//!    The candidate documents' ids and signature bytes go to a second local Parquet file,
+//!    read back in slices of the handle space sized to the memory limit.
 //! 4. Connected components of the merged pairs (`components.rs`); each keeps its smallest
 //!    id. The output is the input minus the other members, streamed; the cluster table
-//!    lists every member of every component: (id, cluster_id, kept); `cluster` alone is
-//!    a SQL keyword (CLUSTER BY).
+//!    lists every member of every component in id order: (id, cluster_id, kept);
+//!    `cluster` alone is a SQL keyword (CLUSTER BY).
+//!
+//! What stays in memory whatever the limit: 16 bytes a candidate pair, 8 a candidate
+//! document, the components of the merged ones and the handles of removed documents.
 
 pub mod components;
 pub mod minhash;
@@ -22,10 +26,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray, BooleanArray, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -37,10 +40,11 @@ use self::minhash::{MinHashConfig, MinHashScratch, MinHasher, estimated_jaccard,
 use crate::curate::functions::texts;
 use crate::curate::script::drain;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, register_source};
+use crate::lake::{Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, TempFile, register_source};
 
 const INPUT: &str = "dedup_input";
 const KEYS: &str = "dedup_keys";
+const CANDIDATES: &str = "dedup_candidates";
 
 /// What the sort of the keys may hold before it spills, unless `--memory-limit` says:
 /// without a limit DataFusion keeps every key in memory (15 per document).
@@ -104,42 +108,19 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
     let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), &session, progress).await?;
     let candidate_count = pairs.len() as u64;
 
-    // One pass over the candidates' rows: their ids, and their signatures to verify with.
     progress.set_message("dedup: verifying candidates");
-    let wanted: HashSet<u64> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
     let verify = options.near.filter(|_| options.min_similarity > 0.0);
-    let candidates = candidates_of(&ctx, &column, verify.as_ref(), &wanted, progress).await?;
-    let mut rejected_pairs = 0;
-    let mut components = Components::default();
-    for &(a, b) in &pairs {
-        // A text without words has no signature: its pair came from the exact key.
-        let similar = match (&candidates[&a].signature, &candidates[&b].signature) {
-            (Some(x), Some(y)) => estimated_jaccard(x, y) >= options.min_similarity,
-            _ => true,
-        };
-        if similar {
-            components.union(a, b);
-        } else {
-            rejected_pairs += 1;
-        }
-    }
-    // Each cluster keeps its smallest id.
-    let mut members: Vec<(&str, u64)> =
-        components.members().into_iter().map(|(doc, root)| (candidates[&doc].id.as_str(), root)).collect();
-    let mut kept: HashMap<u64, &str> = HashMap::new();
-    for &(id, root) in &members {
-        let rep = kept.entry(root).or_insert(id);
-        *rep = (*rep).min(id);
-    }
-    members.sort_unstable();
-    let members: Vec<(&str, &str)> = members.into_iter().map(|(id, root)| (id, kept[&root])).collect();
-    let removed: HashSet<u64> = members.iter().filter(|(id, rep)| id != rep).map(|(id, _)| document(id)).collect();
+    let candidates = write_candidates(&ctx, &column, verify.as_ref(), &pairs, &session, progress).await?;
+    let limit = session.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT) as u64;
+    let min_similarity = verify.map(|_| options.min_similarity);
+    let (components, rejected_pairs) = merge_similar(&ctx, pairs, candidates.rows, min_similarity, limit).await?;
+
+    progress.set_message("dedup: clusters");
+    let (removed, clusters) = settle_clusters(&ctx, lake, options.clusters.as_ref(), components).await?;
+    drop(candidates);
 
     progress.set_message("dedup: writing");
     let (input_rows, output_rows) = write_kept(&ctx, lake, &options.to, &removed, progress).await?;
-    if let Some(target) = &options.clusters {
-        write_clusters(lake, target, &members).await?;
-    }
     Ok(DedupReport {
         input: options.input.clone(),
         to: options.to.describe(),
@@ -149,7 +130,7 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
         input_rows,
         output_rows,
         removed: removed.len() as u64,
-        clusters: kept.len() as u64,
+        clusters,
         candidate_pairs: candidate_count,
         rejected_pairs,
         seconds: started.elapsed().as_secs_f64(),
@@ -166,10 +147,11 @@ pub fn document(id: &str) -> u64 {
 /// Pairs (document, first document sharing a key with it), each once.
 ///
 /// Every (key, document) row is written once to a local Parquet file (16 bytes a row),
-/// then DataFusion sorts it in slices of the key space (`key % slices`) sized to fit the
-/// memory limit, and the rows stream past in order. One sort of all keys made
-/// DataFusion's external sort spill thousands of small runs at 4 GB of text and fail to
-/// merge them within the pool; a window function over the keys buffered all of them.
+/// then read back in slices of the key space (`key % slices`) sized to fit the memory
+/// limit, each sorted in memory. DataFusion's external sort of all keys spilled thousands
+/// of small runs at 4 GB of text and failed to merge them within the pool, and so did its
+/// sort of one slice at times, holding several times the rows' 16 bytes; a window
+/// function over the keys buffered all of them.
 async fn candidate_pairs(
     ctx: &SessionContext,
     column: &str,
@@ -202,93 +184,274 @@ async fn candidate_pairs(
     writer.finish().await?;
     ctx.register_parquet(KEYS, location.url(), ParquetReadOptions::default()).await?;
 
-    // Assume a sort holds about 64 bytes a row (16 of data, buffers and copies besides);
-    // give it half the pool.
+    // Each slice is sorted in memory: 16 bytes a row, with room for the slice's share of
+    // rows to come out uneven; a slice gets half the limit.
     let limit = session.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT) as u64;
-    let slices = (rows * 64).div_ceil((limit / 2).max(1)).max(1);
+    let slices = (rows * 24).div_ceil((limit / 2).max(1)).max(1);
+    tracing::debug!(rows, slices, "dedup keys");
     let mut pairs = Vec::new();
     for slice in 0..slices {
-        let sql = format!("SELECT key, doc FROM {KEYS} WHERE key % {slices} = {slice} ORDER BY key, doc");
+        let sql = format!("SELECT key, doc FROM {KEYS} WHERE key % {slices} = {slice}");
         let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
-        collect_pairs(&mut stream, &mut pairs, progress).await?;
+        let mut keys = Vec::with_capacity((rows / slices + rows / slices / 8) as usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            progress.inc(batch.num_rows() as u64);
+            let (Some(key), Some(doc)) =
+                (batch.column(0).as_primitive_opt::<UInt64Type>(), batch.column(1).as_primitive_opt::<UInt64Type>())
+            else {
+                return Err(Error::Internal("dedup keys and handles are not UInt64".into()));
+            };
+            keys.extend(key.values().iter().copied().zip(doc.values().iter().copied()));
+        }
+        keys.sort_unstable();
+        collect_pairs(&keys, &mut pairs);
     }
     pairs.sort_unstable();
     pairs.dedup();
     Ok(pairs)
 }
 
-/// Appends (document, first document of its key) for rows sorted by key, then document.
-async fn collect_pairs(
-    stream: &mut SendableRecordBatchStream,
-    pairs: &mut Vec<(u64, u64)>,
-    progress: &ProgressBar,
-) -> Result<()> {
-    let mut current: Option<(u64, u64)> = None;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        progress.inc(batch.num_rows() as u64);
-        let (Some(keys), Some(docs)) =
-            (batch.column(0).as_primitive_opt::<UInt64Type>(), batch.column(1).as_primitive_opt::<UInt64Type>())
-        else {
-            return Err(Error::Internal("dedup keys and handles are not UInt64".into()));
-        };
-        for (&key, &doc) in keys.values().iter().zip(docs.values()) {
-            match current {
-                Some((k, first)) if k == key => {
-                    if first != doc {
-                        pairs.push((doc, first));
-                    }
-                }
-                _ => current = Some((key, doc)),
-            }
-        }
+/// Appends (document, first document of its key) for (key, document) rows in order.
+fn collect_pairs(keys: &[(u64, u64)], pairs: &mut Vec<(u64, u64)>) {
+    for group in keys.chunk_by(|x, y| x.0 == y.0) {
+        let first = group[0].1;
+        pairs.extend(group[1..].iter().filter(|&&(_, doc)| doc != first).map(|&(_, doc)| (doc, first)));
     }
-    Ok(())
 }
 
-/// A document in a candidate pair.
-struct Candidate {
-    id: String,
-    /// The low bytes of its signature, when verifying and it has words.
-    signature: Option<Box<[u8]>>,
+/// Bytes a candidate loaded for verification takes: its handle, signature bytes and map entry.
+const CANDIDATE_BYTES: u64 = 160;
+
+/// The local Parquet file of the candidate documents: (doc, id, signature), one row each.
+struct Candidates {
+    rows: u64,
+    /// Removes the file when dropped.
+    _file: TempFile,
 }
 
-/// The ids (and, with `verify`, the signatures) of the `wanted` documents, in one pass.
-async fn candidates_of(
+/// Writes every document of a pair, once, to the `CANDIDATES` table: its handle, id and,
+/// with `verify`, the low bytes of its signature (NULL for a text without words).
+async fn write_candidates(
     ctx: &SessionContext,
     column: &str,
     verify: Option<&MinHashConfig>,
-    wanted: &HashSet<u64>,
+    pairs: &[(u64, u64)],
+    session: &SessionOptions,
     progress: &ProgressBar,
-) -> Result<HashMap<u64, Candidate>> {
-    let mut candidates = HashMap::with_capacity(wanted.len());
-    if wanted.is_empty() {
-        return Ok(candidates);
-    }
+) -> Result<Candidates> {
+    let mut wanted: Vec<u64> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    // An id can repeat in the input; its first row stands for it, as in the keys.
+    let mut written = vec![false; wanted.len()];
     let hasher = verify.map(MinHasher::from_config);
     let mut scratch = MinHashScratch::default();
+    let mut signature = Vec::new();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("doc", DataType::UInt64, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("signature", DataType::Binary, true),
+    ]));
+    let file = session.temp_file("dedup-candidates", "parquet");
+    let location = Location::parse(&file.0.to_string_lossy())?;
+    let mut writer = ParquetFileWriter::new(&location, schema.clone())?;
     let sql = match verify {
         Some(_) => format!("SELECT id, {column} FROM {INPUT}"),
         None => format!("SELECT id, NULL AS text FROM {INPUT}"),
     };
+    let mut rows = 0;
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         progress.inc(batch.num_rows() as u64);
+        let (mut docs, mut ids, mut signatures) = (Vec::new(), Vec::new(), Vec::new());
         for (id, text) in texts(batch.column(0))?.zip(texts(batch.column(1))?) {
             let Some(id) = id else { continue };
             let doc = document(id);
-            if !wanted.contains(&doc) || candidates.contains_key(&doc) {
+            let Ok(n) = wanted.binary_search(&doc) else { continue };
+            if std::mem::replace(&mut written[n], true) {
                 continue;
             }
-            let signature = hasher.as_ref().zip(text).and_then(|(hasher, text)| {
-                let mut signature = Vec::new();
+            let low = hasher.as_ref().zip(text).and_then(|(hasher, text)| {
                 hasher.signature(text, &mut scratch, &mut signature).then(|| low_bytes(&signature))
             });
-            candidates.insert(doc, Candidate { id: id.to_string(), signature });
+            docs.push(doc);
+            ids.push(id);
+            signatures.push(low);
+        }
+        if docs.is_empty() {
+            continue;
+        }
+        rows += docs.len() as u64;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(docs)),
+            Arc::new(StringArray::from(ids)),
+            Arc::new(signatures.iter().map(|s| s.as_deref()).collect::<BinaryArray>()),
+        ];
+        writer.write(&RecordBatch::try_new(schema.clone(), columns)?).await?;
+    }
+    writer.finish().await?;
+    ctx.register_parquet(CANDIDATES, location.url(), ParquetReadOptions::default()).await?;
+    Ok(Candidates { rows, _file: file })
+}
+
+/// Joins the pairs whose estimated similarity reaches `min_similarity` (every pair when
+/// `None`) into components; returns them with the number of pairs turned down.
+///
+/// Signatures come from the candidates file in slices of the handle space (`doc % slices`),
+/// two slices at a time, each sized to a quarter of the memory limit: the pairs are
+/// grouped by the slices of their two documents, so each group needs just those two.
+async fn merge_similar(
+    ctx: &SessionContext,
+    mut pairs: Vec<(u64, u64)>,
+    candidates: u64,
+    min_similarity: Option<f64>,
+    memory_limit: u64,
+) -> Result<(Components, u64)> {
+    let mut components = Components::default();
+    let Some(min_similarity) = min_similarity else {
+        for (a, b) in pairs {
+            components.union(a, b);
+        }
+        return Ok((components, 0));
+    };
+    let slices = (candidates * CANDIDATE_BYTES).div_ceil((memory_limit / 4).max(1)).max(1);
+    tracing::debug!(candidates, slices, "dedup signatures");
+    pairs.sort_unstable_by_key(|&(a, b)| (a % slices, b % slices));
+    let mut rejected = 0;
+    for group in pairs.chunk_by(|x, y| x.0 % slices == y.0 % slices) {
+        let left_slice = group[0].0 % slices;
+        let left = signatures(ctx, slices, left_slice).await?;
+        for part in group.chunk_by(|x, y| x.1 % slices == y.1 % slices) {
+            let right_slice = part[0].1 % slices;
+            let loaded;
+            let right = if right_slice == left_slice {
+                &left
+            } else {
+                loaded = signatures(ctx, slices, right_slice).await?;
+                &loaded
+            };
+            for &(a, b) in part {
+                let (Some(x), Some(y)) = (left.get(&a), right.get(&b)) else {
+                    return Err(Error::Internal(format!("dedup candidate {a:x} or {b:x} was not written")));
+                };
+                // A text without words has no signature: its pair came from the exact key.
+                let similar = match (x, y) {
+                    (Some(x), Some(y)) => estimated_jaccard(x, y) >= min_similarity,
+                    _ => true,
+                };
+                if similar {
+                    components.union(a, b);
+                } else {
+                    rejected += 1;
+                }
+            }
         }
     }
-    Ok(candidates)
+    Ok((components, rejected))
+}
+
+/// The signatures of the candidates in one slice of the handle space.
+async fn signatures(ctx: &SessionContext, slices: u64, slice: u64) -> Result<HashMap<u64, Option<Box<[u8]>>>> {
+    let sql = format!("SELECT doc, signature FROM {CANDIDATES} WHERE doc % {slices} = {slice}");
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let mut map = HashMap::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let Some(docs) = batch.column(0).as_primitive_opt::<UInt64Type>() else {
+            return Err(Error::Internal("dedup candidate handles are not UInt64".into()));
+        };
+        // DataFusion reads Parquet's binary as a view type.
+        let column = batch.column(1);
+        let signatures: Box<dyn Iterator<Item = Option<&[u8]>>> = match column.data_type() {
+            DataType::BinaryView => Box::new(column.as_binary_view().iter()),
+            DataType::Binary => Box::new(column.as_binary::<i32>().iter()),
+            other => return Err(Error::Internal(format!("dedup signatures are {other}, not binary"))),
+        };
+        for (doc, signature) in docs.values().iter().zip(signatures) {
+            map.insert(*doc, signature.map(Box::from));
+        }
+    }
+    Ok(map)
+}
+
+/// Each component keeps its smallest id. Writes the cluster table to `target` (members
+/// in id order) and returns the handles of the documents to remove and the number of
+/// components.
+async fn settle_clusters(
+    ctx: &SessionContext,
+    lake: &Lake,
+    target: Option<&Target>,
+    mut components: Components,
+) -> Result<(HashSet<u64>, u64)> {
+    let mut kept: HashMap<u64, String> = HashMap::new();
+    let mut stream = ctx.sql(&format!("SELECT doc, id FROM {CANDIDATES}")).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        for (doc, id) in candidate_ids(&batch)? {
+            if let Some(root) = components.component(doc) {
+                match kept.get_mut(&root) {
+                    Some(rep) if rep.as_str() <= id => {}
+                    Some(rep) => id.clone_into(rep),
+                    None => {
+                        kept.insert(root, id.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("cluster_id", DataType::Utf8, false),
+        Field::new("kept", DataType::Boolean, false),
+    ]));
+    let mut output = match target {
+        Some(target) => Some(Output::open(lake, target, schema.clone()).await?),
+        None => None,
+    };
+    // Sorted as plain strings: DataFusion reads Parquet text as views of whole pages and
+    // counts those pages against the pool, so sorting the views ran out of it at 4 GB.
+    let sql = match output {
+        Some(_) => format!("SELECT doc, arrow_cast(id, 'Utf8') AS id FROM {CANDIDATES} ORDER BY id"),
+        None => format!("SELECT doc, id FROM {CANDIDATES}"),
+    };
+    let mut removed = HashSet::new();
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let (mut ids, mut reps) = (Vec::new(), Vec::new());
+        for (doc, id) in candidate_ids(&batch)? {
+            let Some(root) = components.component(doc) else { continue };
+            let rep = kept[&root].as_str();
+            if id != rep {
+                removed.insert(doc);
+            }
+            ids.push(id);
+            reps.push(rep);
+        }
+        if let Some(output) = &mut output
+            && !ids.is_empty()
+        {
+            let is_kept: BooleanArray = ids.iter().zip(&reps).map(|(id, rep)| Some(id == rep)).collect();
+            let columns: Vec<ArrayRef> =
+                vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(reps)), Arc::new(is_kept)];
+            output.write(&RecordBatch::try_new(schema.clone(), columns)?).await?;
+        }
+    }
+    if let Some(output) = output {
+        output.finish("dedup clusters", serde_json::json!({})).await?;
+    }
+    Ok((removed, kept.len() as u64))
+}
+
+/// The (doc, id) rows of a batch of the candidates table.
+fn candidate_ids(batch: &RecordBatch) -> Result<impl Iterator<Item = (u64, &str)>> {
+    let Some(docs) = batch.column(0).as_primitive_opt::<UInt64Type>() else {
+        return Err(Error::Internal("dedup candidate handles are not UInt64".into()));
+    };
+    Ok(docs.values().iter().copied().zip(texts(batch.column(1))?.map(Option::unwrap_or_default)))
 }
 
 /// Streams the input minus `removed` to `target`; returns rows read and written.
@@ -312,23 +475,6 @@ async fn write_kept(
     .await?;
     let written = output.finish("dedup", serde_json::json!({ "removed": removed.len() })).await?;
     Ok((read, written.rows))
-}
-
-async fn write_clusters(lake: &Lake, target: &Target, members: &[(&str, &str)]) -> Result<()> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("cluster_id", DataType::Utf8, false),
-        Field::new("kept", DataType::Boolean, false),
-    ]));
-    let mut output = Output::open(lake, target, schema.clone()).await?;
-    for chunk in members.chunks(8192) {
-        let ids: ArrayRef = Arc::new(chunk.iter().map(|(id, _)| Some(*id)).collect::<StringArray>());
-        let reps: ArrayRef = Arc::new(chunk.iter().map(|(_, rep)| Some(*rep)).collect::<StringArray>());
-        let kept: ArrayRef = Arc::new(chunk.iter().map(|(id, rep)| Some(id == rep)).collect::<BooleanArray>());
-        output.write(&RecordBatch::try_new(schema.clone(), vec![ids, reps, kept])?).await?;
-    }
-    output.finish("dedup clusters", serde_json::json!({})).await?;
-    Ok(())
 }
 
 /// Fails with the columns `source` has unless it has every one of `required` as text.

@@ -186,6 +186,29 @@ fn near_duplicates_at_known_similarity_merge_and_distinct_texts_do_not() {
         );
         assert_eq!(lost[0]["n"], 0, "every missing row is a removed duplicate");
     }
+
+    // Under a tiny memory limit the keys and the signatures come back in several slices
+    // each (keys: 15 rows a document at 24 bytes against 32 KB): the clusters are the
+    // same, row for row.
+    ok(&mut mathlake(&[
+        "dedup",
+        "--input",
+        "documents",
+        "--to",
+        "unique_sliced",
+        "--clusters",
+        "clusters_sliced",
+        "--memory-limit",
+        "64K",
+        "--lake",
+        &lake,
+    ]));
+    let rows = |table: &str| query(&lake, &format!("SELECT id, cluster_id, kept FROM {table} ORDER BY id"), &[]);
+    let (whole, sliced) = (rows("clusters_verified"), rows("clusters_sliced"));
+    assert!(whole.len() > 500, "{} cluster rows", whole.len());
+    assert_eq!(whole, sliced);
+    let count = |table: &str| query(&lake, &format!("SELECT count(*) AS n FROM {table}"), &[])[0]["n"].clone();
+    assert_eq!(count("unique_verified"), count("unique_sliced"));
 }
 
 #[test]
