@@ -73,7 +73,7 @@ fn step(args: &[String]) -> mathlake::Result<()> {
     };
     let device = device_kind.open()?;
     if std::env::var_os("SYSTEM_MALLOC").is_none() {
-        mathlake::train::keep_freed_memory();
+        mathlake::malloc::keep_freed_memory();
     }
     let config = preset.config(vocab);
     let model = Llama::init(config.clone(), 1, precision.dtype(), &device)?;

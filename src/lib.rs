@@ -25,6 +25,7 @@ pub mod eval;
 pub mod ingest;
 pub mod job;
 pub mod lake;
+pub mod malloc;
 pub mod query;
 pub mod shards;
 mod suggest;

@@ -10,6 +10,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let threads = cli.threads();
+    // Before any thread allocates: arenas are handed out on first use.
+    mathlake::malloc::share_arenas(threads);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

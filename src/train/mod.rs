@@ -99,7 +99,7 @@ pub struct Evaluation {
 
 pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainReport> {
     let started = Instant::now();
-    keep_freed_memory();
+    crate::malloc::keep_freed_memory();
     let set = ShardSet::open(&config.shards).await?;
     let manifest = set.manifest.clone();
     let mode = manifest.mixture.mode;
@@ -298,20 +298,6 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
         tokens_per_s: tokens_this_run as f64 / run_started.elapsed().as_secs_f64().max(1e-9),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// A step allocates and frees the same buffers of up to hundreds of MB each time. glibc
-/// returns every free above its thresholds to the OS, and the next step faults the pages
-/// back in: measured here, that was a third of a step (BENCHMARKS.md). Raising the
-/// thresholds to their maximum keeps those buffers in the heap for reuse.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes malloc's tuning parameters; any values are valid.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
-    }
 }
 
 /// What one update did.
