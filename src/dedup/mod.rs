@@ -46,8 +46,9 @@ const INPUT: &str = "dedup_input";
 const KEYS: &str = "dedup_keys";
 const CANDIDATES: &str = "dedup_candidates";
 
-/// What the sort of the keys may hold before it spills, unless `--memory-limit` says:
-/// without a limit DataFusion keeps every key in memory (15 per document).
+/// The memory dedup works within unless `--memory-limit` says: the slices of keys and of
+/// signatures are sized to it, and DataFusion's operators spill beyond it (without a
+/// limit they would keep every key in memory, 15 per document).
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Candidate pairs whose estimated similarity is below this do not merge: LSH with
@@ -98,20 +99,19 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
         return Err(Error::user(format!("min similarity must be 0 to 1, not {}", options.min_similarity)));
     }
     let mut session = options.session.clone();
-    session.memory_limit.get_or_insert(DEFAULT_MEMORY_LIMIT);
+    let limit = *session.memory_limit.get_or_insert(DEFAULT_MEMORY_LIMIT) as u64;
     let ctx = crate::curate::session(lake, &session).await?;
     register_source(&ctx, lake, INPUT, &options.input).await?;
     require_text_columns(&ctx, INPUT, &options.input, &["id", &options.column], "--column").await?;
     let column = quote(&options.column);
 
     progress.set_message("dedup: grouping keys");
-    let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), &session, progress).await?;
+    let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), &session, limit, progress).await?;
     let candidate_count = pairs.len() as u64;
 
     progress.set_message("dedup: verifying candidates");
     let verify = options.near.filter(|_| options.min_similarity > 0.0);
     let candidates = write_candidates(&ctx, &column, verify.as_ref(), &pairs, &session, progress).await?;
-    let limit = session.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT) as u64;
     let min_similarity = verify.map(|_| options.min_similarity);
     let (components, rejected_pairs) = merge_similar(&ctx, pairs, candidates.rows, min_similarity, limit).await?;
 
@@ -157,6 +157,7 @@ async fn candidate_pairs(
     column: &str,
     near: Option<&MinHashConfig>,
     session: &SessionOptions,
+    memory_limit: u64,
     progress: &ProgressBar,
 ) -> Result<Vec<(u64, u64)>> {
     let mut keys = format!("SELECT text_hash({column}) AS key, document_handle(id) AS doc FROM {INPUT}");
@@ -186,8 +187,7 @@ async fn candidate_pairs(
 
     // Each slice is sorted in memory: 16 bytes a row, with room for the slice's share of
     // rows to come out uneven; a slice gets half the limit.
-    let limit = session.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT) as u64;
-    let slices = (rows * 24).div_ceil((limit / 2).max(1)).max(1);
+    let slices = (rows * 24).div_ceil((memory_limit / 2).max(1)).max(1);
     tracing::debug!(rows, slices, "dedup keys");
     let mut pairs = Vec::new();
     for slice in 0..slices {
@@ -197,12 +197,8 @@ async fn candidate_pairs(
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             progress.inc(batch.num_rows() as u64);
-            let (Some(key), Some(doc)) =
-                (batch.column(0).as_primitive_opt::<UInt64Type>(), batch.column(1).as_primitive_opt::<UInt64Type>())
-            else {
-                return Err(Error::Internal("dedup keys and handles are not UInt64".into()));
-            };
-            keys.extend(key.values().iter().copied().zip(doc.values().iter().copied()));
+            let (key, doc) = (u64_column(&batch, 0)?, u64_column(&batch, 1)?);
+            keys.extend(key.iter().copied().zip(doc.iter().copied()));
         }
         keys.sort_unstable();
         collect_pairs(&keys, &mut pairs);
@@ -359,9 +355,7 @@ async fn signatures(ctx: &SessionContext, slices: u64, slice: u64) -> Result<Has
     let mut map = HashMap::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let Some(docs) = batch.column(0).as_primitive_opt::<UInt64Type>() else {
-            return Err(Error::Internal("dedup candidate handles are not UInt64".into()));
-        };
+        let docs = u64_column(&batch, 0)?;
         // DataFusion reads Parquet's binary as a view type.
         let column = batch.column(1);
         let signatures: Box<dyn Iterator<Item = Option<&[u8]>>> = match column.data_type() {
@@ -369,7 +363,7 @@ async fn signatures(ctx: &SessionContext, slices: u64, slice: u64) -> Result<Has
             DataType::Binary => Box::new(column.as_binary::<i32>().iter()),
             other => return Err(Error::Internal(format!("dedup signatures are {other}, not binary"))),
         };
-        for (doc, signature) in docs.values().iter().zip(signatures) {
+        for (doc, signature) in docs.iter().zip(signatures) {
             map.insert(*doc, signature.map(Box::from));
         }
     }
@@ -379,29 +373,15 @@ async fn signatures(ctx: &SessionContext, slices: u64, slice: u64) -> Result<Has
 /// Each component keeps its smallest id. Writes the cluster table to `target` (members
 /// in id order) and returns the handles of the documents to remove and the number of
 /// components.
+///
+/// One pass over the candidates in id order: the first member of a component to come by
+/// is the one it keeps.
 async fn settle_clusters(
     ctx: &SessionContext,
     lake: &Lake,
     target: Option<&Target>,
     mut components: Components,
 ) -> Result<(HashSet<u64>, u64)> {
-    let mut kept: HashMap<u64, String> = HashMap::new();
-    let mut stream = ctx.sql(&format!("SELECT doc, id FROM {CANDIDATES}")).await?.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        for (doc, id) in candidate_ids(&batch)? {
-            if let Some(root) = components.component(doc) {
-                match kept.get_mut(&root) {
-                    Some(rep) if rep.as_str() <= id => {}
-                    Some(rep) => id.clone_into(rep),
-                    None => {
-                        kept.insert(root, id.to_string());
-                    }
-                }
-            }
-        }
-    }
-
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("cluster_id", DataType::Utf8, false),
@@ -413,27 +393,25 @@ async fn settle_clusters(
     };
     // Sorted as plain strings: DataFusion reads Parquet text as views of whole pages and
     // counts those pages against the pool, so sorting the views ran out of it at 4 GB.
-    let sql = match output {
-        Some(_) => format!("SELECT doc, arrow_cast(id, 'Utf8') AS id FROM {CANDIDATES} ORDER BY id"),
-        None => format!("SELECT doc, id FROM {CANDIDATES}"),
-    };
+    let sql = format!("SELECT doc, arrow_cast(id, 'Utf8') AS id FROM {CANDIDATES} ORDER BY id");
+    let mut kept: HashMap<u64, String> = HashMap::new();
     let mut removed = HashSet::new();
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let (mut ids, mut reps) = (Vec::new(), Vec::new());
-        for (doc, id) in candidate_ids(&batch)? {
-            let Some(root) = components.component(doc) else { continue };
-            let rep = kept[&root].as_str();
-            if id != rep {
+        let (mut ids, mut roots) = (Vec::new(), Vec::new());
+        for (&doc, id) in u64_column(&batch, 0)?.iter().zip(texts(batch.column(1))?) {
+            let (Some(root), Some(id)) = (components.component(doc), id) else { continue };
+            if kept.entry(root).or_insert_with(|| id.to_string()) != id {
                 removed.insert(doc);
             }
             ids.push(id);
-            reps.push(rep);
+            roots.push(root);
         }
         if let Some(output) = &mut output
             && !ids.is_empty()
         {
+            let reps: Vec<&str> = roots.iter().map(|root| kept[root].as_str()).collect();
             let is_kept: BooleanArray = ids.iter().zip(&reps).map(|(id, rep)| Some(id == rep)).collect();
             let columns: Vec<ArrayRef> =
                 vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(reps)), Arc::new(is_kept)];
@@ -446,12 +424,14 @@ async fn settle_clusters(
     Ok((removed, kept.len() as u64))
 }
 
-/// The (doc, id) rows of a batch of the candidates table.
-fn candidate_ids(batch: &RecordBatch) -> Result<impl Iterator<Item = (u64, &str)>> {
-    let Some(docs) = batch.column(0).as_primitive_opt::<UInt64Type>() else {
-        return Err(Error::Internal("dedup candidate handles are not UInt64".into()));
-    };
-    Ok(docs.values().iter().copied().zip(texts(batch.column(1))?.map(Option::unwrap_or_default)))
+/// The values of a key or handle column (UInt64, no NULLs: the queries filter them out).
+fn u64_column(batch: &RecordBatch, index: usize) -> Result<&[u64]> {
+    match batch.column(index).as_primitive_opt::<UInt64Type>() {
+        Some(values) => Ok(values.values()),
+        None => {
+            Err(Error::Internal(format!("dedup column {index} is {}, not UInt64", batch.column(index).data_type())))
+        }
+    }
 }
 
 /// Streams the input minus `removed` to `target`; returns rows read and written.
