@@ -24,7 +24,11 @@ fn main() {
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => panic!("{} failed on src/train/kernels.cu ({s})", nvcc.display()),
-        Err(e) => panic!("cannot run {} for the cuda feature: {e}", nvcc.display()),
+        Ok(s) => panic!("{} failed on src/train/kernels.cu ({s}); its messages are above", nvcc.display()),
+        Err(e) => panic!(
+            "cannot run {} for the cuda feature: {e}. Put nvcc on PATH or set CUDA_HOME; without a CUDA \
+             toolkit, scripts/cuda_toolkit.sh DIR fetches one (then source DIR/env.sh)",
+            nvcc.display()
+        ),
     }
 }
