@@ -110,8 +110,10 @@ pub struct HitScratch {
     /// the runs that pass their filter.
     grams: Vec<u64>,
     passed: Vec<u64>,
-    /// (item, n-gram hash, posting) of each match.
-    matches: Vec<(u32, u64, Posting)>,
+    /// Each match as its posting, `item << 32 | position`: a posting's position is the
+    /// first of its n-gram in the item, so distinct postings are distinct (item, n-gram)
+    /// pairs, and sorted they come item by item, earliest n-gram first.
+    matches: Vec<u64>,
 }
 
 impl BenchmarkIndex {
@@ -263,7 +265,7 @@ impl BenchmarkIndex {
                         postings
                     }
                 };
-                self.push_matches(hash, postings, &mut scratch.matches);
+                self.push_matches(postings, &mut scratch.matches);
             }
             // Runs of the lengths of items indexed whole: a filter of 512 bytes, then the
             // table, without a branch per run so that their loads overlap.
@@ -279,25 +281,21 @@ impl BenchmarkIndex {
                     prefetch(self.grams.home_slot(ahead));
                 }
                 if let Some(postings) = self.grams.get(hash) {
-                    self.push_matches(hash, postings, &mut scratch.matches);
+                    self.push_matches(postings, &mut scratch.matches);
                 }
             }
         }
         let mut hits: Vec<Hit> = Vec::new();
         if !scratch.matches.is_empty() {
-            scratch.matches.sort_unstable_by_key(|(item, hash, _)| (*item, *hash));
-            scratch.matches.dedup_by_key(|(item, hash, _)| (*item, *hash));
+            scratch.matches.sort_unstable();
+            scratch.matches.dedup();
             // Per item: how many n-grams, and the earliest one in the item to quote.
             let mut found: Vec<(u32, u32, Posting)> = Vec::new();
-            for &(item, _, posting) in &scratch.matches {
+            for &key in &scratch.matches {
+                let posting = Posting { item: (key >> 32) as u32, position: key as u32 };
                 match found.last_mut() {
-                    Some((last, matched, first)) if *last == item => {
-                        *matched += 1;
-                        if posting.position < first.position {
-                            *first = posting;
-                        }
-                    }
-                    _ => found.push((item, 1, posting)),
+                    Some((last, matched, _)) if *last == posting.item => *matched += 1,
+                    _ => found.push((posting.item, 1, posting)),
                 }
             }
             hits.extend(found.into_iter().map(|(item, matched, first)| Hit {
@@ -330,11 +328,12 @@ impl BenchmarkIndex {
         hits
     }
 
-    fn push_matches(&self, hash: u64, postings: Postings, matches: &mut Vec<(u32, u64, Posting)>) {
+    fn push_matches(&self, postings: Postings, matches: &mut Vec<u64>) {
+        let key = |p: &Posting| u64::from(p.item) << 32 | u64::from(p.position);
         match postings {
-            Postings::One(posting) => matches.push((posting.item, hash, posting)),
+            Postings::One(posting) => matches.push(key(&posting)),
             Postings::Many { first, len } => {
-                matches.extend(self.postings[first as usize..(first + len) as usize].iter().map(|&p| (p.item, hash, p)))
+                matches.extend(self.postings[first as usize..(first + len) as usize].iter().map(key))
             }
         }
     }
@@ -547,18 +546,22 @@ mod tests {
     }
 
     /// Every n-gram of `text` looked up in the table, as `hits` collects its matches.
-    fn looked_up(index: &BenchmarkIndex, text: &str) -> Vec<(u32, u64, u32)> {
+    fn looked_up(index: &BenchmarkIndex, text: &str) -> Vec<u64> {
         let mut hashes = Vec::new();
         word_hashes(text, &mut WordScratch::default(), &mut hashes);
-        let mut matches = Vec::new();
+        let (mut matches, mut pairs) = (Vec::new(), Vec::new());
         for_each_ngram(&hashes, index.ngram, |_, hash| {
             if let Some(postings) = index.grams.get(hash) {
-                index.push_matches(hash, postings, &mut matches);
+                let before = matches.len();
+                index.push_matches(postings, &mut matches);
+                pairs.extend(matches[before..].iter().map(|key| (key >> 32, hash)));
             }
         });
-        let mut matches: Vec<_> = matches.into_iter().map(|(item, hash, p)| (item, hash, p.position)).collect();
         matches.sort_unstable();
         matches.dedup();
+        pairs.sort_unstable();
+        pairs.dedup();
+        assert_eq!(matches.len(), pairs.len(), "distinct postings are distinct (item, n-gram) pairs");
         matches
     }
 
@@ -594,7 +597,7 @@ mod tests {
         let mut matched = 0;
         for record in &records {
             index.hits(&[record], None, &mut scratch);
-            let found: Vec<_> = scratch.matches.iter().map(|&(item, hash, p)| (item, hash, p.position)).collect();
+            let found = scratch.matches.clone();
             assert_eq!(found, looked_up(&index, record));
             matched += found.len();
         }
