@@ -3,6 +3,7 @@
 //! of problem-solving records (final answers, reasoning steps, difficulty, completeness).
 
 mod answer;
+mod block;
 mod normalize;
 mod steps;
 mod words;

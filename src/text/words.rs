@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::block::{low_bits, range_masks};
+
 /// Buffers reused between texts: hot loops split millions of them.
 #[derive(Debug, Default)]
 pub struct WordScratch {
@@ -46,80 +48,11 @@ enum Run {
     Copied,
 }
 
-/// Bytes classified at a time: one bit each in a `u64`.
-const BLOCK: usize = 64;
-
-/// Per byte of a block (bit k for byte k): ASCII letter or digit, ASCII upper case,
-/// non-ASCII. Bytes past `bytes.len()` read as separators.
-struct Masks {
-    word: u64,
-    upper: u64,
-    high: u64,
-}
-
-impl Masks {
-    fn of(bytes: &[u8]) -> Masks {
-        let mut block = [0u8; BLOCK];
-        let bytes = match bytes.first_chunk::<BLOCK>() {
-            Some(full) => full,
-            None => {
-                block[..bytes.len()].copy_from_slice(bytes);
-                &block
-            }
-        };
-        classify(bytes)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn classify(bytes: &[u8; BLOCK]) -> Masks {
-    use std::arch::x86_64::*;
-    let mut masks = Masks { word: 0, upper: 0, high: 0 };
-    for (k, chunk) in bytes.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is part of x86-64; the load reads the 16 bytes of `chunk`.
-        let (word, upper, high) = unsafe {
-            let v = _mm_loadu_si128(chunk.as_ptr().cast());
-            // Signed compares: bytes >= 0x80 are negative and fall outside every range.
-            let within = |v, lo: u8, hi: u8| {
-                _mm_and_si128(
-                    _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
-                )
-            };
-            let digit = within(v, b'0', b'9');
-            let letter = within(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'z');
-            let upper = _mm_and_si128(letter, _mm_cmplt_epi8(v, _mm_set1_epi8(b'a' as i8)));
-            (_mm_movemask_epi8(_mm_or_si128(digit, letter)), _mm_movemask_epi8(upper), _mm_movemask_epi8(v))
-        };
-        let shift = 16 * k;
-        masks.word |= u64::from(word as u16) << shift;
-        masks.upper |= u64::from(upper as u16) << shift;
-        masks.high |= u64::from(high as u16) << shift;
-    }
-    masks
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn classify(bytes: &[u8; BLOCK]) -> Masks {
-    let mut masks = Masks { word: 0, upper: 0, high: 0 };
-    for (k, &b) in bytes.iter().enumerate() {
-        masks.word |= u64::from(b.is_ascii_alphanumeric()) << k;
-        masks.upper |= u64::from(b.is_ascii_uppercase()) << k;
-        masks.high |= u64::from(!b.is_ascii()) << k;
-    }
-    masks
-}
-
-/// The low `n` bits (n <= 64).
-fn low_bits(n: u32) -> u64 {
-    if n >= 64 { u64::MAX } else { (1 << n) - 1 }
-}
-
 /// Calls `f` with each word of `text`, lower-cased, as UTF-8 bytes.
 ///
-/// ASCII is classified 64 bytes at a time and words are found from the bit masks, so the
-/// loop branches per word, not per byte (a byte loop was a fifth of decontamination, most
-/// of it in mispredicted word ends). A non-ASCII character is handled on its own.
+/// ASCII is classified a block at a time and words are found from the bit masks, so the
+/// loop branches per word, not per byte (a byte loop was a fifth of decontamination). A
+/// non-ASCII character is handled on its own.
 pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[u8])) {
     let text = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
         text
@@ -134,9 +67,10 @@ pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[
     let mut run = Run::Gap;
     let mut i = 0;
     while i < bytes.len() {
-        let masks = Masks::of(&bytes[i..]);
+        let [digit, lower, upper, high] =
+            range_masks(&bytes[i..], [(b'0', b'9'), (b'a', b'z'), (b'A', b'Z'), (0x80, 0xff)]);
         // The ASCII bytes before the first non-ASCII one (or the end of the text).
-        let n = (masks.high.trailing_zeros() as usize).min(bytes.len() - i) as u32;
+        let n = (high.trailing_zeros() as usize).min(bytes.len() - i) as u32;
         if n == 0 {
             let c = text[i..].chars().next().expect("i is on a character boundary");
             if is_alphanumeric(c) {
@@ -154,13 +88,12 @@ pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[
             i += c.len_utf8();
             continue;
         }
-        let mut rest = masks.word & low_bits(n);
+        let mut rest = (digit | lower | upper) & low_bits(n);
         // The word in progress goes on through the block's first word bytes.
         if !matches!(run, Run::Gap) {
             let len = (!rest).trailing_zeros().min(n);
-            let upper = masks.upper & low_bits(len) != 0;
             match run {
-                Run::Slice(start) if upper => {
+                Run::Slice(start) if upper & low_bits(len) != 0 => {
                     word.extend_from_slice(&bytes[start..i]);
                     run = Run::Copied;
                 }
@@ -181,10 +114,10 @@ pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[
             let start = rest.trailing_zeros();
             let len = (!(rest >> start)).trailing_zeros();
             let span = &bytes[i + start as usize..i + (start + len) as usize];
-            let upper = (masks.upper >> start) & low_bits(len) != 0;
+            let upper_case = (upper >> start) & low_bits(len) != 0;
             if start + len == n {
                 // It may go on past the block.
-                if upper {
+                if upper_case {
                     word.extend(span.iter().map(u8::to_ascii_lowercase));
                     run = Run::Copied;
                 } else {
@@ -192,7 +125,7 @@ pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[
                 }
                 break;
             }
-            if upper {
+            if upper_case {
                 word.extend(span.iter().map(u8::to_ascii_lowercase));
                 f(word);
                 word.clear();
