@@ -7,6 +7,7 @@ pub const BLOCK: usize = 64;
 
 /// For each `(lo, hi)` of `ranges`, the bytes of `bytes`' first block that lie in
 /// `lo..=hi`. Bytes past the end of `bytes` read as 0, which no caller's range holds.
+#[inline(always)]
 pub fn range_masks<const N: usize>(bytes: &[u8], ranges: [(u8, u8); N]) -> [u64; N] {
     let mut padded = [0u8; BLOCK];
     let block = match bytes.first_chunk::<BLOCK>() {
@@ -20,6 +21,7 @@ pub fn range_masks<const N: usize>(bytes: &[u8], ranges: [(u8, u8); N]) -> [u64;
 }
 
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn classify<const N: usize>(block: &[u8; BLOCK], ranges: [(u8, u8); N]) -> [u64; N] {
     use std::arch::x86_64::*;
     let mut masks = [0u64; N];
@@ -39,6 +41,7 @@ fn classify<const N: usize>(block: &[u8; BLOCK], ranges: [(u8, u8); N]) -> [u64;
 }
 
 #[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
 fn classify<const N: usize>(block: &[u8; BLOCK], ranges: [(u8, u8); N]) -> [u64; N] {
     let mut masks = [0u64; N];
     for (k, &b) in block.iter().enumerate() {
