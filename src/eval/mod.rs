@@ -351,7 +351,6 @@ fn score(
         // Inputs are all tokens but the last; targets all but the first.
         let truncated = e.ids.len() > context + 1;
         e.ids.truncate(context + 1);
-        e.loss_mask.truncate(context + 1);
         encoded.push((e, truncated));
     }
     let mut order: Vec<usize> = (0..items.len()).collect();
@@ -377,7 +376,7 @@ fn score(
             inputs[row..row + n].copy_from_slice(&ids[..n]);
             targets[row..row + n].copy_from_slice(&ids[1..]);
             for t in 0..n {
-                mask[row + t] = if encoded[i].0.loss_mask[t + 1] { 1.0 } else { 0.0 };
+                mask[row + t] = if encoded[i].0.in_loss(t + 1) { 1.0 } else { 0.0 };
                 positions[row + t] = t as u32;
                 segments[row + t] = 0;
             }

@@ -179,21 +179,29 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
 
     progress.set_message("shards: reading tokens");
     for (i, source) in sources.iter().enumerate() {
-        let sql = format!("SELECT id, tokens, loss_mask FROM {}{}", source.alias, source.filter);
-        let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+        let sql = format!("SELECT id, tokens, prompt_tokens FROM {}{}", source.alias, source.filter);
+        let frame = ctx.sql(&sql).await.map_err(|e| {
+            Error::user(format!("source `{}`: {e}", mixture.sources[i].name)).hint(
+                "a source needs a tokenized table's tokens and prompt_tokens columns \
+                 (a table with loss_mask instead comes from an older mathlake: tokenize it again)",
+            )
+        })?;
+        let mut stream = frame.execute_stream().await?;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             progress.inc(batch.num_rows() as u64);
             let ids: Vec<Option<&str>> = texts(batch.column(0))?.collect();
-            let tokens = batch.column(1).as_list_opt::<i32>().ok_or_else(|| bad_column(&mixture, i, "tokens"))?;
-            let masks = batch.column(2).as_list_opt::<i32>().ok_or_else(|| bad_column(&mixture, i, "loss_mask"))?;
+            let tokens = batch.column(1).as_list_opt::<i32>().ok_or_else(|| bad_column(&mixture, i, "tokens", LIST))?;
+            let prompts = batch
+                .column(2)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| bad_column(&mixture, i, "prompt_tokens", "Int64"))?;
             for (row, id) in ids.iter().enumerate() {
                 let Some(targets) = id.and_then(|id| places[i].get(&xxh3_64(id.as_bytes()))) else { continue };
                 let row_tokens = tokens.value(row);
-                let row_tokens =
-                    row_tokens.as_primitive_opt::<UInt32Type>().ok_or_else(|| bad_column(&mixture, i, "tokens"))?;
-                let row_mask = masks.value(row);
-                let row_mask = row_mask.as_boolean_opt().ok_or_else(|| bad_column(&mixture, i, "loss_mask"))?;
+                let row_tokens = row_tokens
+                    .as_primitive_opt::<UInt32Type>()
+                    .ok_or_else(|| bad_column(&mixture, i, "tokens", LIST))?;
                 if let Some(&t) = row_tokens.values().iter().find(|&&t| t >= tokenizer.vocab_size) {
                     return Err(Error::user(format!(
                         "source `{}`: record {} has token {t}, outside the tokenizer's {} ids",
@@ -202,7 +210,8 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
                         tokenizer.vocab_size
                     )));
                 }
-                let mask: Vec<bool> = row_mask.iter().map(|m| m.unwrap_or(false)).collect();
+                let prompt = usize::try_from(prompts.value(row)).unwrap_or(0);
+                let mask: Vec<bool> = (0..row_tokens.len()).map(|t| t >= prompt).collect();
                 for &(split, place, n) in targets {
                     scatter.write(split, place, &row_tokens.values()[..n as usize], &mask[..n as usize])?;
                 }
@@ -284,11 +293,15 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
     Ok(BuildReport { to: to.url(), manifest, seconds: started.elapsed().as_secs_f64() })
 }
 
-fn bad_column(mixture: &Mixture, source: usize, column: &str) -> Error {
+/// The type of a tokenized table's `tokens`.
+const LIST: &str = "List(UInt32)";
+
+fn bad_column(mixture: &Mixture, source: usize, column: &str, expected: &str) -> Error {
     Error::user(format!(
-        "source `{}`: column `{column}` is not the list a tokenized table has",
+        "source `{}`: column `{column}` is not the {expected} a tokenized table has",
         mixture.sources[source].name
     ))
+    .hint("make the source with `mathlake tokenize`")
 }
 
 /// (id handle, token_count) of a source's rows in id order; a repeated id is an error,

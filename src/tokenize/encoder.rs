@@ -63,11 +63,20 @@ pub struct Encoder {
     pub info: TokenizerInfo,
 }
 
-/// One record's tokens and which of them count in the SFT loss.
+/// One record's tokens and how many of them, from the start, are prompt: out of the SFT
+/// loss. The prompt is always a prefix (a template renders it first), so a count says
+/// what a mask per token would.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Encoded {
     pub ids: Vec<u32>,
-    pub loss_mask: Vec<bool>,
+    pub prompt_tokens: usize,
+}
+
+impl Encoded {
+    /// Whether token `t` counts in the loss.
+    pub fn in_loss(&self, t: usize) -> bool {
+        t >= self.prompt_tokens
+    }
 }
 
 impl Encoder {
@@ -128,23 +137,23 @@ impl Encoder {
     }
 
     /// Tokenizes `text` as one string, without the tokenizer's own special tokens, and
-    /// appends EOS. Tokens that end inside the first `prompt_bytes` bytes are prompt:
-    /// out of the loss mask.
+    /// appends EOS. The tokens before the first that ends past the first `prompt_bytes`
+    /// bytes are prompt.
     pub fn encode(&self, text: &str, prompt_bytes: usize) -> Result<Encoded> {
         if let Some(fast) = &self.fast
             && (prompt_bytes == 0 || fast.exact_ends(text))
         {
             let mut ids = Vec::with_capacity(text.len() / 3 + 1);
-            let loss_mask = if prompt_bytes == 0 {
+            let prompt_tokens = if prompt_bytes == 0 {
                 fast.encode(text, &mut ids, None);
-                vec![true; ids.len() + 1]
+                0
             } else {
                 let mut ends = Vec::with_capacity(ids.capacity());
                 fast.encode(text, &mut ids, Some(&mut ends));
-                ends.iter().map(|&end| end > prompt_bytes).chain([true]).collect()
+                ends.iter().take_while(|&&end| end <= prompt_bytes).count()
             };
             ids.push(self.info.eos_id);
-            return Ok(Encoded { ids, loss_mask });
+            return Ok(Encoded { ids, prompt_tokens });
         }
         let encode = |text: &str, offsets: bool| {
             let result =
@@ -155,13 +164,12 @@ impl Encoder {
         let mut ids = Vec::with_capacity(encoding.get_ids().len() + 1);
         ids.extend_from_slice(encoding.get_ids());
         ids.push(self.info.eos_id);
-        let mut loss_mask = vec![true; ids.len()];
-        if prompt_bytes > 0 {
-            for (mask, &(_, end)) in loss_mask.iter_mut().zip(encoding.get_offsets()) {
-                *mask = end > prompt_bytes;
-            }
-        }
-        Ok(Encoded { ids, loss_mask })
+        // Without a prompt the offsets were not computed (`encode_fast`).
+        let prompt_tokens = match prompt_bytes {
+            0 => 0,
+            _ => encoding.get_offsets().iter().take_while(|&&(_, end)| end <= prompt_bytes).count(),
+        };
+        Ok(Encoded { ids, prompt_tokens })
     }
 
     /// The text of `ids`, special tokens included.
@@ -231,7 +239,7 @@ mod tests {
         );
         let e = encoder.encode("Hello world", 0).unwrap();
         assert_eq!(e.ids, [15496, 995, 50256]);
-        assert_eq!(e.loss_mask, [true; 3]);
+        assert_eq!(e.prompt_tokens, 0);
         assert_eq!(encoder.decode(&e.ids).unwrap(), "Hello world<|endoftext|>");
     }
 
@@ -241,10 +249,9 @@ mod tests {
         let text = "Question: What is 2+2?\nAnswer: 4";
         let prompt = text.find(" 4").unwrap();
         let e = encoder.encode(text, prompt).unwrap();
-        let prompt_ids: Vec<u32> = e.ids.iter().zip(&e.loss_mask).filter(|(_, m)| !**m).map(|(i, _)| *i).collect();
-        assert_eq!(encoder.decode(&prompt_ids).unwrap(), &text[..prompt]);
-        let response: Vec<u32> = e.ids.iter().zip(&e.loss_mask).filter(|(_, m)| **m).map(|(i, _)| *i).collect();
-        assert_eq!(encoder.decode(&response).unwrap(), " 4<|endoftext|>");
+        assert_eq!(encoder.decode(&e.ids[..e.prompt_tokens]).unwrap(), &text[..prompt]);
+        assert_eq!(encoder.decode(&e.ids[e.prompt_tokens..]).unwrap(), " 4<|endoftext|>");
+        assert!(!e.in_loss(e.prompt_tokens - 1) && e.in_loss(e.prompt_tokens));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! `mathlake tokenize`: a table of documents or problems into a tokenized table
-//! (id, source, the `--keep` columns, tokens, loss_mask, token_count).
+//! (id, source, the `--keep` columns, tokens, prompt_tokens, token_count).
 //!
 //! Rows render through a [`Template`] (documents: the text; problems: a question/answer
-//! layout whose prompt is masked out of the SFT loss), are tokenized as one string with a
-//! Hugging Face `tokenizer.json`, and end with EOS. Tokenization is the slowest CPU stage
-//! (a few MB/s per core), so it runs on its own thread pool, not on DataFusion's runtime
-//! threads: the input streams in batches, at most two batches per thread are in flight,
+//! layout whose prompt is out of the SFT loss), are tokenized as one string with a
+//! Hugging Face `tokenizer.json`, and end with EOS. The prompt is always the first tokens,
+//! so `prompt_tokens` counts them instead of a boolean per token (writing that list was
+//! an eighth of the stage's CPU time). Tokenization is CPU-bound, so it runs on its own
+//! thread pool, not on DataFusion's runtime threads: the input streams in batches, at most two batches per thread are in flight,
 //! and finished batches are written in input order, so memory stays flat and the output
 //! is the same for any number of threads. A row with a null in a column the template
 //! reads is skipped and counted.
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, Int64Array, ListArray, RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, BooleanArray, Int64Array, ListArray, RecordBatch, StringArray, UInt32Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::filter_record_batch;
@@ -192,7 +193,7 @@ fn output_schema(input: &Schema, keep: &[String]) -> Result<SchemaRef> {
     }
     fields.extend([
         Field::new("tokens", DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false))), false),
-        Field::new("loss_mask", DataType::List(Arc::new(Field::new_list_field(DataType::Boolean, false))), false),
+        Field::new("prompt_tokens", DataType::Int64, false),
         Field::new("token_count", DataType::Int64, false),
     ]);
     Ok(Arc::new(Schema::new(fields)))
@@ -249,29 +250,30 @@ fn tokenize_batch(batch: &RecordBatch, encoder: &Encoder, template: &Template, l
         return Err(Error::user("a row has a null id").hint("every row needs an id; ingested tables always have one"));
     }
     let (mut offsets, mut counts) = (vec![0i32], Vec::with_capacity(rows.num_rows()));
+    let mut prompts = Vec::with_capacity(rows.num_rows());
     let total: usize = encoded.iter().flatten().map(|(e, _)| e.ids.len()).sum();
-    let (mut tokens, mut mask) = (Vec::with_capacity(total), BooleanBufferBuilder::new(total));
+    let mut tokens = Vec::with_capacity(total);
     let mut out = Counts { input_rows: batch.num_rows() as u64, ..Default::default() };
     for (e, text_bytes) in encoded.into_iter().flatten() {
         tokens.extend_from_slice(&e.ids);
-        mask.append_slice(&e.loss_mask);
+
         let end = i32::try_from(tokens.len())
             .map_err(|_| Error::user("a batch has over 2^31 tokens").hint("lower the input's batch size"))?;
         offsets.push(end);
         counts.push(e.ids.len() as i64);
-        out.loss_tokens += e.loss_mask.iter().filter(|m| **m).count() as u64;
+        prompts.push(e.prompt_tokens as i64);
+        out.loss_tokens += (e.ids.len() - e.prompt_tokens) as u64;
         out.text_bytes += text_bytes as u64;
     }
     out.rows = counts.len() as u64;
     out.tokens = tokens.len() as u64;
     let offsets = OffsetBuffer::new(offsets.into());
     let token_field = Arc::new(Field::new_list_field(DataType::UInt32, false));
-    let mask_field = Arc::new(Field::new_list_field(DataType::Boolean, false));
     let mut columns: Vec<ArrayRef> = vec![Arc::new(ids), Arc::new(sources)];
     columns.extend(layout.keep.iter().map(|&k| rows.column(k).clone()));
     columns.extend([
-        Arc::new(ListArray::new(token_field, offsets.clone(), Arc::new(UInt32Array::from(tokens)), None)) as ArrayRef,
-        Arc::new(ListArray::new(mask_field, offsets, Arc::new(BooleanArray::new(mask.finish(), None)), None)),
+        Arc::new(ListArray::new(token_field, offsets, Arc::new(UInt32Array::from(tokens)), None)) as ArrayRef,
+        Arc::new(Int64Array::from(prompts)),
         Arc::new(Int64Array::from(counts)),
     ]);
     Ok(Tokenized { batch: RecordBatch::try_new(layout.schema.clone(), columns)?, counts: out })

@@ -28,10 +28,10 @@ fn read_parquet(path: &Path) -> Vec<RecordBatch> {
     ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap).collect()
 }
 
-/// A tokenized row: tokens, loss mask, token count.
+/// A tokenized row: tokens, how many are prompt, token count.
 struct Row {
     tokens: Vec<u32>,
-    mask: Vec<bool>,
+    prompt: usize,
     count: i64,
 }
 
@@ -40,16 +40,14 @@ fn tokenized(path: &Path) -> HashMap<String, Row> {
     for batch in read_parquet(path) {
         let ids = batch.column_by_name("id").unwrap().as_string::<i32>().clone();
         let tokens = batch.column_by_name("tokens").unwrap().as_list::<i32>().clone();
-        let masks = batch.column_by_name("loss_mask").unwrap().as_list::<i32>().clone();
-        let counts = batch
-            .column_by_name("token_count")
-            .unwrap()
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-            .clone();
+        let int64 = |name: &str| {
+            batch.column_by_name(name).unwrap().as_primitive::<datafusion::arrow::datatypes::Int64Type>().clone()
+        };
+        let (prompts, counts) = (int64("prompt_tokens"), int64("token_count"));
         for i in 0..batch.num_rows() {
             let row = Row {
                 tokens: tokens.value(i).as_primitive::<UInt32Type>().values().to_vec(),
-                mask: masks.value(i).as_boolean().iter().map(Option::unwrap).collect(),
+                prompt: usize::try_from(prompts.value(i)).unwrap(),
                 count: counts.value(i),
             };
             rows.insert(ids.value(i).to_string(), row);
@@ -114,7 +112,7 @@ fn every_document_and_problem_of_the_shared_data_round_trips() {
         let row = &tokens[id];
         assert_eq!(row.count as usize, row.tokens.len());
         assert_eq!(row.tokens.last(), Some(&eos), "{id} ends with EOS");
-        assert!(row.mask.iter().all(|m| *m), "{id}: documents train on every token");
+        assert_eq!(row.prompt, 0, "{id}: documents train on every token");
         assert_eq!(encoder.decode(&row.tokens[..row.tokens.len() - 1]).unwrap(), text, "{id} round-trips");
         total += row.tokens.len() as u64;
     }
@@ -140,8 +138,7 @@ fn every_document_and_problem_of_the_shared_data_round_trips() {
         let id = problem["id"].as_deref().unwrap();
         let (question, solution) = (problem["question"].as_deref().unwrap(), problem["solution"].as_deref().unwrap());
         let row = &tokens[id];
-        let prompt_len = row.mask.iter().take_while(|m| !**m).count();
-        assert!(row.mask[prompt_len..].iter().all(|m| *m), "{id}: the loss covers one run to the end");
+        let prompt_len = row.prompt;
         assert_eq!(
             encoder.decode(&row.tokens[..prompt_len]).unwrap(),
             format!("Question: {question}\nAnswer:"),
@@ -155,7 +152,7 @@ fn every_document_and_problem_of_the_shared_data_round_trips() {
         gsm8k += usize::from(problem["source"].as_deref() == Some("gsm8k"));
     }
     assert_eq!(gsm8k, 7473 + 1319);
-    let masked: u64 = tokens.values().map(|r| r.mask.iter().filter(|m| **m).count() as u64).sum();
+    let masked: u64 = tokens.values().map(|r| (r.tokens.len() - r.prompt) as u64).sum();
     assert_eq!(report["loss_tokens"].as_u64(), Some(masked));
 }
 

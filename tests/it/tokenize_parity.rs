@@ -353,8 +353,8 @@ fn every_supported_option_encodes_like_hf() {
     pair.assert_same("prompted stress documents", &masked);
 }
 
-/// The SFT loss mask, which comes from token end offsets, is HF's on real problems in
-/// the problem layout and in layouts whose prompt ends in whitespace or mid-word.
+/// The SFT prompt, which comes from token end offsets, is HF's on real problems in the
+/// problem layout and in layouts whose prompt ends in whitespace or mid-word.
 #[test]
 fn sft_loss_masks_match_hf() {
     let pair = Pair::new("gpt2.json", &gpt2_json());
@@ -387,7 +387,7 @@ fn sft_loss_masks_match_hf() {
         pair.assert_same(&format!("problems in `{}` + `{}`", template.prompt, template.response), &rendered);
     }
     let e = pair.fast.encode("Question: 2+2?\nAnswer: 4", "Question: 2+2?\nAnswer:".len()).unwrap();
-    assert_eq!(e.loss_mask.iter().filter(|m| **m).count(), 2, "` 4` and EOS");
+    assert_eq!(e.ids.len() - e.prompt_tokens, 2, "` 4` and EOS");
 }
 
 #[test]
