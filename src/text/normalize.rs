@@ -153,9 +153,31 @@ mod tests {
         // White space of every kind, bytes that lead both white space and other characters
         // (U+00A9, U+2014, U+3001), and runs long enough to cross the 64-byte blocks.
         let palette = [
-            " ", "  ", "\t", "\n", "\r\n", "\u{b}", "\u{c}", "\u{1c}", "\u{85}", "\u{a0}", "\u{a9}", "\u{1680}",
-            "\u{2003}", "\u{2014}", "\u{2028}", "\u{202f}", "\u{3000}", "\u{3001}", "é", "e\u{301}", "x", "word",
-            "$\\frac{a}{b}$", "abcdefghijklmnopqrstuvwxyz0123456789", "0",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\u{b}",
+            "\u{c}",
+            "\u{1c}",
+            "\u{85}",
+            "\u{a0}",
+            "\u{a9}",
+            "\u{1680}",
+            "\u{2003}",
+            "\u{2014}",
+            "\u{2028}",
+            "\u{202f}",
+            "\u{3000}",
+            "\u{3001}",
+            "é",
+            "e\u{301}",
+            "x",
+            "word",
+            "$\\frac{a}{b}$",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "0",
         ];
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = |bound: usize| {
