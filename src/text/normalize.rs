@@ -179,16 +179,7 @@ mod tests {
             "abcdefghijklmnopqrstuvwxyz0123456789",
             "0",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
-        for _ in 0..20_000 {
-            let pieces = next(100);
-            let text: String = (0..pieces).map(|_| palette[next(palette.len())]).collect();
+        for text in crate::text::generated_texts(&palette, 100, 20_000) {
             assert_eq!(normalize_text(&text), reference(&text), "{text:?}");
         }
     }

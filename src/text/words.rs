@@ -316,14 +316,7 @@ mod tests {
             "ABCDEFGH",
             "0123456789",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |bound: usize| {
-            state = mix(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
-            (state % bound as u64) as usize
-        };
-        for _ in 0..20_000 {
-            let pieces = next(120);
-            let text: String = (0..pieces).map(|_| palette[next(palette.len())]).collect();
+        for text in crate::text::generated_texts(&palette, 120, 20_000) {
             assert_eq!(words(&text), reference_words(&text), "{text:?}");
         }
     }
