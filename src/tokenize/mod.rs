@@ -6,9 +6,9 @@
 //! Hugging Face `tokenizer.json`, and end with EOS. The prompt is always the first tokens,
 //! so `prompt_tokens` counts them instead of a boolean per token (writing that list was
 //! an eighth of the stage's CPU time). Tokenization is CPU-bound, so it runs on its own
-//! thread pool, not on DataFusion's runtime threads: the input streams in batches, at most two batches per thread are in flight,
-//! and finished batches are written in input order, so memory stays flat and the output
-//! is the same for any number of threads. A row with a null in a column the template
+//! thread pool, not on DataFusion's runtime threads: the input streams in batches, at
+//! most two batches per thread are in flight, and finished batches are written in input
+//! order, so memory stays flat and the output is the same for any number of threads. A row with a null in a column the template
 //! reads is skipped and counted.
 
 pub mod bpe;
@@ -256,7 +256,6 @@ fn tokenize_batch(batch: &RecordBatch, encoder: &Encoder, template: &Template, l
     let mut out = Counts { input_rows: batch.num_rows() as u64, ..Default::default() };
     for (e, text_bytes) in encoded.into_iter().flatten() {
         tokens.extend_from_slice(&e.ids);
-
         let end = i32::try_from(tokens.len())
             .map_err(|_| Error::user("a batch has over 2^31 tokens").hint("lower the input's batch size"))?;
         offsets.push(end);
