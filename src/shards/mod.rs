@@ -168,7 +168,7 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
     }
     let bucket_bytes = bucket_bytes(&options.session) as u64;
     let buckets = |pieces: &[Piece]| {
-        let bytes: u64 = pieces.iter().map(|p| p.tokens as u64 * 5 + 16).sum();
+        let bytes: u64 = pieces.iter().map(|p| p.tokens as u64 * 4 + 16).sum();
         bytes.div_ceil(bucket_bytes).max(1)
     };
     let mut scatter = Scatter::new(
@@ -210,10 +210,23 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
                         tokenizer.vocab_size
                     )));
                 }
-                let prompt = usize::try_from(prompts.value(row)).unwrap_or(0);
-                let mask: Vec<bool> = (0..row_tokens.len()).map(|t| t >= prompt).collect();
+                // A damaged table could hold any number here: a bad one is refused, not
+                // read as "no prompt".
+                let prompt = match prompts.is_valid(row).then(|| prompts.value(row)) {
+                    Some(p) if (0..=row_tokens.len() as i64).contains(&p) => p as usize,
+                    other => {
+                        return Err(Error::user(format!(
+                            "source `{}`: record {} has prompt_tokens {}, not a count from 0 to its {} tokens",
+                            mixture.sources[i].name,
+                            id.unwrap_or_default(),
+                            other.map_or("null".to_string(), |p| p.to_string()),
+                            row_tokens.len()
+                        ))
+                        .hint("make the source with `mathlake tokenize`"));
+                    }
+                };
                 for &(split, place, n) in targets {
-                    scatter.write(split, place, &row_tokens.values()[..n as usize], &mask[..n as usize])?;
+                    scatter.write(split, place, &row_tokens.values()[..n as usize], prompt.min(n as usize))?;
                 }
             }
         }
@@ -231,7 +244,7 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
         let mut manifest = SplitManifest::default();
         for file in scatter.finish(split)? {
             for spilled in read_bucket(&file)? {
-                packer.add(&pieces[spilled.place as usize], &spilled.tokens, &spilled.mask);
+                packer.add(&pieces[spilled.place as usize], &spilled.tokens, spilled.prompt);
             }
             while packer.rows.len() >= rows_per_shard {
                 let batch = packer.rows.take(rows_per_shard, &schema, row_tokens)?;
@@ -357,7 +370,7 @@ async fn put_shard(
 }
 
 /// Spill files of pieces, one per bucket of places, per split. A piece is written as
-/// its place (u64) and length (u32), then its tokens (u32 each) and mask bytes.
+/// its place (u64), length (u32) and prompt tokens (u32), then its tokens (u32 each).
 struct Scatter {
     /// Per split: the bucket files with their writers, and how many places there are.
     splits: [(Vec<Bucket>, u64); 2],
@@ -379,16 +392,16 @@ impl Scatter {
         Ok(Scatter { splits: [(open(buckets[0])?, places[0].max(1)), (open(buckets[1])?, places[1].max(1))] })
     }
 
-    fn write(&mut self, split: Split, place: u64, tokens: &[u32], mask: &[bool]) -> Result<()> {
+    fn write(&mut self, split: Split, place: u64, tokens: &[u32], prompt: usize) -> Result<()> {
         let (buckets, places) = &mut self.splits[split as usize];
         let bucket = (place as u128 * buckets.len() as u128 / *places as u128) as usize;
         let out = &mut buckets[bucket].1;
         out.write_all(&place.to_le_bytes())?;
         out.write_all(&(tokens.len() as u32).to_le_bytes())?;
+        out.write_all(&(prompt as u32).to_le_bytes())?;
         for t in tokens {
             out.write_all(&t.to_le_bytes())?;
         }
-        out.write_all(&mask.iter().map(|&m| m as u8).collect::<Vec<u8>>())?;
         Ok(())
     }
 
@@ -408,7 +421,8 @@ impl Scatter {
 struct Spilled {
     place: u64,
     tokens: Vec<u32>,
-    mask: Vec<bool>,
+    /// How many of `tokens`, from the start, are prompt.
+    prompt: usize,
 }
 
 /// A bucket's pieces in place order.
@@ -425,12 +439,12 @@ fn read_bucket(file: &TempFile) -> Result<Vec<Spilled>> {
         at += n;
         Ok(slice)
     };
-    while let Ok(head) = take(12) {
+    while let Ok(head) = take(16) {
         let place = u64::from_le_bytes(head[..8].try_into().map_err(|_| short())?);
-        let n = u32::from_le_bytes(head[8..].try_into().map_err(|_| short())?) as usize;
+        let n = u32::from_le_bytes(head[8..12].try_into().map_err(|_| short())?) as usize;
+        let prompt = u32::from_le_bytes(head[12..].try_into().map_err(|_| short())?) as usize;
         let tokens = take(4 * n)?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let mask = take(n)?.iter().map(|&m| m != 0).collect();
-        pieces.push(Spilled { place, tokens, mask });
+        pieces.push(Spilled { place, tokens, prompt });
     }
     pieces.sort_unstable_by_key(|p| p.place);
     Ok(pieces)

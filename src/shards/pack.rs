@@ -126,9 +126,10 @@ impl Packer {
         }
     }
 
-    /// Adds a piece: its tokens and the template's loss mask for them. CPT trains on
-    /// every token and cuts pieces at row ends; SFT starts a row where the plan says.
-    pub fn add(&mut self, piece: &Piece, tokens: &[u32], mask: &[bool]) {
+    /// Adds a piece: its tokens, of which the first `prompt` are the template's prompt.
+    /// CPT trains on every token and cuts pieces at row ends; SFT starts a row where the
+    /// plan says and trains on the tokens after the prompt.
+    pub fn add(&mut self, piece: &Piece, tokens: &[u32], prompt: usize) {
         if self.mode == Mode::Sft && piece.row_start && !self.row.tokens.is_empty() {
             self.finish_row();
         }
@@ -148,8 +149,8 @@ impl Packer {
                     n
                 }
                 Mode::Sft => {
-                    self.row.mask.extend_from_slice(&mask[at..at + n]);
-                    mask[at..at + n].iter().filter(|m| **m).count()
+                    self.row.mask.extend((at..at + n).map(|t| t >= prompt));
+                    at + n - prompt.clamp(at, at + n)
                 }
             };
             self.source_tokens[source] += n as u64;
@@ -199,8 +200,8 @@ mod tests {
     #[test]
     fn cpt_cuts_pieces_at_row_ends_and_marks_each_segment() {
         let mut p = Packer::new(Mode::Cpt, 4, 99, 2);
-        p.add(&piece(0, 3, false), &[1, 2, 3], &[false; 3]);
-        p.add(&piece(1, 3, false), &[4, 5, 6], &[false; 3]);
+        p.add(&piece(0, 3, false), &[1, 2, 3], 3);
+        p.add(&piece(1, 3, false), &[4, 5, 6], 3);
         p.finish();
         let schema = shard_schema(2, 4);
         let batch = p.rows.take(10, &schema, 4).unwrap();
@@ -222,8 +223,8 @@ mod tests {
     #[test]
     fn sft_keeps_the_template_mask_and_starts_rows_where_told() {
         let mut p = Packer::new(Mode::Sft, 5, 0, 1);
-        p.add(&piece(0, 3, true), &[7, 8, 9], &[false, true, true]);
-        p.add(&piece(0, 2, true), &[10, 11], &[false, true]);
+        p.add(&piece(0, 3, true), &[7, 8, 9], 1);
+        p.add(&piece(0, 2, true), &[10, 11], 1);
         p.finish();
         let batch = p.rows.take(1, &shard_schema(4, 5), 5).unwrap();
         let mask: Vec<bool> =
