@@ -15,6 +15,7 @@
 
 mod batch;
 pub mod inputs;
+mod json;
 pub mod mapping;
 mod parquet_rows;
 pub mod record;

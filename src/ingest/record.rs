@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::json;
 use super::mapping::{Column, FieldPath, Mapping, Target};
 use crate::text::{IdScratch, content_id, marked_answer};
 
@@ -130,9 +131,19 @@ impl Parser {
     }
 
     fn json_row(&self, text: &str) -> Result<Row, Rejection> {
-        let value: Value = serde_json::from_str(text).map_err(|e| reject(Reason::MalformedJson, e.to_string()))?;
-        let Value::Object(mut object) = value else {
-            return Err(reject(Reason::NotAnObject, format!("a JSON {} where an object was expected", kind(&value))));
+        let mut object = match json::object(text) {
+            Some(object) => object,
+            None => {
+                let value: Value =
+                    serde_json::from_str(text).map_err(|e| reject(Reason::MalformedJson, e.to_string()))?;
+                let Value::Object(object) = value else {
+                    return Err(reject(
+                        Reason::NotAnObject,
+                        format!("a JSON {} where an object was expected", kind(&value)),
+                    ));
+                };
+                object
+            }
         };
         let mut row = Row::default();
         match self.mapping.target {
@@ -154,7 +165,9 @@ impl Parser {
         }
         row.source_id = self.optional(&mut object, Column::SourceId, Scalar::Lenient)?;
         row.url = self.optional(&mut object, Column::Url, Scalar::Text)?;
-        row.metadata = (!object.is_empty()).then(|| Value::Object(object).to_string());
+        // Straight into a buffer: `Value`'s `Display` goes through a formatter per token.
+        row.metadata = (!object.is_empty())
+            .then(|| serde_json::to_string(&object).expect("a map with string keys always serializes"));
         Ok(row)
     }
 

@@ -3,7 +3,7 @@
 //! of problem-solving records (final answers, reasoning steps, difficulty, completeness).
 
 mod answer;
-mod block;
+pub(crate) mod block;
 mod normalize;
 mod steps;
 mod words;
