@@ -157,7 +157,7 @@ pub enum Command {
     )]
     Decontaminate(DecontamArgs),
     /// Tokenize a table with a Hugging Face tokenizer.json: one row per record with its
-    /// tokens (EOS last), loss mask and token count.
+    /// tokens (EOS last), how many of them are prompt, and token count.
     ///
     /// Documents render as their text; problems (a table with a question column) as
     /// "Question: {question}\nAnswer: {solution}", whose prompt is out of the SFT loss.
