@@ -45,16 +45,20 @@ pub struct IdScratch {
     composed: String,
 }
 
-/// Appends the normalized `text` to `out`. `composed` holds the NFC form when the text is
-/// not already NFC (rare: the quick check answers for almost all real text).
+/// `text` in Unicode NFC: `text` itself when the quick check says it already is (almost
+/// all real text), else its composition, made in `composed`.
+pub(super) fn in_nfc<'a>(text: &'a str, composed: &'a mut String) -> &'a str {
+    if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        return text;
+    }
+    composed.clear();
+    composed.extend(text.nfc());
+    composed
+}
+
+/// Appends the normalized `text` to `out`, using `composed` for its NFC form if needed.
 fn push_normalized(text: &str, composed: &mut String, out: &mut Vec<u8>) {
-    let text = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
-        text
-    } else {
-        composed.clear();
-        composed.extend(text.nfc());
-        composed.as_str()
-    };
+    let text = in_nfc(text, composed);
     let bytes = text.as_bytes();
     out.reserve(bytes.len());
     let start = out.len();

@@ -9,10 +9,10 @@
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::block::{low_bits, range_masks};
+use super::normalize::in_nfc;
 
 /// Buffers reused between texts: hot loops split millions of them.
 #[derive(Debug, Default)]
@@ -54,13 +54,7 @@ enum Run {
 /// loop branches per word, not per byte (a byte loop was a fifth of decontamination). A
 /// non-ASCII character is handled on its own.
 pub fn for_each_word(text: &str, scratch: &mut WordScratch, mut f: impl FnMut(&[u8])) {
-    let text = if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
-        text
-    } else {
-        scratch.composed.clear();
-        scratch.composed.extend(text.nfc());
-        scratch.composed.as_str()
-    };
+    let text = in_nfc(text, &mut scratch.composed);
     let word = &mut scratch.word;
     word.clear();
     let bytes = text.as_bytes();
@@ -231,6 +225,8 @@ pub type Prehashed = BuildHasherDefault<PassThrough>;
 
 #[cfg(test)]
 mod tests {
+    use unicode_normalization::UnicodeNormalization;
+
     use super::*;
 
     #[test]
