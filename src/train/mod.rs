@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use self::checkpoint::{BestCheckpoint, TrainerState};
 pub use self::config::TrainConfig;
-use self::model::{Context as ModelContext, Llama, masked_cross_entropy, token_nll};
+use self::model::{Context as ModelContext, Llama, ModelConfig, masked_cross_entropy, token_nll};
 use self::optim::{AdamW, Schedule};
 use crate::error::{Context, Error, Result};
 use crate::lake::Location;
@@ -127,7 +127,8 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
         let state = saved
             .state
             .ok_or_else(|| Error::user(format!("{} has no state.json: not a mathlake checkpoint", location.url())))?;
-        check_resumable(&state, config, &manifest.mixture_hash)?;
+        let vocab_size = manifest.tokenizer.vocab_size as usize;
+        check_resumable(&state, config, &manifest.mixture_hash, &saved.config, vocab_size)?;
         let model = Llama::from_tensors(saved.config, saved.tensors, dtype)?;
         let params = model.parameters();
         let mut optimizer = AdamW::new(config.adamw(), &params)?;
@@ -415,10 +416,20 @@ fn check_fits(model: &Llama, vocab_size: usize, sequence_length: usize) -> Resul
     Ok(())
 }
 
-fn check_resumable(state: &TrainerState, config: &TrainConfig, mixture_hash: &str) -> Result<()> {
+fn check_resumable(
+    state: &TrainerState,
+    config: &TrainConfig,
+    mixture_hash: &str,
+    saved: &ModelConfig,
+    vocab_size: usize,
+) -> Result<()> {
     let mut differences = Vec::new();
     if state.shards_mixture_hash != mixture_hash {
         differences.push("the shards' mixture".to_string());
+    }
+    // A model initialised `from` a checkpoint has that checkpoint's shape, not [model]'s.
+    if config.model.from.is_none() && config.model_config(vocab_size) != *saved {
+        differences.push("the model's shape ([model])".to_string());
     }
     if state.seed != config.seed {
         differences.push(format!("seed {} (was {})", config.seed, state.seed));

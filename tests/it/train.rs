@@ -176,6 +176,14 @@ fn bad_runs_fail_with_a_clear_error() {
     let text = std::fs::read_to_string(&run).unwrap().replace("steps = 1", "steps = 2\nseed = 9");
     std::fs::write(&run, text).unwrap();
     assert!(fails(&mut mathlake(&["train", "--config", run.to_str().unwrap(), "--resume"])).contains("seed 9 (was 1)"));
+    // ... and the model's shape: the checkpoint's weights would silently win over [model].
+    let text = std::fs::read_to_string(&run)
+        .unwrap()
+        .replace("seed = 9", "seed = 1")
+        .replace("hidden_size = 64", "hidden_size = 32");
+    std::fs::write(&run, text).unwrap();
+    let err = fails(&mut mathlake(&["train", "--config", run.to_str().unwrap(), "--resume"]));
+    assert!(err.contains("the model's shape") && !err.contains("seed"), "{err}");
     let never = run_file(dir.path(), "never", "steps = 1\nmicro_batch = 1");
     assert!(
         fails(&mut mathlake(&["train", "--config", never.to_str().unwrap(), "--resume"])).contains("no checkpoint")
