@@ -6,7 +6,8 @@
 //! Any record the fast path does not take exactly as serde_json would (an error of any
 //! kind, a duplicate key, a lone surrogate) gives `None`, and the caller parses it with
 //! serde_json, which then gives the same object or the error message. Values other than
-//! strings (numbers, nested objects, arrays) are parsed by serde_json here too.
+//! strings (numbers, nested objects, arrays) are parsed by serde_json here too, each on
+//! its own, so serde_json's nesting limit is checked here for the record as a whole.
 
 use serde_json::{Map, Value};
 
@@ -36,6 +37,9 @@ pub fn object(text: &str) -> Option<Map<String, Value>> {
                 _ => {
                     let mut values = serde_json::Deserializer::from_str(&text[at..]).into_iter::<Value>();
                     let value = values.next()?.ok()?;
+                    if depth(&value) > MAX_FIELD_DEPTH {
+                        return None; // serde_json refuses the record
+                    }
                     at += values.byte_offset();
                     value
                 }
@@ -55,6 +59,19 @@ pub fn object(text: &str) -> Option<Map<String, Value>> {
         }
     }
     (skip_space(bytes, at) == bytes.len()).then_some(map)
+}
+
+/// The deepest nesting of arrays and objects serde_json takes inside a record's field:
+/// its limit of 128 counts the record's own object and the end of input.
+const MAX_FIELD_DEPTH: usize = 126;
+
+/// How deep arrays and objects nest in `value` (`[]` is 1, a number 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn skip_space(bytes: &[u8], mut at: usize) -> usize {
@@ -200,6 +217,12 @@ mod tests {
         for line in left {
             assert_eq!(object(line), None, "{line}");
         }
+        // Nesting: taken up to serde_json's limit, left to it (and its error) past it.
+        let nested = |depth: usize| format!("{{\"a\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
+        let deepest = nested(MAX_FIELD_DEPTH);
+        assert!(object(&deepest).is_some() && object(&deepest) == serde(&deepest));
+        let deeper = nested(MAX_FIELD_DEPTH + 1);
+        assert_eq!((object(&deeper), serde(&deeper)), (None, None));
     }
 
     /// Random lines from a palette of JSON pieces, valid and broken: wherever the fast
