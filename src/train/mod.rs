@@ -428,8 +428,9 @@ fn check_resumable(
         differences.push("the shards' mixture".to_string());
     }
     // A model initialised `from` a checkpoint has that checkpoint's shape, not [model]'s.
-    if config.model.from.is_none() && config.model_config(vocab_size) != *saved {
-        differences.push("the model's shape ([model])".to_string());
+    let asked = config.model_config(vocab_size);
+    if config.model.from.is_none() && asked != *saved {
+        differences.push(format!("the model's shape: {}", model_changes(&asked, saved)));
     }
     if state.seed != config.seed {
         differences.push(format!("seed {} (was {})", config.seed, state.seed));
@@ -445,6 +446,21 @@ fn check_resumable(
     }
     Err(Error::user(format!("cannot resume exactly: the run changed {}", differences.join(", ")))
         .hint("resume with the training file and shards the run started with, or start a new run"))
+}
+
+/// The [model] fields of `asked` that differ from `saved`, as `name value (was value)`.
+fn model_changes(asked: &ModelConfig, saved: &ModelConfig) -> String {
+    let fields = |config: &ModelConfig| match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    };
+    let (asked, saved) = (fields(asked), fields(saved));
+    let changes: Vec<String> = asked
+        .iter()
+        .filter(|(name, value)| saved.get(*name) != Some(value))
+        .map(|(name, value)| format!("{name} {value} (was {})", saved.get(name).unwrap_or(&serde_json::Value::Null)))
+        .collect();
+    changes.join(", ")
 }
 
 /// A held-out split, scored the same way at every evaluation.

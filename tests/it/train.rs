@@ -184,6 +184,7 @@ fn bad_runs_fail_with_a_clear_error() {
     std::fs::write(&run, text).unwrap();
     let err = fails(&mut mathlake(&["train", "--config", run.to_str().unwrap(), "--resume"]));
     assert!(err.contains("the model's shape") && !err.contains("seed"), "{err}");
+    assert!(err.contains("hidden_size 32 (was 64)"), "names what changed: {err}");
     let never = run_file(dir.path(), "never", "steps = 1\nmicro_batch = 1");
     assert!(
         fails(&mut mathlake(&["train", "--config", never.to_str().unwrap(), "--resume"])).contains("no checkpoint")
