@@ -13,7 +13,8 @@
 //! Every stage reads and writes lake locations through [`lake`] (a local folder, S3 or
 //! memory) and commits atomically through a table's log; [`query`] looks at the result
 //! with DataFusion SQL; [`curate`] runs SQL files with the function library; [`job`]
-//! chains stages from a TOML file; [`cli`] is the thin command line over all of it.
+//! chains stages from a TOML file; [`cli`] is the thin command line over all of it, and
+//! [`terminal`] how results and progress look there (also for the trainer's own bar).
 //! [`text`] holds the normalization and problem analysis every stage shares.
 
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod malloc;
 pub mod query;
 pub mod shards;
 mod suggest;
+pub mod terminal;
 pub mod text;
 pub mod tokenize;
 pub mod train;

@@ -1,8 +1,6 @@
 //! The command line: argument structs, one library call per subcommand, and how results
 //! are shown (human text on stdout, progress and errors on stderr, `--json` for machines).
 
-pub mod output;
-
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -24,6 +22,7 @@ use crate::query;
 use crate::shards::manifest::Manifest;
 use crate::shards::mixture::Mode;
 use crate::shards::{self, BuildOptions, BuildReport};
+use crate::terminal;
 use crate::tokenize::{self, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport};
 use crate::train::config::DeviceKind;
 use crate::train::{self, TrainConfig, TrainReport};
@@ -219,6 +218,9 @@ pub enum Command {
         /// Run every stage, changed or not.
         #[arg(long)]
         force: bool,
+        /// Stop after this stage: the stages after it are neither checked nor run.
+        #[arg(long, value_name = "STAGE")]
+        until: Option<String>,
     },
 }
 
@@ -535,7 +537,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ingest(spec) => {
             let lake = cli.open_lake(None)?;
             let options = spec.to_options(threads)?;
-            let bar = output::byte_bar("ingest", cli.quiet);
+            let bar = terminal::byte_bar("ingest", cli.quiet);
             let summary = ingest::ingest(&lake, &options, &bar).await;
             bar.finish_and_clear();
             let summary = summary?;
@@ -554,9 +556,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!(
                     "{:<16} {:>12} rows {:>5} files {:>10}  v{} {} {}",
                     t.name,
-                    output::count(t.rows),
+                    terminal::count(t.rows),
                     t.files,
-                    output::bytes(t.bytes),
+                    terminal::bytes(t.bytes),
                     t.version,
                     t.operation,
                     t.committed_at
@@ -585,7 +587,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 writer.finish()?;
                 return Ok(());
             }
-            print!("{}", output::table(&batches, *limit, *max_width)?);
+            print!("{}", terminal::table(&batches, *limit, *max_width)?);
             Ok(())
         }
         Command::Sql { file, set, memory_limit, spill_dir, show, max_width } => {
@@ -597,7 +599,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 session: SessionOptions { memory_limit: *memory_limit, spill_dir: spill_dir.clone() },
                 show_rows: *show,
             };
-            let bar = output::row_spinner("sql", cli.quiet);
+            let bar = terminal::row_spinner("sql", cli.quiet);
             let reports = script::run(&lake, &file.display().to_string(), &sql, &options, &bar).await;
             bar.finish_and_clear();
             let reports = reports?;
@@ -645,8 +647,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let t = &model.info.training;
             println!(
                 "trained on {} math and {} other texts in {:.1}s; wrote {}",
-                output::count(t.positive as u64),
-                output::count(t.negative as u64),
+                terminal::count(t.positive as u64),
+                terminal::count(t.negative as u64),
                 started.elapsed().as_secs_f64(),
                 out.display()
             );
@@ -686,7 +688,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 min_similarity: args.min_similarity,
                 session: args.memory.session(),
             };
-            let bar = output::row_spinner("dedup", cli.quiet);
+            let bar = terminal::row_spinner("dedup", cli.quiet);
             let report = dedup::dedup(&lake, &options, &bar).await;
             bar.finish_and_clear();
             let report = report?;
@@ -709,7 +711,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 min_overlap: args.min_overlap,
                 session: args.memory.session(),
             };
-            let bar = output::row_spinner("decontaminate", cli.quiet);
+            let bar = terminal::row_spinner("decontaminate", cli.quiet);
             let report = decontaminate::decontaminate(&lake, &options, &bar).await;
             bar.finish_and_clear();
             let report = report?;
@@ -732,7 +734,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 threads,
                 session: args.memory.session(),
             };
-            let bar = output::row_spinner("tokenize", cli.quiet);
+            let bar = terminal::row_spinner("tokenize", cli.quiet);
             let report = tokenize::tokenize(&lake, &options, &bar).await;
             bar.finish_and_clear();
             let report = report?;
@@ -751,7 +753,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 to: to.clone(),
                 session: memory.session(),
             };
-            let bar = output::row_spinner("tokenizer train", cli.quiet);
+            let bar = terminal::row_spinner("tokenizer train", cli.quiet);
             let report = tokenize::train_tokenizer(&lake, &options, &bar).await;
             bar.finish_and_clear();
             let report = report?;
@@ -764,7 +766,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Shards(ShardsCommand::Build { mixture, to, memory }) => {
             let lake = cli.open_lake(None)?;
             let options = BuildOptions { mixture: mixture.clone(), to: to.clone(), session: memory.session() };
-            let bar = output::row_spinner("shards build", cli.quiet);
+            let bar = terminal::row_spinner("shards build", cli.quiet);
             let report = shards::build(&lake, &options, &bar).await;
             bar.finish_and_clear();
             let report = report?;
@@ -802,7 +804,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval(args) => {
             let lake = cli.open_lake(None)?;
-            let bar = output::item_bar("eval", cli.quiet);
+            let bar = terminal::item_bar("eval", cli.quiet);
             let report = eval::eval(&lake, &args.options(), &bar).await;
             bar.finish_and_clear();
             let report = report?;
@@ -812,8 +814,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             print_eval(&report);
             Ok(())
         }
-        Command::Run { job, dry_run, force } => {
-            let loaded = Job::load(job)?;
+        Command::Run { job, dry_run, force, until } => {
+            let mut loaded = Job::load(job)?;
+            if let Some(last) = until {
+                loaded.until(last)?;
+            }
             let lake = cli.open_lake(loaded.lake.as_deref())?;
             let log_location = RunLog::location(&lake, &loaded.label);
             if *dry_run {
@@ -842,9 +847,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     *force,
                     &log_location,
                     |name, unit| match unit {
-                        ProgressUnit::Bytes => output::byte_bar(name, quiet),
-                        ProgressUnit::Rows => output::row_spinner(name, quiet),
-                        ProgressUnit::Items => output::item_bar(name, quiet),
+                        ProgressUnit::Bytes => terminal::byte_bar(name, quiet),
+                        ProgressUnit::Rows => terminal::row_spinner(name, quiet),
+                        ProgressUnit::Items => terminal::item_bar(name, quiet),
                     },
                     |report| {
                         if json {
@@ -920,13 +925,13 @@ pub async fn run(cli: Cli) -> Result<()> {
 fn print_dedup(report: &DedupReport) {
     println!(
         "{} rows -> {} kept in {}, {} removed as duplicates (clusters: {}; candidate pairs: {}, turned down by verification: {}) in {:.1} s",
-        output::count(report.input_rows),
-        output::count(report.output_rows),
+        terminal::count(report.input_rows),
+        terminal::count(report.output_rows),
         report.to,
-        output::count(report.removed),
-        output::count(report.clusters),
-        output::count(report.candidate_pairs),
-        output::count(report.rejected_pairs),
+        terminal::count(report.removed),
+        terminal::count(report.clusters),
+        terminal::count(report.candidate_pairs),
+        terminal::count(report.rejected_pairs),
         report.seconds
     );
     if let Some(clusters) = &report.clusters_to {
@@ -952,9 +957,9 @@ fn print_shard_manifest(m: &Manifest, url: &str) {
     for (name, split) in [("train", &m.train), ("validation", &m.validation)] {
         println!(
             "{name}: {} rows, {} tokens ({} in the loss) in {} shards",
-            output::count(split.rows),
-            output::count(split.tokens),
-            output::count(split.loss_tokens),
+            terminal::count(split.rows),
+            terminal::count(split.tokens),
+            terminal::count(split.loss_tokens),
             split.shards.len()
         );
     }
@@ -968,12 +973,12 @@ fn print_shard_manifest(m: &Manifest, url: &str) {
         println!(
             "{:<16} {:>12} {:>12} {:>8.2}% {:>8.2}% {:>7.2} {:>12}",
             s.name,
-            output::count(s.train.requested_tokens),
-            output::count(s.train.emitted_tokens),
+            terminal::count(s.train.requested_tokens),
+            terminal::count(s.train.emitted_tokens),
             100.0 * s.train.emitted_tokens as f64 / emitted as f64,
             100.0 * s.train.requested_tokens as f64 / requested as f64,
             s.train.epochs,
-            output::count(s.validation.emitted_tokens)
+            terminal::count(s.validation.emitted_tokens)
         );
     }
 }
@@ -981,11 +986,11 @@ fn print_shard_manifest(m: &Manifest, url: &str) {
 fn print_trained_tokenizer(report: &TrainTokenizerReport) {
     println!(
         "trained a byte-level BPE of {} tokens (EOS {} = {}) on {} texts ({}) in {:.1} s: {}",
-        output::count(report.tokenizer.vocab_size as u64),
+        terminal::count(report.tokenizer.vocab_size as u64),
         report.tokenizer.eos,
         report.tokenizer.eos_id,
-        output::count(report.texts),
-        output::bytes(report.text_bytes),
+        terminal::count(report.texts),
+        terminal::bytes(report.text_bytes),
         report.seconds,
         report.to
     );
@@ -995,16 +1000,16 @@ fn print_tokenize(report: &TokenizeReport) {
     let per_core = report.text_bytes as f64 / report.seconds.max(1e-9) / report.threads as f64;
     println!(
         "{} rows ({}) -> {} rows, {} tokens ({} in the SFT loss) in {}; {} skipped for a null in {}; {:.1} s, {}/s per thread ({} encoder)",
-        output::count(report.input_rows),
-        output::bytes(report.text_bytes),
-        output::count(report.output_rows),
-        output::count(report.tokens),
-        output::count(report.loss_tokens),
+        terminal::count(report.input_rows),
+        terminal::bytes(report.text_bytes),
+        terminal::count(report.output_rows),
+        terminal::count(report.tokens),
+        terminal::count(report.loss_tokens),
         report.to,
-        output::count(report.skipped_null),
+        terminal::count(report.skipped_null),
         report.template.columns().join(", "),
         report.seconds,
-        output::bytes(per_core as u64),
+        terminal::bytes(per_core as u64),
         if report.encoder == tokenize::Engine::Fast { "fast" } else { "Hugging Face" },
     );
 }
@@ -1030,12 +1035,12 @@ fn print_eval(report: &EvalReport) {
 fn print_decontamination(report: &DecontamReport) {
     println!(
         "{} rows ({}) compared on {}-grams of {}: {} removed, {} kept in {}; overlaps in {} ({:.1} s)",
-        output::count(report.input_rows),
-        output::bytes(report.text_bytes),
+        terminal::count(report.input_rows),
+        terminal::bytes(report.text_bytes),
         report.ngram,
         report.columns.join(", "),
-        output::count(report.removed),
-        output::count(report.output_rows),
+        terminal::count(report.removed),
+        terminal::count(report.output_rows),
         report.to,
         report.report,
         report.seconds
@@ -1048,10 +1053,10 @@ fn print_decontamination(report: &DecontamReport) {
         println!(
             "{:<16} {:>8} {:>10} {:>16} {:>16}",
             b.name,
-            output::count(b.items),
-            output::count(b.items_hit),
-            output::count(b.records_flagged),
-            output::count(b.records_removed)
+            terminal::count(b.items),
+            terminal::count(b.items_hit),
+            terminal::count(b.records_flagged),
+            terminal::count(b.records_removed)
         );
     }
 }
@@ -1063,14 +1068,14 @@ fn print_statement(r: &StatementReport, show: usize, max_width: usize) -> Result
         r.index,
         r.line,
         format!("{}{target}", r.kind),
-        output::count(r.rows),
+        terminal::count(r.rows),
         r.seconds
     );
     if let Some((_, batches)) = &r.shown
         && r.rows > 0
         && show > 0
     {
-        print!("{}", output::table(batches, show, max_width)?);
+        print!("{}", terminal::table(batches, show, max_width)?);
     }
     Ok(())
 }
@@ -1086,8 +1091,8 @@ fn peak_rss_bytes() -> Option<u64> {
 fn print_metrics(label: &str, m: &classifier::Metrics) {
     println!(
         "{label}: {} math, {} other: AUC {:.4}, precision {:.4}, recall {:.4}, accuracy {:.4} (threshold 0.5)",
-        output::count(m.examples.positive as u64),
-        output::count(m.examples.negative as u64),
+        terminal::count(m.examples.positive as u64),
+        terminal::count(m.examples.negative as u64),
         m.auc,
         m.precision,
         m.recall,
@@ -1103,7 +1108,7 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 }
 
 fn print_ingest(s: &IngestSummary) -> Result<()> {
-    use output::{bytes, count};
+    use terminal::{bytes, count};
     let outcome = match s.version {
         Some(v) => format!("committed version {v} of `{}`", s.table),
         None => format!("nothing new: `{}` is unchanged", s.table),
@@ -1154,9 +1159,9 @@ fn print_inspection(i: &query::Inspection, rows: usize, max_width: usize) -> Res
     println!("{}", i.target);
     match (i.version, i.files, i.bytes) {
         (Some(v), Some(f), Some(b)) => {
-            println!("  version {v}, {} rows in {f} files, {}", output::count(i.rows), output::bytes(b))
+            println!("  version {v}, {} rows in {f} files, {}", terminal::count(i.rows), terminal::bytes(b))
         }
-        _ => println!("  {} rows", output::count(i.rows)),
+        _ => println!("  {} rows", terminal::count(i.rows)),
     }
     println!("schema:");
     for field in i.schema.fields() {
@@ -1164,7 +1169,7 @@ fn print_inspection(i: &query::Inspection, rows: usize, max_width: usize) -> Res
         println!("  {:<14} {}{null}", field.name(), field.data_type());
     }
     println!("first {rows} rows:");
-    print!("{}", output::table(&i.sample, rows, max_width)?);
+    print!("{}", terminal::table(&i.sample, rows, max_width)?);
     Ok(())
 }
 
@@ -1181,12 +1186,12 @@ pub fn report_error(error: &Error) {
 fn print_train(r: &TrainReport) {
     println!(
         "trained {} parameters for {}/{} steps ({} tokens) in {:.0} s, {} tokens/s",
-        output::count(r.parameters as u64),
+        terminal::count(r.parameters as u64),
         r.steps_done,
         r.total_steps,
-        output::count(r.tokens_seen),
+        terminal::count(r.tokens_seen),
         r.seconds,
-        output::count(r.tokens_per_s as u64)
+        terminal::count(r.tokens_per_s as u64)
     );
     println!("train loss {:.4} (last steps)", r.train_loss);
     if let Some(v) = r.validation_loss {

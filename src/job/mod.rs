@@ -548,6 +548,22 @@ impl Job {
         Ok(job)
     }
 
+    /// Keeps the stages up to and including `last`: `mathlake run --until STAGE` runs (and
+    /// checks) only the start of a job, as when the later stages need a GPU or much time.
+    pub fn until(&mut self, last: &str) -> Result<()> {
+        let names: Vec<String> = self.stages.iter().enumerate().map(|(i, stage)| stage.name(i)).collect();
+        let Some(position) = names.iter().position(|n| n == last) else {
+            let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
+            let error = Error::user(format!("--until {last}: the job has no stage named `{last}`"));
+            return Err(match crate::suggest::nearest(last, &candidates) {
+                Some(near) => error.hint(format!("did you mean `{near}`?")),
+                None => error.hint(format!("its stages are {}", candidates.join(", "))),
+            });
+        };
+        self.stages.truncate(position + 1);
+        Ok(())
+    }
+
     /// Checks every stage's settings, so a bad last stage fails before the first runs.
     pub fn plan(&self, lake: &Lake, threads: usize) -> Result<Vec<(String, serde_json::Value)>> {
         self.stages
@@ -905,6 +921,19 @@ mod tests {
             let job = Job::load(&path).unwrap();
             job.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
+    }
+
+    #[test]
+    fn until_keeps_the_stages_up_to_the_named_one() {
+        let text = "[[stage]]\nkind = \"sql\"\nfile = \"a.sql\"\n\n[[stage]]\nkind = \"sql\"\nfile = \"b.sql\"\n\n\
+                    [[stage]]\nkind = \"sql\"\nfile = \"c.sql\"\n";
+        let job: Job = toml::from_str(text).unwrap();
+        let mut first_two = job.clone();
+        first_two.until("b").unwrap();
+        assert_eq!(first_two.stages.iter().enumerate().map(|(i, s)| s.name(i)).collect::<Vec<_>>(), ["a", "b"]);
+        let err = job.clone().until("bb").unwrap_err();
+        assert!(err.to_string().contains("no stage named `bb`"), "{err}");
+        assert_eq!(err.hint_text(), Some("did you mean `b`?"));
     }
 
     #[test]

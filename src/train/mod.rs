@@ -20,10 +20,9 @@ pub mod optim;
 pub mod plot;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use self::checkpoint::{BestCheckpoint, TrainerState};
@@ -34,6 +33,7 @@ use crate::error::{Context, Error, Result};
 use crate::lake::Location;
 use crate::shards::loader::{Batch, BatchTensors, Loader, LoaderOptions, ShardSet, Split};
 use crate::shards::mixture::Mode;
+use crate::terminal::{self, step_bar};
 use crate::tokenize::TokenizerInfo;
 use crate::tokenize::encoder::file_hash;
 use object_store::ObjectStoreExt;
@@ -237,7 +237,7 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
         });
         let run_rate = tokens_this_run as f64 / run_started.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(state.step);
-        bar.set_message(format!("loss {loss:.3} · {} tok/s", crate::cli::output::count(run_rate as u64)));
+        bar.set_message(format!("loss {loss:.3} · {} tok/s", terminal::count(run_rate as u64)));
 
         if state.step % config.eval_every == 0 || state.step == stop {
             let evaluation = validation.evaluate(&model, &device).await?;
@@ -571,19 +571,4 @@ async fn read_log(out: &Location, step: u64) -> Result<Vec<LogRecord>> {
         }
     }
     Ok(records)
-}
-
-fn step_bar(position: u64, total: u64, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} steps · {msg} · eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix("train");
-    bar.set_position(position);
-    bar.enable_steady_tick(Duration::from_millis(500));
-    bar
 }

@@ -1,4 +1,4 @@
-//! Helpers: run the binary, find the shared data, start (or find) the local S3 server.
+//! Helpers: run the binary, find the shared data, reach the local S3 server.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -66,50 +66,29 @@ pub fn lake_in(dir: &tempfile::TempDir) -> String {
     dir.path().join("lake").to_string_lossy().into_owned()
 }
 
-/// A local S3 server: `MATHLAKE_TEST_S3_ENDPOINT` when set (as `.ci/run` does), else a
-/// moto server this process starts on a free loopback port. The S3 tests are never
-/// skipped: without a server they fail and say how to get one.
+/// The local S3 server that `scripts/test.sh` starts and names in
+/// `MATHLAKE_TEST_S3_ENDPOINT`. The tests never install or start one themselves, and the
+/// S3 tests are never skipped: without a server they fail and say how to get one.
 pub fn s3_endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| {
-        if let Ok(endpoint) = std::env::var("MATHLAKE_TEST_S3_ENDPOINT") {
-            return endpoint;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        ensure_moto();
-        // Never waited on: the server lives as long as the tests, and `timeout` ends it even
-        // if this process dies first.
-        #[allow(clippy::zombie_processes)]
-        Command::new("timeout")
-            .args(["900", "python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("timeout and python3 start the local S3 server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let endpoint = std::env::var("MATHLAKE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+            panic!(
+                "MATHLAKE_TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh, which installs and \
+                 starts a local S3 server (moto), or point the variable at one"
+            )
+        });
+        let address = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(address.as_str()).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "the moto server did not start on port {port}; set MATHLAKE_TEST_S3_ENDPOINT to use another S3 server"
+                "no S3 server answers at MATHLAKE_TEST_S3_ENDPOINT={endpoint}: scripts/test.sh starts one"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        format!("http://127.0.0.1:{port}")
+        endpoint
     })
-}
-
-/// moto is the local S3 server; a machine that lacks it gets it from PyPI once.
-fn ensure_moto() {
-    let has = |_: ()| Command::new("python3").args(["-c", "import moto.server"]).status().is_ok_and(|s| s.success());
-    if has(()) {
-        return;
-    }
-    eprintln!("installing moto[server] from PyPI for the S3 tests (.ci/run installs it up front)");
-    let installed = Command::new("python3").args(["-m", "pip", "install", "--quiet", "moto[server]"]).status();
-    assert!(
-        installed.is_ok_and(|s| s.success()) && has(()),
-        "S3 tests need a local S3 server: pip install 'moto[server]', or set MATHLAKE_TEST_S3_ENDPOINT"
-    );
 }
 
 /// The variables that point mathlake at the test S3 server.

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use mathlake::eval::grade::{equivalent, extract_answer};
+
 use crate::common::*;
 use crate::ingest_shared_data::quickstart;
 
@@ -85,19 +87,71 @@ fn the_quickstart_evaluates_the_trained_model_on_gsm8k_and_math500() {
     assert_eq!(json_report["groups"], report["groups"]);
     let items: Vec<serde_json::Value> =
         std::fs::read_to_string(folder.join("items.jsonl")).unwrap().lines().map(json).collect();
-    assert_eq!(items.len(), 1819);
+    assert_eq!(items.len(), 1319 + 500);
+
+    // Every group's figures are its items' figures: the loss is the token-weighted mean of
+    // the items' losses, and the correct count is the items graded correct.
+    for g in report["groups"].as_array().unwrap() {
+        let members: Vec<&serde_json::Value> = items
+            .iter()
+            .filter(|i| i["benchmark"] == g["benchmark"])
+            .filter(|i| match g["group"].as_str().unwrap() {
+                "all" => true,
+                field => i[field].as_str() == g["value"].as_str(),
+            })
+            .collect();
+        assert_eq!(g["items"].as_u64(), Some(members.len() as u64), "{g}");
+        let tokens: u64 = members.iter().map(|i| i["loss_tokens"].as_u64().unwrap()).sum();
+        assert_eq!(g["loss_tokens"].as_u64(), Some(tokens), "{g}");
+        let nll: f64 = members
+            .iter()
+            .filter(|i| !i["loss"].is_null())
+            .map(|i| i["loss"].as_f64().unwrap() * i["loss_tokens"].as_u64().unwrap() as f64)
+            .sum();
+        let loss = g["loss"].as_f64().unwrap();
+        assert!((loss - nll / tokens as f64).abs() < 1e-9 * loss, "{g}: items give {}", nll / tokens as f64);
+        let generated = members.iter().filter(|i| !i["generation"].is_null()).count() as u64;
+        let correct = members.iter().filter(|i| i["correct"] == true).count() as u64;
+        assert_eq!((g["generated"].as_u64(), g["correct"].as_u64()), (Some(generated), Some(correct)), "{g}");
+    }
+
     let generated: Vec<&serde_json::Value> = items.iter().filter(|i| !i["generation"].is_null()).collect();
     assert_eq!(generated.len(), 40);
     assert!(generated.iter().any(|i| i["shots"] == 2), "most prompts hold both exemplars");
     for item in &generated {
         // Exemplars drop from the first when prompt and 96 new tokens exceed 512 tokens.
         assert!(item["shots"].as_u64().unwrap() <= 2, "{item}");
-        assert!(item["correct"].is_boolean());
-        assert!(!item["generation"].as_str().unwrap().contains("\nQuestion:"), "cut at the stop sequence");
+        let generation = item["generation"].as_str().unwrap();
+        assert!(!generation.contains("\nQuestion:"), "cut at the stop sequence");
+        // The verdict is the grader's on the answer extracted from the generation.
+        let extracted = extract_answer(generation);
+        assert_eq!(item["extracted"].as_str(), extracted.as_deref(), "{item}");
+        let gold = item["gold"].as_str().unwrap();
+        assert_eq!(item["correct"].as_bool(), Some(extracted.is_some_and(|e| equivalent(&e, gold))), "{item}");
     }
+    // Items not generated carry no verdict.
+    assert!(items.iter().filter(|i| i["generation"].is_null()).all(|i| i["correct"].is_null()));
     // The gold answers are the datasets' own: GSM8K's `#### N`, MATH500's answer field.
-    let gsm8k_gold = items.iter().find(|i| i["benchmark"] == "gsm8k").unwrap();
-    assert!(gsm8k_gold["gold"].as_str().unwrap().chars().all(|c| c.is_ascii_digit() || c == '-' || c == ','));
+    let gold = |benchmark: &str, question_start: &str| {
+        let item = items
+            .iter()
+            .find(|i| i["benchmark"] == benchmark && i["question"].as_str().unwrap().starts_with(question_start));
+        item.unwrap_or_else(|| panic!("no {benchmark} item starting {question_start}"))["gold"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let gsm8k = records_starting("problems/gsm8k_test.jsonl", "question");
+    let (question, answer) = (&gsm8k["question"], gsm8k["answer"].as_str().unwrap());
+    assert_eq!(gold("gsm8k", question.as_str().unwrap()), answer.rsplit("#### ").next().unwrap().trim());
+    let math500 = records_starting("problems/math500_test.jsonl", "problem");
+    assert_eq!(gold("math500", math500["problem"].as_str().unwrap()), math500["answer"].as_str().unwrap());
+}
+
+/// The first record of a shared data file that has `field`.
+fn records_starting(relative: &str, field: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(shared_data(relative)).unwrap();
+    text.lines().map(json).find(|r| r[field].is_string()).unwrap()
 }
 
 /// The flags: zero-shot, a token limit, another benchmark naming, a checkpoint folder
@@ -154,7 +208,7 @@ fn eval_fails_clearly_on_bad_input() {
     let err = eval(&["--checkpoint", missing.to_str().unwrap(), "--benchmarks", "problems"]);
     assert!(err.contains("holds no checkpoint"), "{err}");
     let err = eval(&["--checkpoint", run, "--benchmarks", "documents"]);
-    assert!(err.contains("question"), "documents have no question column: {err}");
+    assert!(err.contains("`documents` has no column `question` (it has id, "), "{err}");
     let err = eval(&["--checkpoint", run, "--benchmarks", "problems", "--benchmark-where", "split = 'dev'"]);
     assert!(err.contains("has no items where split = 'dev'"), "{err}");
     let err = eval(&["--checkpoint", run, "--benchmarks", "problems", "--benchmark-where", "no_such_column = 1"]);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn ingest_args<'a>(input: &'a str, lake: &'a str) -> Vec<&'a str> {
+fn ingest_args<'a>(input: &'a str, lake: &'a str, max_file_bytes: &'a str) -> Vec<&'a str> {
     // Small files, so that the killed run has written some before it dies; one thread,
     // so that the run lasts long enough to be killed in the middle.
     vec![
@@ -21,7 +21,7 @@ fn ingest_args<'a>(input: &'a str, lake: &'a str) -> Vec<&'a str> {
         "--lake",
         lake,
         "--max-file-bytes",
-        "4000000",
+        max_file_bytes,
         "--threads",
         "1",
     ]
@@ -33,12 +33,24 @@ fn table_dump(lake: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_killed_ingest_leaves_nothing_and_a_rerun_completes_it() {
+    killed_ingest_leaves_nothing(40, "1000000");
+}
+
+#[test]
+#[ignore = "scale test: scripts/test.sh -- --ignored (BENCHMARKS.md, \"Scale tests\")"]
+fn scale_a_killed_ingest_of_150_mb_leaves_nothing() {
+    killed_ingest_leaves_nothing(150, "4000000");
+}
+
+/// Kills an ingest of `corpus_mb` of text once it has written two data files of at most
+/// `max_file_bytes` (several batches in), then reruns it.
+fn killed_ingest_leaves_nothing(corpus_mb: u32, max_file_bytes: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let input = bench_corpus(dir.path(), 150);
+    let input = bench_corpus(dir.path(), corpus_mb);
     let input = input.to_str().unwrap();
     let killed_lake = dir.path().join("killed").to_string_lossy().into_owned();
 
-    let mut child = mathlake(&ingest_args(input, &killed_lake)).spawn().unwrap();
+    let mut child = mathlake(&ingest_args(input, &killed_lake, max_file_bytes)).spawn().unwrap();
     let data = Path::new(&killed_lake).join("documents/data");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -51,7 +63,7 @@ fn a_killed_ingest_leaves_nothing_and_a_rerun_completes_it() {
             "the ingest ended before it could be killed: make the corpus larger"
         );
         assert!(Instant::now() < deadline, "no data file appeared");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -59,9 +71,10 @@ fn a_killed_ingest_leaves_nothing_and_a_rerun_completes_it() {
     let tables = json(&ok(&mut mathlake(&["tables", "--json", "--lake", &killed_lake])));
     assert_eq!(tables, serde_json::json!([]), "no table is visible after the kill");
 
-    let rerun = json(&ok(&mut mathlake(&[&ingest_args(input, &killed_lake)[..], &["--json"]].concat())));
+    let rerun =
+        json(&ok(&mut mathlake(&[&ingest_args(input, &killed_lake, max_file_bytes)[..], &["--json"]].concat())));
     let clean_lake = dir.path().join("clean").to_string_lossy().into_owned();
-    let clean = json(&ok(&mut mathlake(&[&ingest_args(input, &clean_lake)[..], &["--json"]].concat())));
+    let clean = json(&ok(&mut mathlake(&[&ingest_args(input, &clean_lake, max_file_bytes)[..], &["--json"]].concat())));
     for key in ["read", "written", "duplicates", "quarantined"] {
         assert_eq!(rerun[key], clean[key], "{key}");
     }

@@ -80,6 +80,23 @@ pub fn row_spinner(label: &str, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// A bar over training steps, starting at `position` (a resumed run), with the loss and
+/// throughput in its message; draws nothing unless stderr is a terminal.
+pub fn step_bar(position: u64, total: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} steps · {msg} · eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix("train");
+    bar.set_position(position);
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
+}
+
 /// Renders batches as an aligned text table, cutting cells at `max_width` characters and
 /// showing at most `limit` rows.
 pub fn table(batches: &[RecordBatch], limit: usize, max_width: usize) -> Result<String> {
