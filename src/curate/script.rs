@@ -11,6 +11,7 @@
 //! - An error names the file, the line and column, and the statement.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -24,7 +25,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lake::{Lake, Output, SessionOptions, Target, register_table};
@@ -73,6 +74,90 @@ fn rows_as_json<S: serde::Serializer>(
         serde_json::from_slice(&bytes).map_err(serde::ser::Error::custom)?
     };
     serde::Serialize::serialize(&rows, serializer)
+}
+
+/// The settings of `mathlake sql FILE` and of a job's `kind = "sql"` stage: one
+/// definition, so both accept the same things.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSpec {
+    /// In a job file: the stage's name in logs and summaries [default: the file's stem].
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The SQL file (in a job, relative to the folder the job runs in).
+    pub file: PathBuf,
+    /// A parameter value, bound to `$NAME` (repeatable): --set min_words=100; in a job file
+    /// a table, `set = { min_words = 100 }`.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    #[serde(default, with = "assignments")]
+    pub set: Vec<(String, String)>,
+    /// Rows of each query's result to show [default: 10].
+    #[arg(long)]
+    #[serde(default)]
+    pub show: Option<usize>,
+    /// Cut shown cells longer than this many characters [default: 60].
+    #[arg(long)]
+    #[serde(default)]
+    pub max_width: Option<usize>,
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl SqlSpec {
+    pub fn to_options(&self) -> Result<ScriptOptions> {
+        Ok(ScriptOptions {
+            set: self.set.clone(),
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            show_rows: self.show.unwrap_or(10),
+        })
+    }
+
+    pub fn max_width(&self) -> usize {
+        self.max_width.unwrap_or(60)
+    }
+}
+
+/// `NAME=VALUE` for --set.
+fn parse_assignment(text: &str) -> std::result::Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    let name = name.trim().trim_start_matches('$');
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{name}` is not a parameter name (letters, digits, _)"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// Parameter values in a job file: a table of names to strings, numbers or booleans, each
+/// bound as its text, as `--set` binds it.
+mod assignments {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(set: &[(String, String)], serializer: S) -> Result<S::Ok, S::Error> {
+        set.iter().cloned().collect::<BTreeMap<String, String>>().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
+        let table = BTreeMap::<String, toml::Value>::deserialize(deserializer)?;
+        Ok(table
+            .into_iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (name, text)
+            })
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, Default)]

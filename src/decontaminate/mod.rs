@@ -14,6 +14,7 @@
 pub mod index;
 
 use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +24,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use self::index::{BenchmarkIndex, Hit, HitScratch};
 use crate::curate::functions::texts;
@@ -58,6 +59,71 @@ impl BenchmarkSpec {
             return Err(Error::user(format!("benchmark `{text}` names no table or URL")));
         }
         Ok(BenchmarkSpec { name, source })
+    }
+}
+
+/// The settings of one decontamination, as `mathlake decontaminate` flags and as a job's
+/// `kind = "decontaminate"` stage: one definition, so both accept the same things.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecontamSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Training records: a lake table, a table's URL, or Parquet files.
+    #[arg(long)]
+    pub input: String,
+    /// Evaluation sets, comma-separated: [NAME=]TABLE-OR-URL.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub benchmarks: Vec<String>,
+    /// Which benchmark rows are items, as SQL [default: split = 'test' where there is a split column].
+    #[arg(long, value_name = "SQL")]
+    #[serde(default)]
+    pub benchmark_where: Option<String>,
+    /// Text columns of a training record, comma-separated [default: question,solution if
+    /// there is a question column, else text].
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Where the kept rows go: a lake table (replaced) or a .parquet URL.
+    #[arg(long)]
+    pub to: String,
+    /// Where the overlap report goes: a lake table (replaced) or a .parquet URL.
+    #[arg(long)]
+    pub report: String,
+    /// Words per n-gram [default: 13].
+    #[arg(long)]
+    #[serde(default)]
+    pub ngram: Option<usize>,
+    /// Share of an item's n-grams a record must contain to be removed (0: any overlap)
+    /// [default: 0].
+    #[arg(long)]
+    #[serde(default)]
+    pub min_overlap: Option<f64>,
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl DecontamSpec {
+    pub fn to_options(&self) -> Result<DecontamOptions> {
+        Ok(DecontamOptions {
+            input: self.input.clone(),
+            benchmarks: self.benchmarks.iter().map(|b| BenchmarkSpec::parse(b)).collect::<Result<_>>()?,
+            benchmark_where: self.benchmark_where.clone(),
+            columns: self.columns.clone(),
+            to: Target::parse(&self.to)?,
+            report: Target::parse(&self.report)?,
+            ngram: self.ngram.unwrap_or(DEFAULT_NGRAM),
+            min_overlap: self.min_overlap.unwrap_or(0.0),
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+        })
     }
 }
 

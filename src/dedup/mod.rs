@@ -23,6 +23,7 @@ pub mod components;
 pub mod minhash;
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,7 +33,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Typ
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use self::components::Components;
@@ -56,6 +57,87 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 /// are often different problems in the same template.
 pub const DEFAULT_MIN_SIMILARITY: f64 = 0.7;
 
+/// The settings of one dedup, as `mathlake dedup` flags and as a job's `kind = "dedup"`
+/// stage: one definition, so both accept the same names with the same defaults.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Documents: a lake table, a table's URL, or Parquet files.
+    #[arg(long)]
+    pub input: String,
+    /// Where the unique rows go: a lake table (replaced) or a .parquet URL.
+    #[arg(long)]
+    pub to: String,
+    /// Where the cluster table (id, cluster_id, kept) goes, one row per member of each cluster.
+    #[arg(long)]
+    #[serde(default)]
+    pub clusters: Option<String>,
+    /// The text column [default: text].
+    #[arg(long)]
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Only exact duplicates (same normalize_text), no MinHash.
+    #[arg(long)]
+    #[serde(default)]
+    pub exact_only: bool,
+    /// Words per shingle [default: 5].
+    #[arg(long)]
+    #[serde(default)]
+    pub ngram: Option<usize>,
+    /// LSH bands [default: 14].
+    #[arg(long)]
+    #[serde(default)]
+    pub bands: Option<usize>,
+    /// Signature values per band [default: 8].
+    #[arg(long)]
+    #[serde(default)]
+    pub rows: Option<usize>,
+    /// Seeds the permutations: signatures compare only under the same seed [default: 1].
+    #[arg(long)]
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Estimated Jaccard similarity a candidate pair needs to merge (0: every candidate)
+    /// [default: 0.7].
+    #[arg(long)]
+    #[serde(default)]
+    pub min_similarity: Option<f64>,
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G) [default: 1G].
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl DedupSpec {
+    pub fn to_options(&self) -> Result<DedupOptions> {
+        let defaults = MinHashConfig::default();
+        let near = MinHashConfig {
+            ngram: self.ngram.unwrap_or(defaults.ngram),
+            bands: self.bands.unwrap_or(defaults.bands),
+            rows: self.rows.unwrap_or(defaults.rows),
+            seed: self.seed.unwrap_or(defaults.seed),
+        };
+        let options = DedupOptions {
+            input: self.input.clone(),
+            to: Target::parse(&self.to)?,
+            clusters: self.clusters.as_deref().map(Target::parse).transpose()?,
+            column: self.column.clone().unwrap_or_else(|| "text".into()),
+            near: (!self.exact_only).then_some(near),
+            min_similarity: self.min_similarity.unwrap_or(DEFAULT_MIN_SIMILARITY),
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DedupOptions {
     /// A lake table, a table's URL, or Parquet files.
@@ -70,6 +152,19 @@ pub struct DedupOptions {
     /// candidate pair (FineWeb's way).
     pub min_similarity: f64,
     pub session: SessionOptions,
+}
+
+impl DedupOptions {
+    /// Refuses settings that cannot work, before any work is done.
+    fn validate(&self) -> Result<()> {
+        if let Some(config) = &self.near {
+            config.validate().map_err(Error::user)?;
+        }
+        if !(0.0..=1.0).contains(&self.min_similarity) {
+            return Err(Error::user(format!("min similarity must be 0 to 1, not {}", self.min_similarity)));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,12 +187,7 @@ pub struct DedupReport {
 
 pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) -> Result<DedupReport> {
     let started = Instant::now();
-    if let Some(config) = &options.near {
-        config.validate().map_err(Error::user)?;
-    }
-    if !(0.0..=1.0).contains(&options.min_similarity) {
-        return Err(Error::user(format!("min similarity must be 0 to 1, not {}", options.min_similarity)));
-    }
+    options.validate()?;
     let mut session = options.session.clone();
     let limit = *session.memory_limit.get_or_insert(DEFAULT_MEMORY_LIMIT) as u64;
     let ctx = crate::curate::session(lake, &session).await?;

@@ -19,11 +19,13 @@ pub mod grade;
 mod report;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use datafusion::prelude::SessionContext;
 use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
 
 pub use self::report::{EvalReport, GroupResult, ItemResult};
 use crate::curate::functions::texts;
@@ -43,6 +45,90 @@ const MAX_EXEMPLAR_BYTES: usize = 600;
 
 /// Tokens per loss batch (rows times padded length).
 const LOSS_BATCH_TOKENS: usize = 16_384;
+
+/// The settings of `mathlake eval` and of a job's `kind = "eval"` stage: one definition,
+/// so both accept the same things. Paths may use `{lake}`, the lake's URL.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A run folder (its best checkpoint) or a checkpoint folder.
+    #[arg(long)]
+    pub checkpoint: String,
+    /// Benchmarks, comma-separated: [NAME=]TABLE-OR-URL; without a name, items are named
+    /// by their source column.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub benchmarks: Vec<String>,
+    /// Which benchmark rows are items, as SQL [default: split = 'test' where there is a split column].
+    #[arg(long, value_name = "SQL")]
+    #[serde(default)]
+    pub benchmark_where: Option<String>,
+    /// The folder the report goes to (a path or URL).
+    #[arg(long)]
+    pub report: String,
+    /// The tokenizer.json [default: the checkpoint's own].
+    #[arg(long)]
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// The EOS token [default: the usual names, as tokenize finds them].
+    #[arg(long)]
+    #[serde(default)]
+    pub eos: Option<String>,
+    /// Worked exemplars before each question; 0 for zero-shot [default: 4].
+    #[arg(long)]
+    #[serde(default)]
+    pub shots: Option<usize>,
+    /// The most tokens generated per item [default: 256].
+    #[arg(long)]
+    #[serde(default)]
+    pub max_new_tokens: Option<usize>,
+    /// Generation stops at this text, cut there (repeatable) [default: "\nQuestion:"].
+    #[arg(long, value_name = "TEXT")]
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Generate for the first N items (by id) of each benchmark; the loss covers all.
+    #[arg(long, value_name = "N")]
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// The longest sequence given to the model [default: its max_position_embeddings].
+    #[arg(long, value_name = "TOKENS")]
+    #[serde(default)]
+    pub context: Option<usize>,
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl EvalSpec {
+    pub fn to_options(&self, lake: &Lake) -> Result<EvalOptions> {
+        Ok(EvalOptions {
+            checkpoint: lake.expand(&self.checkpoint),
+            tokenizer: self.tokenizer.as_deref().map(|t| lake.expand(t)),
+            eos: self.eos.clone(),
+            benchmarks: self.benchmarks.iter().map(|b| BenchmarkSpec::parse(b)).collect::<Result<_>>()?,
+            benchmark_where: self.benchmark_where.clone(),
+            shots: self.shots.unwrap_or(DEFAULT_SHOTS),
+            max_new_tokens: self.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS),
+            stop: if self.stop.is_empty() { default_stop() } else { self.stop.clone() },
+            limit: self.limit,
+            context: self.context,
+            report: lake.expand(&self.report),
+            device: self.device,
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+        })
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {

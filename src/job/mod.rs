@@ -27,20 +27,17 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use self::log::{FileStamp, RunLog, StageRecord};
-use crate::curate::script::{self, ScriptOptions, StatementReport};
-use crate::decontaminate::{self, BenchmarkSpec, DEFAULT_NGRAM, DecontamOptions, DecontamReport};
-use crate::dedup::{self, DEFAULT_MIN_SIMILARITY, DedupOptions, DedupReport, minhash::MinHashConfig};
+use crate::curate::script::{self, SqlSpec, StatementReport};
+use crate::decontaminate::{self, DecontamReport, DecontamSpec};
+use crate::dedup::{self, DedupReport, DedupSpec};
 use crate::error::{Error, Result};
-use crate::eval::{self, EvalOptions, EvalReport};
+use crate::eval::{self, EvalReport, EvalSpec};
 use crate::ingest::{self, IngestSpec, IngestSummary};
-use crate::lake::{Lake, Location, SessionOptions, Target, parse_size};
+use crate::lake::{Lake, Location, Target};
 use crate::shards::mixture::Mixture;
-use crate::shards::{self, BuildOptions, BuildReport};
-use crate::tokenize::{
-    self, Engine, Template, TokenizeOptions, TokenizeReport, TrainTokenizerOptions, TrainTokenizerReport,
-};
-use crate::train::config::DeviceKind;
-use crate::train::{self, TrainConfig, TrainOptions, TrainReport};
+use crate::shards::{self, BuildReport, BuildSpec};
+use crate::tokenize::{self, TokenizeReport, TokenizeSpec, TrainTokenizerReport, TrainTokenizerSpec};
+use crate::train::{self, TrainOptions, TrainReport, TrainSpec};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,350 +55,30 @@ pub struct Job {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Stage {
-    /// `mathlake ingest`, with the same keys as its flags (`inputs`, `preset`, `map`, ...).
+    /// `mathlake ingest`: the keys are its flags (`inputs`, `preset`, `map`, ...).
     Ingest(IngestSpec),
     /// `mathlake sql FILE`: a SQL file with parameter values.
-    Sql(SqlStage),
+    Sql(SqlSpec),
     /// `mathlake dedup`.
-    Dedup(DedupStage),
+    Dedup(DedupSpec),
     /// `mathlake decontaminate`.
-    Decontaminate(DecontamStage),
+    Decontaminate(DecontamSpec),
     /// `mathlake tokenizer train`.
-    Tokenizer(TokenizerStage),
+    Tokenizer(TrainTokenizerSpec),
     /// `mathlake tokenize`.
-    Tokenize(TokenizeStage),
+    Tokenize(TokenizeSpec),
     /// `mathlake shards build`.
-    Shards(ShardsStage),
-    /// `mathlake train`.
-    Train(TrainStage),
+    Shards(BuildSpec),
+    /// `mathlake train`: a run already in the file's `out` that this job started and did
+    /// not finish is continued, so a job that is run again does not train again.
+    Train(TrainSpec),
     /// `mathlake eval`.
-    Eval(EvalStage),
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The SQL file, relative to the folder the job runs in.
-    pub file: PathBuf,
-    /// Values of the file's `$name` parameters, as `--set` gives them.
-    #[serde(default)]
-    pub set: BTreeMap<String, toml::Value>,
-    /// Memory DataFusion's operators may hold before they spill, as `--memory-limit` takes
-    /// it (`512M`, `2G`).
-    #[serde(default)]
-    pub memory_limit: Option<String>,
-}
-
-impl SqlStage {
-    fn options(&self) -> Result<ScriptOptions> {
-        let set = self
-            .set
-            .iter()
-            .map(|(name, value)| {
-                let text = match value {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (name.clone(), text)
-            })
-            .collect();
-        Ok(ScriptOptions { set, session: session_options(self.memory_limit.as_deref())?, show_rows: 50 })
-    }
-}
-
-/// `kind = "dedup"`: the settings of `mathlake dedup`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DedupStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    pub input: String,
-    pub to: String,
-    #[serde(default)]
-    pub clusters: Option<String>,
-    #[serde(default = "text_column")]
-    pub column: String,
-    #[serde(default)]
-    pub exact_only: bool,
-    /// `minhash = { ngram = 5, bands = 14, rows = 8, seed = 1 }`, each optional.
-    #[serde(default)]
-    pub minhash: MinHashConfig,
-    #[serde(default = "default_min_similarity")]
-    pub min_similarity: f64,
-    #[serde(default)]
-    pub memory_limit: Option<String>,
-}
-
-fn text_column() -> String {
-    "text".into()
-}
-
-fn default_min_similarity() -> f64 {
-    DEFAULT_MIN_SIMILARITY
-}
-
-impl DedupStage {
-    fn options(&self) -> Result<DedupOptions> {
-        Ok(DedupOptions {
-            input: self.input.clone(),
-            to: Target::parse(&self.to)?,
-            clusters: self.clusters.as_deref().map(Target::parse).transpose()?,
-            column: self.column.clone(),
-            near: (!self.exact_only).then_some(self.minhash),
-            min_similarity: self.min_similarity,
-            session: session_options(self.memory_limit.as_deref())?,
-        })
-    }
-}
-
-/// `kind = "decontaminate"`: the settings of `mathlake decontaminate`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DecontamStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    pub input: String,
-    /// `[NAME=]TABLE-OR-URL` each.
-    pub benchmarks: Vec<String>,
-    #[serde(default)]
-    pub benchmark_where: Option<String>,
-    #[serde(default)]
-    pub columns: Option<Vec<String>>,
-    pub to: String,
-    pub report: String,
-    #[serde(default = "default_ngram")]
-    pub ngram: usize,
-    #[serde(default)]
-    pub min_overlap: f64,
-    #[serde(default)]
-    pub memory_limit: Option<String>,
-}
-
-fn default_ngram() -> usize {
-    DEFAULT_NGRAM
-}
-
-impl DecontamStage {
-    fn options(&self) -> Result<DecontamOptions> {
-        Ok(DecontamOptions {
-            input: self.input.clone(),
-            benchmarks: self.benchmarks.iter().map(|b| BenchmarkSpec::parse(b)).collect::<Result<_>>()?,
-            benchmark_where: self.benchmark_where.clone(),
-            columns: self.columns.clone(),
-            to: Target::parse(&self.to)?,
-            report: Target::parse(&self.report)?,
-            ngram: self.ngram,
-            min_overlap: self.min_overlap,
-            session: session_options(self.memory_limit.as_deref())?,
-        })
-    }
-}
-
-/// `kind = "tokenizer"`: the settings of `mathlake tokenizer train`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenizerStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    /// SQL whose first column is text, or a table / URL with a text column.
-    pub input: String,
-    pub vocab_size: usize,
-    #[serde(default = "default_min_frequency")]
-    pub min_frequency: u64,
-    /// Where the tokenizer.json goes, relative to the folder the job runs in, or a URL.
-    pub to: String,
-    #[serde(default)]
-    pub memory_limit: Option<String>,
-}
-
-fn default_min_frequency() -> u64 {
-    2
-}
-
-impl TokenizerStage {
-    fn options(&self, lake: &Lake) -> Result<TrainTokenizerOptions> {
-        Ok(TrainTokenizerOptions {
-            input: self.input.clone(),
-            vocab_size: self.vocab_size,
-            min_frequency: self.min_frequency,
-            to: in_lake(&self.to, lake),
-            session: session_options(self.memory_limit.as_deref())?,
-        })
-    }
-}
-
-/// `kind = "tokenize"`: the settings of `mathlake tokenize`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenizeStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    pub input: String,
-    pub to: String,
-    pub tokenizer: String,
-    #[serde(default)]
-    pub eos: Option<String>,
-    /// `auto`, `fast` or `hf`, as `mathlake tokenize --encoder`.
-    #[serde(default)]
-    pub encoder: Engine,
-    /// `text` or `problem`; or a custom `prompt` and `response`.
-    #[serde(default)]
-    pub template: Option<String>,
-    #[serde(default)]
-    pub prompt: Option<String>,
-    #[serde(default)]
-    pub response: Option<String>,
-    #[serde(default)]
-    pub keep: Vec<String>,
-    #[serde(default)]
-    pub memory_limit: Option<String>,
-}
-
-impl TokenizeStage {
-    fn options(&self, lake: &Lake, threads: usize) -> Result<TokenizeOptions> {
-        let template = Template::choose(self.template.as_deref(), self.prompt.as_deref(), self.response.as_deref())?;
-        Ok(TokenizeOptions {
-            input: self.input.clone(),
-            to: Target::parse(&self.to)?,
-            tokenizer: in_lake(&self.tokenizer, lake),
-            eos: self.eos.clone(),
-            engine: self.encoder,
-            template,
-            keep: self.keep.clone(),
-            threads,
-            session: session_options(self.memory_limit.as_deref())?,
-        })
-    }
-}
-
-/// `kind = "shards"`: the settings of `mathlake shards build`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShardsStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The mixture file, relative to the folder the job runs in.
-    pub mixture: PathBuf,
-    /// The shard set's folder: a path or URL.
-    pub to: String,
-    #[serde(default)]
-    pub memory_limit: Option<String>,
-}
-
-impl ShardsStage {
-    fn options(&self, lake: &Lake) -> Result<BuildOptions> {
-        Ok(BuildOptions {
-            mixture: self.mixture.clone(),
-            to: in_lake(&self.to, lake),
-            session: session_options(self.memory_limit.as_deref())?,
-        })
-    }
-}
-
-/// `kind = "train"`: a training file, whose `shards`, `out` and [[eval]] paths may use
-/// `{lake}`. A run already in `out` is continued (a finished one is left as it is), so a
-/// job that is run again does not train again.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The training file, relative to the folder the job runs in.
-    pub config: PathBuf,
-}
-
-impl TrainStage {
-    fn config(&self, lake: &Lake) -> Result<TrainConfig> {
-        let mut config = TrainConfig::load(&self.config)?;
-        config.shards = in_lake(&config.shards, lake);
-        config.out = in_lake(&config.out, lake);
-        for eval in &mut config.evals {
-            eval.shards = in_lake(&eval.shards, lake);
-        }
-        Ok(config)
-    }
-}
-
-/// `kind = "eval"`: the settings of `mathlake eval`; `checkpoint`, `tokenizer` and
-/// `report` may use `{lake}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalStage {
-    #[serde(default)]
-    pub name: Option<String>,
-    pub checkpoint: String,
-    /// `[NAME=]TABLE-OR-URL` each.
-    pub benchmarks: Vec<String>,
-    #[serde(default)]
-    pub benchmark_where: Option<String>,
-    pub report: String,
-    #[serde(default)]
-    pub tokenizer: Option<String>,
-    #[serde(default)]
-    pub eos: Option<String>,
-    #[serde(default = "default_shots")]
-    pub shots: usize,
-    #[serde(default = "default_max_new_tokens")]
-    pub max_new_tokens: usize,
-    #[serde(default = "eval::default_stop")]
-    pub stop: Vec<String>,
-    #[serde(default)]
-    pub limit: Option<usize>,
-    #[serde(default)]
-    pub context: Option<usize>,
-    #[serde(default)]
-    pub device: DeviceKind,
-    #[serde(default)]
-    pub memory_limit: Option<String>,
-}
-
-fn default_shots() -> usize {
-    eval::DEFAULT_SHOTS
-}
-
-fn default_max_new_tokens() -> usize {
-    eval::DEFAULT_MAX_NEW_TOKENS
-}
-
-impl EvalStage {
-    fn options(&self, lake: &Lake) -> Result<EvalOptions> {
-        Ok(EvalOptions {
-            checkpoint: in_lake(&self.checkpoint, lake),
-            tokenizer: self.tokenizer.as_deref().map(|t| in_lake(t, lake)),
-            eos: self.eos.clone(),
-            benchmarks: self.benchmarks.iter().map(|b| BenchmarkSpec::parse(b)).collect::<Result<_>>()?,
-            benchmark_where: self.benchmark_where.clone(),
-            shots: self.shots,
-            max_new_tokens: self.max_new_tokens,
-            stop: self.stop.clone(),
-            limit: self.limit,
-            context: self.context,
-            report: in_lake(&self.report, lake),
-            device: self.device,
-            session: session_options(self.memory_limit.as_deref())?,
-        })
-    }
-}
-
-/// `{lake}` in a stage's paths is the lake's URL, so the files a job makes beside its
-/// tables (a tokenizer, shard sets) go wherever `--lake` points.
-fn in_lake(text: &str, lake: &Lake) -> String {
-    text.replace("{lake}", &lake.root().url())
+    Eval(EvalSpec),
 }
 
 /// `error`, said to come from stage `name`.
 fn in_stage(name: &str, error: Error) -> Error {
     Error::Context { context: format!("stage `{name}`"), source: Box::new(error) }
-}
-
-fn session_options(memory_limit: Option<&str>) -> Result<SessionOptions> {
-    let memory_limit = match memory_limit {
-        Some(size) => Some(parse_size(size).map_err(|e| Error::user(format!("memory_limit: {e}")))?),
-        None => None,
-    };
-    Ok(SessionOptions { memory_limit, spill_dir: None })
 }
 
 impl Stage {
@@ -421,9 +98,9 @@ impl Stage {
             Stage::Sql(stage) => vec![FileStamp::content(&stage.file.display().to_string()).await?],
             Stage::Shards(stage) => vec![FileStamp::content(&stage.mixture.display().to_string()).await?],
             Stage::Train(stage) => vec![FileStamp::content(&stage.config.display().to_string()).await?],
-            Stage::Tokenize(stage) => vec![FileStamp::content(&in_lake(&stage.tokenizer, lake)).await?],
+            Stage::Tokenize(stage) => vec![FileStamp::content(&lake.expand(&stage.tokenizer)).await?],
             Stage::Eval(stage) => match &stage.tokenizer {
-                Some(t) => vec![FileStamp::content(&in_lake(t, lake)).await?],
+                Some(t) => vec![FileStamp::content(&lake.expand(t)).await?],
                 None => Vec::new(),
             },
             Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Tokenizer(_) => Vec::new(),
@@ -434,14 +111,14 @@ impl Stage {
     /// the stage runs again.
     fn artifacts(&self, lake: &Lake) -> Result<Vec<String>> {
         Ok(match self {
-            Stage::Tokenizer(stage) => vec![Location::parse(&in_lake(&stage.to, lake))?.url()],
+            Stage::Tokenizer(stage) => vec![Location::parse(&lake.expand(&stage.to))?.url()],
             Stage::Shards(stage) => {
-                vec![Location::parse(&in_lake(&stage.to, lake))?.join(shards::manifest::MANIFEST).url()]
+                vec![Location::parse(&lake.expand(&stage.to))?.join(shards::manifest::MANIFEST).url()]
             }
             Stage::Train(stage) => {
                 vec![Location::parse(&stage.config(lake)?.out)?.join(train::checkpoint::LATEST).url()]
             }
-            Stage::Eval(stage) => vec![Location::parse(&in_lake(&stage.report, lake))?.join("report.json").url()],
+            Stage::Eval(stage) => vec![Location::parse(&lake.expand(&stage.report))?.join("report.json").url()],
             Stage::Ingest(_) | Stage::Sql(_) | Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Tokenize(_) => {
                 Vec::new()
             }
@@ -594,14 +271,12 @@ impl Job {
                                 stage.file.display()
                             )));
                         }
-                        let options = stage.options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
-                        serde_json::json!({ "kind": "sql", "file": stage.file, "set": options.set })
+                        let options = stage.to_options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        let set: BTreeMap<_, _> = options.set.into_iter().collect();
+                        serde_json::json!({ "kind": "sql", "file": stage.file, "set": set })
                     }
                     Stage::Dedup(stage) => {
-                        let options = stage.options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
-                        if let Some(config) = &options.near {
-                            config.validate().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
-                        }
+                        let options = stage.to_options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({
                             "kind": "dedup", "input": options.input, "to": options.to.describe(),
                             "clusters": options.clusters.as_ref().map(Target::describe), "column": options.column,
@@ -609,7 +284,7 @@ impl Job {
                         })
                     }
                     Stage::Decontaminate(stage) => {
-                        let options = stage.options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        let options = stage.to_options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({
                             "kind": "decontaminate", "input": options.input, "benchmarks": stage.benchmarks,
                             "benchmark_where": options.benchmark_where, "columns": options.columns,
@@ -618,7 +293,7 @@ impl Job {
                         })
                     }
                     Stage::Tokenizer(stage) => {
-                        let options = stage.options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        let options = stage.to_options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({
                             "kind": "tokenizer", "input": options.input, "vocab_size": options.vocab_size,
                             "min_frequency": options.min_frequency, "to": options.to,
@@ -626,7 +301,7 @@ impl Job {
                     }
                     Stage::Tokenize(stage) => {
                         let options =
-                            stage.options(lake, threads).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                            stage.to_options(lake, threads).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({
                             "kind": "tokenize", "input": options.input, "to": options.to.describe(),
                             "tokenizer": options.tokenizer, "eos": options.eos, "template": options.template,
@@ -634,7 +309,7 @@ impl Job {
                         })
                     }
                     Stage::Shards(stage) => {
-                        let options = stage.options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        let options = stage.to_options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         Mixture::load(&options.mixture).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({ "kind": "shards", "mixture": options.mixture, "to": options.to })
                     }
@@ -643,10 +318,10 @@ impl Job {
                         serde_json::json!({ "kind": "train", "config": stage.config, "resolved": config })
                     }
                     Stage::Eval(stage) => {
-                        stage.options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        stage.to_options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         let mut resolved = serde_json::to_value(stage)?;
                         for key in ["checkpoint", "report"] {
-                            let path = in_lake(resolved[key].as_str().unwrap_or_default(), lake);
+                            let path = lake.expand(resolved[key].as_str().unwrap_or_default());
                             resolved[key] = path.into();
                         }
                         resolved["kind"] = "eval".into();
@@ -669,7 +344,7 @@ impl Job {
                     results.push(("loss plot", out.join(train::PLOT).url()));
                 }
                 Stage::Eval(stage) => {
-                    let report = Location::parse(&in_lake(&stage.report, lake))?;
+                    let report = Location::parse(&lake.expand(&stage.report))?;
                     results.push(("evaluation report", report.join("report.md").url()));
                 }
                 _ => {}
@@ -827,19 +502,19 @@ impl Job {
                     .map_err(|e| Error::user(format!("stage `{name}`: cannot read {file}: {e}")))?;
                 let bar = progress(&name, ProgressUnit::Rows);
                 let statements =
-                    script::run(lake, &file, &sql, &stage.options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                    script::run(lake, &file, &sql, &stage.to_options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
                 StageReport::Sql { name, file: stage.file.clone(), statements }
             }
             Stage::Dedup(stage) => {
                 let bar = progress(&name, ProgressUnit::Rows);
-                let report = dedup::dedup(lake, &stage.options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                let report = dedup::dedup(lake, &stage.to_options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
                 StageReport::Dedup { name, report }
             }
             Stage::Decontaminate(stage) => {
                 let bar = progress(&name, ProgressUnit::Rows);
-                let report = decontaminate::decontaminate(lake, &stage.options()?, &bar)
+                let report = decontaminate::decontaminate(lake, &stage.to_options()?, &bar)
                     .await
                     .map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
@@ -847,7 +522,7 @@ impl Job {
             }
             Stage::Tokenizer(stage) => {
                 let bar = progress(&name, ProgressUnit::Rows);
-                let report = tokenize::train_tokenizer(lake, &stage.options(lake)?, &bar)
+                let report = tokenize::train_tokenizer(lake, &stage.to_options(lake)?, &bar)
                     .await
                     .map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
@@ -855,7 +530,7 @@ impl Job {
             }
             Stage::Tokenize(stage) => {
                 let bar = progress(&name, ProgressUnit::Rows);
-                let report = tokenize::tokenize(lake, &stage.options(lake, threads)?, &bar)
+                let report = tokenize::tokenize(lake, &stage.to_options(lake, threads)?, &bar)
                     .await
                     .map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
@@ -863,7 +538,8 @@ impl Job {
             }
             Stage::Shards(stage) => {
                 let bar = progress(&name, ProgressUnit::Rows);
-                let report = shards::build(lake, &stage.options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                let report =
+                    shards::build(lake, &stage.to_options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
                 StageReport::Shards { name, report }
             }
@@ -871,23 +547,24 @@ impl Job {
                 let config = stage.config(lake).map_err(|e| in_stage(&name, e))?;
                 let out = Location::parse(&config.out)?;
                 let exists = train::checkpoint::run_exists(&out).await?;
+                let resume = resume || stage.resume;
                 if exists && !resume {
                     if !made_before {
                         return Err(in_stage(
                             &name,
                             Error::user(format!("{} holds a training run that this job did not start", config.out))
-                                .hint("choose another `out` in the training file, or delete that run"),
+                                .hint("choose another `out` in the training file, delete that run, or set `resume = true`"),
                         ));
                     }
                     log::remove_folder(&out).await?;
                 }
-                let options = TrainOptions { resume: exists && resume, stop_after: None, quiet };
+                let options = TrainOptions { resume: exists && resume, stop_after: stage.stop_after, quiet };
                 let report = train::train(&config, options).await.map_err(|e| in_stage(&name, e))?;
                 StageReport::Train { name, report }
             }
             Stage::Eval(stage) => {
                 let bar = progress(&name, ProgressUnit::Items);
-                let report = eval::eval(lake, &stage.options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                let report = eval::eval(lake, &stage.to_options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
                 StageReport::Eval { name, report }
             }
@@ -921,6 +598,26 @@ mod tests {
             let job = Job::load(&path).unwrap();
             job.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
+    }
+
+    /// Every file under jobs/ loads: the jobs above, and the training files and mixtures
+    /// they and the README point at.
+    #[test]
+    fn every_bundled_training_file_and_mixture_loads() {
+        let files = |folder: &str| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs").join(folder);
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+            paths.sort();
+            paths
+        };
+        let (train, mixtures) = (files("train"), files("mixtures"));
+        for path in &train {
+            crate::train::TrainConfig::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        for path in &mixtures {
+            Mixture::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        assert!(train.len() >= 4 && mixtures.len() >= 6, "{train:?} {mixtures:?}");
     }
 
     #[test]

@@ -44,6 +44,12 @@ impl Lake {
         &self.root
     }
 
+    /// `{lake}` in a setting's path is the lake's URL, so the files a stage makes beside
+    /// its tables (a tokenizer, shard sets, runs, reports) go wherever `--lake` points.
+    pub fn expand(&self, path: &str) -> String {
+        path.replace("{lake}", &self.root.url())
+    }
+
     pub fn table(&self, name: &str) -> Result<Table> {
         Table::new(&self.root, name)
     }

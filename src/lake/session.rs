@@ -27,6 +27,16 @@ pub struct SessionOptions {
 }
 
 impl SessionOptions {
+    /// From a stage's `memory_limit` (`512M`, `4G`) and `spill_dir` settings, as the
+    /// command line and job files give them.
+    pub fn from_settings(memory_limit: Option<&str>, spill_dir: Option<&std::path::Path>) -> Result<SessionOptions> {
+        let memory_limit = match memory_limit {
+            Some(size) => Some(parse_size(size).map_err(|e| crate::Error::user(format!("memory limit: {e}")))?),
+            None => None,
+        };
+        Ok(SessionOptions { memory_limit, spill_dir: spill_dir.map(|d| d.to_path_buf()) })
+    }
+
     /// A new local scratch file under `spill_dir` (the system temp folder by default).
     pub fn temp_file(&self, stem: &str, extension: &str) -> TempFile {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

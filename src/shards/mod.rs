@@ -30,7 +30,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use object_store::{ObjectStoreExt, PutPayload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use self::manifest::{FORMAT, Manifest, ShardFile, SourceManifest, SplitManifest};
@@ -49,6 +49,40 @@ const DEFAULT_BUCKET_BYTES: usize = 256 << 20;
 
 fn bucket_bytes(session: &SessionOptions) -> usize {
     session.memory_limit.map_or(DEFAULT_BUCKET_BYTES, |limit| (limit / 2).max(64 << 10))
+}
+
+/// The settings of `mathlake shards build` and of a job's `kind = "shards"` stage.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The mixture file (TOML).
+    #[arg(long)]
+    pub mixture: PathBuf,
+    /// The shard set's folder: a path or URL (`{lake}`: the lake's URL).
+    #[arg(long)]
+    pub to: String,
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl BuildSpec {
+    pub fn to_options(&self, lake: &Lake) -> Result<BuildOptions> {
+        Ok(BuildOptions {
+            mixture: self.mixture.clone(),
+            to: lake.expand(&self.to),
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ pub mod encoder;
 pub mod template;
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +29,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::encoder::{Encoded, Encoder, Engine, TokenizerInfo};
 pub use self::template::Template;
@@ -38,6 +39,77 @@ use crate::error::{Error, Result};
 use crate::lake::{Lake, Output, SessionOptions, Target, register_source};
 
 const INPUT: &str = "tokenize_input";
+
+/// The settings of one tokenization, as `mathlake tokenize` flags and as a job's
+/// `kind = "tokenize"` stage: one definition, so both accept the same things. Paths may
+/// use `{lake}`, the lake's URL.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Documents or problems: a lake table, a table's URL, or Parquet files.
+    #[arg(long)]
+    pub input: String,
+    /// A Hugging Face tokenizer.json: a path or URL.
+    #[arg(long)]
+    pub tokenizer: String,
+    /// The EOS token [default: the first of <|endoftext|>, </s>, <|end_of_text|>, <eos> in the vocabulary].
+    #[arg(long)]
+    #[serde(default)]
+    pub eos: Option<String>,
+    /// Which encoder: auto (the fast byte-level BPE encoder where the file is of its shape,
+    /// else Hugging Face tokenizers), fast, or hf. Both give the same ids.
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default)]
+    pub encoder: Engine,
+    /// Where the tokenized rows go: a lake table (replaced) or a .parquet URL.
+    #[arg(long)]
+    pub to: String,
+    /// The layout: text ("{text}") or problem ("Question: {question}\nAnswer:" + " {solution}")
+    /// [default: problem if the input has a question column, else text].
+    #[arg(long, value_parser = ["text", "problem"], conflicts_with_all = ["prompt", "response"])]
+    #[serde(default)]
+    pub template: Option<String>,
+    /// A custom prompt ({column} placeholders): its tokens are out of the SFT loss.
+    #[arg(long, requires = "response")]
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// A custom response ({column} placeholders): trained on in SFT, followed by EOS.
+    #[arg(long)]
+    #[serde(default)]
+    pub response: Option<String>,
+    /// Input columns to copy to the output beside id and source, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub keep: Vec<String>,
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl TokenizeSpec {
+    pub fn to_options(&self, lake: &Lake, threads: usize) -> Result<TokenizeOptions> {
+        Ok(TokenizeOptions {
+            input: self.input.clone(),
+            to: Target::parse(&lake.expand(&self.to))?,
+            tokenizer: lake.expand(&self.tokenizer),
+            eos: self.eos.clone(),
+            engine: self.encoder,
+            template: Template::choose(self.template.as_deref(), self.prompt.as_deref(), self.response.as_deref())?,
+            keep: self.keep.clone(),
+            threads,
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+        })
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct TokenizeOptions {
@@ -276,6 +348,49 @@ fn tokenize_batch(batch: &RecordBatch, encoder: &Encoder, template: &Template, l
         Arc::new(Int64Array::from(counts)),
     ]);
     Ok(Tokenized { batch: RecordBatch::try_new(layout.schema.clone(), columns)?, counts: out })
+}
+
+/// The settings of `mathlake tokenizer train` and of a job's `kind = "tokenizer"` stage.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainTokenizerSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A SQL query whose first column is text, or a table / URL with a text column.
+    #[arg(long)]
+    pub input: String,
+    /// Tokens in the vocabulary, the 256 bytes and EOS included.
+    #[arg(long)]
+    pub vocab_size: usize,
+    /// A pair merges only if seen at least this often [default: 2].
+    #[arg(long)]
+    #[serde(default)]
+    pub min_frequency: Option<u64>,
+    /// Where the tokenizer.json goes: a path or URL (`{lake}`: the lake's URL).
+    #[arg(long)]
+    pub to: String,
+    /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Where spill files go [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl TrainTokenizerSpec {
+    pub fn to_options(&self, lake: &Lake) -> Result<TrainTokenizerOptions> {
+        Ok(TrainTokenizerOptions {
+            input: self.input.clone(),
+            vocab_size: self.vocab_size,
+            min_frequency: self.min_frequency.unwrap_or(2),
+            to: lake.expand(&self.to),
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

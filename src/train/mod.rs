@@ -20,6 +20,7 @@ pub mod optim;
 pub mod plot;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -30,7 +31,7 @@ pub use self::config::TrainConfig;
 use self::model::{Context as ModelContext, Llama, ModelConfig, masked_cross_entropy, token_nll};
 use self::optim::{AdamW, Schedule};
 use crate::error::{Context, Error, Result};
-use crate::lake::Location;
+use crate::lake::{Lake, Location};
 use crate::shards::loader::{Batch, BatchTensors, Loader, LoaderOptions, ShardSet, Split};
 use crate::shards::mixture::Mode;
 use crate::terminal::{self, step_bar};
@@ -40,6 +41,42 @@ use object_store::ObjectStoreExt;
 
 pub const LOG: &str = "log.jsonl";
 pub const PLOT: &str = "loss.png";
+
+/// The settings of `mathlake train` and of a job's `kind = "train"` stage. The training
+/// file's `shards`, `out` and `[[eval]]` paths may use `{lake}`.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A training file (TOML): shards, out, steps or tokens, [model], [optimizer].
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Continue the run in `out` from its latest checkpoint, exactly, whoever started it
+    /// (a job continues its own unfinished runs without it).
+    #[arg(long)]
+    #[serde(default)]
+    pub resume: bool,
+    /// Stop with a checkpoint once this many updates are done (resume later).
+    #[arg(long, value_name = "STEPS")]
+    #[serde(default)]
+    pub stop_after: Option<u64>,
+}
+
+impl TrainSpec {
+    /// The training file, its paths resolved against `lake`.
+    pub fn config(&self, lake: &Lake) -> Result<TrainConfig> {
+        let mut config = TrainConfig::load(&self.config)?;
+        config.shards = lake.expand(&config.shards);
+        config.out = lake.expand(&config.out);
+        for eval in &mut config.evals {
+            eval.shards = lake.expand(&eval.shards);
+        }
+        Ok(config)
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TrainOptions {

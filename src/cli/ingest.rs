@@ -1,0 +1,71 @@
+//! `mathlake ingest`.
+
+use super::{Cli, print_json};
+use crate::error::Result;
+use crate::ingest::mapping::PRESETS;
+use crate::ingest::{self, IngestSpec, IngestSummary};
+use crate::terminal;
+
+pub async fn run(cli: &Cli, spec: &IngestSpec) -> Result<()> {
+    if spec.list_presets {
+        for preset in PRESETS {
+            println!("{:<12} {:<9} {}", preset.name, preset.target().table(), preset.about);
+        }
+        return Ok(());
+    }
+    let lake = cli.open_lake(None)?;
+    let options = spec.to_options(cli.threads())?;
+    let bar = terminal::byte_bar("ingest", cli.quiet);
+    let summary = ingest::ingest(&lake, &options, &bar).await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    if cli.json { print_json(&summary) } else { print_ingest(&summary) }
+}
+
+pub(super) fn print_ingest(s: &IngestSummary) -> Result<()> {
+    use terminal::{bytes, count};
+    let outcome = match s.version {
+        Some(v) => format!("committed version {v} of `{}`", s.table),
+        None => format!("nothing new: `{}` is unchanged", s.table),
+    };
+    println!("{outcome} in {}", s.lake);
+    println!(
+        "  read {} = written {} + duplicates {} + quarantined {}",
+        count(s.counts.read),
+        count(s.counts.written),
+        count(s.counts.duplicates),
+        count(s.counts.quarantined)
+    );
+    let rate = s.input_bytes as f64 / s.seconds.max(1e-9) / 1e6;
+    println!(
+        "  {} in, {} of text written, {:.1}s ({rate:.1} MB/s)",
+        bytes(s.input_bytes),
+        bytes(s.text_bytes),
+        s.seconds
+    );
+    if s.counts.read == 0 {
+        eprintln!("warning: the inputs held no records (empty files, or only blank lines)");
+    }
+    if s.inputs.len() > 1 {
+        for input in &s.inputs {
+            let c = &input.counts;
+            println!(
+                "  {:>9} read {:>9} written {:>7} dup {:>7} quarantined  {}",
+                count(c.read),
+                count(c.written),
+                count(c.duplicates),
+                count(c.quarantined),
+                input.input
+            );
+        }
+    }
+    if !s.reasons.is_empty() {
+        let reasons: Vec<_> = s.reasons.iter().map(|(r, n)| format!("{r} {}", count(*n))).collect();
+        println!("  quarantine: {}", reasons.join(", "));
+        for e in &s.examples {
+            println!("    {}:{}: {}: {}", e.input, e.position, e.reason, e.detail);
+        }
+        println!("  see all: mathlake query \"SELECT input, position, reason, detail FROM quarantine\"");
+    }
+    Ok(())
+}

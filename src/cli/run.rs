@@ -1,0 +1,128 @@
+//! `mathlake run JOB`: a job file's stages in order, each reported as it ends.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::dedup::{print_decontamination, print_dedup};
+use super::eval::print_eval;
+use super::ingest::print_ingest;
+use super::shards::print_shards;
+use super::sql::print_statement;
+use super::tokenize::{print_tokenize, print_trained_tokenizer};
+use super::train::print_train;
+use super::{Cli, print_json};
+use crate::error::Result;
+use crate::job::log::RunLog;
+use crate::job::{Job, ProgressUnit, Stage, StageReport};
+use crate::terminal;
+
+pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Option<&str>) -> Result<()> {
+    let threads = cli.threads();
+    let mut loaded = Job::load(job)?;
+    if let Some(last) = until {
+        loaded.until(last)?;
+    }
+    let lake = cli.open_lake(loaded.lake.as_deref())?;
+    let log_location = RunLog::location(&lake, &loaded.label);
+    if dry_run {
+        let log = RunLog::read(&log_location, &loaded.label).await?;
+        let decisions = loaded.decide(&lake, threads, force, &log).await?;
+        if cli.json {
+            return print_json(&decisions);
+        }
+        println!("lake: {}\nrun log: {}", lake.root(), log_location.url());
+        for d in decisions {
+            let verdict = match &d.reason {
+                Some(reason) => format!("runs ({reason})"),
+                None => "skipped (its last run stands)".into(),
+            };
+            println!("stage {}: {verdict}\n{}", d.name, serde_json::to_string_pretty(&d.settings)?);
+        }
+        return Ok(());
+    }
+    // SQL stages show their results cut as their own settings say.
+    let widths: HashMap<String, usize> = loaded
+        .stages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, stage)| match stage {
+            Stage::Sql(spec) => Some((stage.name(i), spec.max_width())),
+            _ => None,
+        })
+        .collect();
+    let quiet = cli.quiet;
+    let json = cli.json;
+    let reports = loaded
+        .run(
+            &lake,
+            threads,
+            quiet,
+            force,
+            &log_location,
+            |name, unit| match unit {
+                ProgressUnit::Bytes => terminal::byte_bar(name, quiet),
+                ProgressUnit::Rows => terminal::row_spinner(name, quiet),
+                ProgressUnit::Items => terminal::item_bar(name, quiet),
+            },
+            |report| {
+                if !json {
+                    print_stage(report, &widths);
+                }
+            },
+        )
+        .await?;
+    if json {
+        return print_json(&reports);
+    }
+    let skipped = reports.iter().filter(|r| matches!(r, StageReport::Skipped { .. })).count();
+    println!(
+        "job {} done: {} stages run, {skipped} skipped as unchanged; run log {}",
+        job.display(),
+        reports.len() - skipped,
+        log_location.url()
+    );
+    for (what, url) in loaded.results(&lake)? {
+        println!("{what}: {url}");
+    }
+    println!("`mathlake tables --lake {}` lists the tables", lake.root());
+    Ok(())
+}
+
+/// One stage's report as its own command prints it, under the stage's name.
+fn print_stage(report: &StageReport, widths: &HashMap<String, usize>) {
+    match report {
+        StageReport::Skipped { name, since } => {
+            println!("== stage {name}: skipped, unchanged since its run of {since} (--force reruns)");
+            return;
+        }
+        StageReport::Ingest { name, .. }
+        | StageReport::Sql { name, .. }
+        | StageReport::Dedup { name, .. }
+        | StageReport::Decontaminate { name, .. }
+        | StageReport::Tokenizer { name, .. }
+        | StageReport::Tokenize { name, .. }
+        | StageReport::Shards { name, .. }
+        | StageReport::Train { name, .. }
+        | StageReport::Eval { name, .. } => println!("== stage {name}"),
+    }
+    match report {
+        StageReport::Ingest { summary, .. } => {
+            let _ = print_ingest(summary);
+        }
+        StageReport::Sql { name, statements, .. } => {
+            let width = widths.get(name).copied().unwrap_or(60);
+            for statement in statements {
+                // The stage kept as many rows as its `show` setting asks for.
+                let _ = print_statement(statement, usize::MAX, width);
+            }
+        }
+        StageReport::Dedup { report, .. } => print_dedup(report),
+        StageReport::Decontaminate { report, .. } => print_decontamination(report),
+        StageReport::Tokenizer { report, .. } => print_trained_tokenizer(report),
+        StageReport::Tokenize { report, .. } => print_tokenize(report),
+        StageReport::Shards { report, .. } => print_shards(report),
+        StageReport::Train { report, .. } => print_train(report),
+        StageReport::Eval { report, .. } => print_eval(report),
+        StageReport::Skipped { .. } => {}
+    }
+}
