@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let texts: Vec<String> = runtime.block_on(async {
-        let ctx = mathlake::curate::session(&Lake::open(lake)?, &SessionOptions::default()).await?;
+        let ctx = mathlake::lake::session(&Lake::open(lake)?, &SessionOptions::default()).await?;
         let batches = ctx.sql(sql).await?.collect().await?;
         let mut texts = Vec::new();
         for batch in &batches {

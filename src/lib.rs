@@ -7,15 +7,22 @@
 //!   -> dedup       -> near-duplicates and benchmark overlaps removed   [dedup, decontaminate]
 //!   -> tokenize    -> tokens and loss mask per record                  [tokenize]
 //!   -> mix + pack  -> training shards, manifest and loader             [shards]
-//!   -> train, eval (planned)
+//!   -> train, eval -> checkpoints, held-out loss, graded answers       [train, eval]
 //! ```
 //!
-//! Every stage reads and writes lake locations through [`lake`] (a local folder, S3 or
-//! memory) and commits atomically through a table's log; [`query`] looks at the result
-//! with DataFusion SQL; [`curate`] runs SQL files with the function library; [`job`]
-//! chains stages from a TOML file; [`cli`] is the thin command line over all of it, and
-//! [`terminal`] how results and progress look there (also for the trainer's own bar).
-//! [`text`] holds the normalization and problem analysis every stage shares.
+//! Dependencies point one way, from the bottom up:
+//! - [`text`]: the text algorithms every stage shares (normalization, words, answers and
+//!   steps, quality signals, the math classifier, MinHash), and [`random`], the seeded
+//!   streams behind every shuffle and the model's initial weights;
+//! - [`functions`]: those algorithms as SQL functions;
+//! - [`lake`]: locations (a local folder, S3 or memory), tables committed atomically
+//!   through their logs, and the DataFusion session over them with the functions;
+//! - the stages, each with its settings type: [`ingest`], [`curate`] (SQL files),
+//!   [`dedup`], [`decontaminate`], [`tokenize`], [`shards`], [`train`], [`eval`], and
+//!   [`query`] to look at the result;
+//! - [`job`], which chains stages from a TOML file; [`cli`], the thin command line over
+//!   all of it, and [`terminal`], how results and progress look there (the trainer's
+//!   step bar too). Nothing below [`cli`] uses it (`.ci/run` checks).
 
 pub mod cli;
 pub mod curate;
@@ -23,11 +30,13 @@ pub mod decontaminate;
 pub mod dedup;
 pub mod error;
 pub mod eval;
+pub mod functions;
 pub mod ingest;
 pub mod job;
 pub mod lake;
 pub mod malloc;
 pub mod query;
+pub mod random;
 pub mod shards;
 mod suggest;
 pub mod terminal;

@@ -6,8 +6,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use crate::curate::session;
 use crate::error::Result;
+use crate::lake::session;
 use crate::lake::{Lake, SessionOptions, register_source};
 
 #[derive(Debug, Clone, Serialize)]

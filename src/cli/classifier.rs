@@ -1,9 +1,10 @@
 //! `mathlake classifier train` and `mathlake classifier eval`.
 
 use super::{ClassifierCommand, Cli, print_json};
-use crate::curate::{self, classifier, classifier::MathClassifier, classifier::TrainOptions};
+use crate::curate;
 use crate::error::Result;
 use crate::terminal;
+use crate::text::classifier::{self, MathClassifier, TrainOptions};
 
 pub async fn run(cli: &Cli, command: &ClassifierCommand) -> Result<()> {
     let lake = cli.open_lake(None)?;

@@ -21,7 +21,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::curate::classifier::TrainOptions;
 use crate::curate::script::SqlSpec;
 use crate::decontaminate::DecontamSpec;
 use crate::dedup::DedupSpec;
@@ -30,6 +29,7 @@ use crate::eval::EvalSpec;
 use crate::ingest::IngestSpec;
 use crate::lake::{DEFAULT_LAKE, Lake};
 use crate::shards::BuildSpec;
+use crate::text::classifier::TrainOptions;
 use crate::tokenize::{TokenizeSpec, TrainTokenizerSpec};
 use crate::train::TrainSpec;
 

@@ -1,9 +1,9 @@
 //! `mathlake sql FILE` and `mathlake functions`.
 
 use super::{Cli, peak_rss_bytes, print_json};
-use crate::curate::functions;
 use crate::curate::script::{self, SqlSpec, StatementReport};
 use crate::error::{Error, Result};
+use crate::functions;
 use crate::terminal;
 
 pub async fn run(cli: &Cli, spec: &SqlSpec) -> Result<()> {

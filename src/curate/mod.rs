@@ -1,34 +1,22 @@
-//! Curation: DataFusion SQL over the lake, with a library of functions that compute the
-//! signals the math-data literature filters on.
+//! Curation: DataFusion SQL files over the lake, with the function library
+//! ([`crate::functions`]) that computes the signals the math-data literature filters on;
+//! and training and evaluating the math classifier on lake text.
 //!
 //! ```text
 //! sql/*.sql -> script (statements, parameters) -> session (lake tables + functions)
 //!           -> COPY ... TO 'table' -> lake::TableWriter -> atomic commit
 //! ```
 
-pub mod classifier;
-pub mod functions;
 pub mod script;
-mod signals;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-pub use signals::Signals;
-
 use crate::error::{Error, Result};
-use crate::lake::{self, Lake, SessionOptions};
-use classifier::{MathClassifier, Metrics, TrainOptions};
-
-/// A session over the lake's tables with the function library registered: what every
-/// command that runs SQL uses.
-pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionContext> {
-    let ctx = lake::session(lake, options).await?;
-    functions::register(&ctx);
-    Ok(ctx)
-}
+use crate::lake::{Lake, SessionOptions, session};
+use crate::text::classifier::{self, MathClassifier, Metrics, TrainOptions};
 
 /// Trains a math classifier on the texts the `positive` and `negative` queries return.
 pub async fn train_classifier(

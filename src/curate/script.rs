@@ -28,7 +28,7 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, register_table};
+use crate::lake::{Lake, Output, SessionOptions, Target, drain, register_table};
 use crate::suggest::nearest;
 
 /// One statement of a file, with where it starts.
@@ -180,7 +180,7 @@ pub async fn run(
 ) -> Result<Vec<StatementReport>> {
     let statements = split(file, sql)?;
     let params = parameters(file, sql, &statements, &options.set)?;
-    let ctx = super::session(lake, &options.session).await?;
+    let ctx = crate::lake::session(lake, &options.session).await?;
     let mut reports = Vec::with_capacity(statements.len());
     for statement in &statements {
         let started = Instant::now();
@@ -438,23 +438,6 @@ async fn write(
         register_table(ctx, name, &lake.table(name)?, version)?;
     }
     Ok(written.rows)
-}
-
-/// Streams the rows of `frame` into `write`, counting them on `progress`; returns how many.
-pub(crate) async fn drain(
-    frame: DataFrame,
-    progress: &ProgressBar,
-    mut write: impl AsyncFnMut(&RecordBatch) -> Result<()>,
-) -> Result<u64> {
-    let mut stream = frame.execute_stream().await?;
-    let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows() as u64;
-        progress.inc(batch.num_rows() as u64);
-        write(&batch).await?;
-    }
-    Ok(rows)
 }
 
 /// `COPY`, `CREATE VIEW`, `SELECT`...: the statement's first keywords, for reports.

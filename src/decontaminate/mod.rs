@@ -27,10 +27,9 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use self::index::{BenchmarkIndex, Hit, HitScratch};
-use crate::curate::functions::texts;
-use crate::dedup::require_text_columns;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, register_source};
+use crate::lake::{Lake, Output, SessionOptions, Target, register_source, require_text_columns};
+use crate::text::texts;
 
 const INPUT: &str = "decontam_input";
 
@@ -190,7 +189,7 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     if options.benchmarks.is_empty() {
         return Err(Error::user("no benchmarks to decontaminate against").hint("--benchmarks problems,extra=s3://..."));
     }
-    let ctx = crate::curate::session(lake, &options.session).await?;
+    let ctx = crate::lake::session(lake, &options.session).await?;
     register_source(&ctx, lake, INPUT, &options.input).await?;
     let columns = match &options.columns {
         Some(columns) => columns.clone(),

@@ -20,7 +20,6 @@
 //! document, the components of the merged ones and the handles of removed documents.
 
 pub mod components;
-pub mod minhash;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -34,14 +33,15 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_64;
 
 use self::components::Components;
-use self::minhash::{MinHashConfig, MinHashScratch, MinHasher, estimated_jaccard, low_bytes};
-use crate::curate::functions::texts;
-use crate::curate::script::drain;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, TempFile, register_source};
+use crate::lake::{
+    Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, TempFile, drain, quote, register_source,
+    require_text_columns,
+};
+use crate::text::minhash::{MinHashConfig, MinHashScratch, MinHasher, document, estimated_jaccard, low_bytes};
+use crate::text::texts;
 
 const INPUT: &str = "dedup_input";
 const KEYS: &str = "dedup_keys";
@@ -190,7 +190,7 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
     options.validate()?;
     let mut session = options.session.clone();
     let limit = *session.memory_limit.get_or_insert(DEFAULT_MEMORY_LIMIT) as u64;
-    let ctx = crate::curate::session(lake, &session).await?;
+    let ctx = crate::lake::session(lake, &session).await?;
     register_source(&ctx, lake, INPUT, &options.input).await?;
     require_text_columns(&ctx, INPUT, &options.input, &["id", &options.column], "--column").await?;
     let column = quote(&options.column);
@@ -225,13 +225,6 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
         rejected_pairs,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// A document's 64-bit handle: the hash of its id. Keys sort with handles, not ids: 16
-/// bytes a row instead of an id string (and string views that pin their source buffers).
-/// Two ids share a handle with odds of about 3 in 10^8 at a million documents (n^2 / 2^65).
-pub fn document(id: &str) -> u64 {
-    xxh3_64(id.as_bytes())
 }
 
 /// Pairs (document, first document sharing a key with it), each once.
@@ -545,35 +538,4 @@ async fn write_kept(
     .await?;
     let written = output.finish("dedup", serde_json::json!({ "removed": removed.len() })).await?;
     Ok((read, written.rows))
-}
-
-/// Fails with the columns `source` has unless it has every one of `required` as text.
-pub(crate) async fn require_text_columns(
-    ctx: &SessionContext,
-    alias: &str,
-    source: &str,
-    required: &[&str],
-    option: &str,
-) -> Result<()> {
-    let frame = ctx.table(alias).await?;
-    let schema = frame.schema().as_arrow();
-    for name in required {
-        match schema.field_with_name(name) {
-            Ok(field) if matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {}
-            Ok(field) => {
-                return Err(Error::user(format!("column `{name}` of `{source}` is {}, not text", field.data_type())));
-            }
-            Err(_) => {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                return Err(Error::user(format!("`{source}` has no column `{name}` (it has {})", names.join(", ")))
-                    .hint(format!("{option} names the text column(s); rows need a string `id` too")));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `name` as a SQL identifier.
-pub(crate) fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -28,11 +28,10 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 pub use self::report::{EvalReport, GroupResult, ItemResult};
-use crate::curate::functions::texts;
 use crate::decontaminate::BenchmarkSpec;
-use crate::dedup::require_text_columns;
 use crate::error::{Context as _, Error, Result};
-use crate::lake::{Lake, Location, SessionOptions, register_source};
+use crate::lake::{Lake, Location, SessionOptions, register_source, require_text_columns};
+use crate::text::texts;
 use crate::text::{difficulty, final_answer, reasoning_steps};
 use crate::tokenize::{Encoder, Engine, Template};
 use crate::train::checkpoint;
@@ -228,7 +227,7 @@ pub async fn eval(lake: &Lake, options: &EvalOptions, progress: &ProgressBar) ->
     }
 
     progress.set_message("eval: reading benchmarks");
-    let ctx = crate::curate::session(lake, &options.session).await?;
+    let ctx = crate::lake::session(lake, &options.session).await?;
     let (items, exemplars) = load_items(&ctx, lake, options).await?;
     let template = Template::problem();
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::EvalOptions;
 use crate::error::Result;
 use crate::lake::Location;
-use crate::train::checkpoint::put;
+use crate::lake::put;
 
 /// One benchmark item: its loss, and its generation where it was generated.
 #[derive(Debug, Clone, Serialize)]

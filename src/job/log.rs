@@ -19,9 +19,8 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
-use crate::lake::{Lake, Location};
+use crate::lake::{Lake, Location, get_optional, put};
 use crate::tokenize::encoder::file_hash;
-use crate::train::checkpoint::{get_optional, put};
 
 pub const FORMAT: &str = "mathlake-job-log/1";
 const FOLDER: &str = "_jobs";

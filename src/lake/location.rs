@@ -15,10 +15,10 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// A parsed location: the store it lives in and the path inside that store.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -165,6 +165,21 @@ impl fmt::Display for Location {
 impl fmt::Debug for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Location({})", self.url())
+    }
+}
+
+/// Writes `bytes` as one object (a whole file on a local disk).
+pub async fn put(location: &Location, bytes: Vec<u8>) -> Result<()> {
+    location.store()?.put(location.path(), PutPayload::from(bytes)).await.context(location.url())?;
+    Ok(())
+}
+
+/// The object's bytes, or `None` where there is none.
+pub async fn get_optional(location: &Location) -> Result<Option<bytes::Bytes>> {
+    match location.store()?.get(location.path()).await {
+        Ok(got) => Ok(Some(got.bytes().await.context(location.url())?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e).context(location.url()),
     }
 }
 

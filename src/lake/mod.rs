@@ -11,12 +11,12 @@ mod source;
 mod table;
 mod writer;
 
-pub use location::Location;
+pub use location::{Location, get_optional, put};
 pub use output::{Output, Target, Written};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
-pub use session::{SessionOptions, TempFile, parse_size, register_location, register_table, session};
-pub use source::register_source;
+pub use session::{SessionOptions, TempFile, drain, parse_size, register_location, register_table, session};
+pub use source::{quote, register_source, require_text_columns};
 pub use table::{Commit, CommitMode, DataFile, Table, Version, run_id, validate_name};
 pub use writer::{FileLimits, ParquetFileWriter, TableWriter};
 

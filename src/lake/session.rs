@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
@@ -14,6 +16,8 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use indicatif::ProgressBar;
 
 use super::{Lake, Location, Table, Version};
 use crate::error::Result;
@@ -74,7 +78,8 @@ pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
     Ok((number * scale as f64) as usize)
 }
 
-/// A session over `lake` with every committed table registered under its name.
+/// A session over `lake` with every committed table registered under its name and
+/// mathlake's SQL function library: what every stage that runs SQL uses.
 pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new()
         .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
@@ -107,7 +112,25 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
             register_table(&ctx, &name, &table, &version)?;
         }
     }
+    crate::functions::register(&ctx);
     Ok(ctx)
+}
+
+/// Streams the rows of `frame` into `write`, counting them on `progress`; returns how many.
+pub async fn drain(
+    frame: DataFrame,
+    progress: &ProgressBar,
+    mut write: impl AsyncFnMut(&RecordBatch) -> Result<()>,
+) -> Result<u64> {
+    let mut stream = frame.execute_stream().await?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        progress.inc(batch.num_rows() as u64);
+        write(&batch).await?;
+    }
+    Ok(rows)
 }
 
 /// Makes the store behind `location` readable by `ctx` (S3 buckets, memory stores).

@@ -1,6 +1,7 @@
 //! What a stage reads, as a user names it: a lake table by name, a table by its URL, or
 //! Parquet files (one object, or every `.parquet` under a folder or prefix).
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -40,4 +41,35 @@ async fn register_version(ctx: &SessionContext, alias: &str, table: &Table) -> R
     })?;
     register_table(ctx, alias, table, &version)?;
     Ok(Some(version))
+}
+
+/// Fails with the columns `source` has unless it has every one of `required` as text.
+pub async fn require_text_columns(
+    ctx: &SessionContext,
+    alias: &str,
+    source: &str,
+    required: &[&str],
+    option: &str,
+) -> Result<()> {
+    let frame = ctx.table(alias).await?;
+    let schema = frame.schema().as_arrow();
+    for name in required {
+        match schema.field_with_name(name) {
+            Ok(field) if matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {}
+            Ok(field) => {
+                return Err(Error::user(format!("column `{name}` of `{source}` is {}, not text", field.data_type())));
+            }
+            Err(_) => {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(Error::user(format!("`{source}` has no column `{name}` (it has {})", names.join(", ")))
+                    .hint(format!("{option} names the text column(s); rows need a string `id` too")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `name` as a SQL identifier.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -37,9 +37,9 @@ use self::manifest::{FORMAT, Manifest, ShardFile, SourceManifest, SplitManifest}
 use self::mixture::Mixture;
 use self::pack::{Packer, shard_bytes, shard_schema, token_width};
 use self::plan::{Drawn, Piece, Record, SplitMix, draw, held_out, order, streams, usable_tokens};
-use crate::curate::functions::texts;
 use crate::error::{Context, Error, Result};
 use crate::lake::{Lake, Location, SessionOptions, TempFile, register_source};
+use crate::text::texts;
 use crate::tokenize::TokenizerInfo;
 
 /// Bytes of pieces one bucket may hold in memory while it is packed, without a memory
@@ -128,7 +128,7 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
     let requested = mixture.requested_tokens()?;
     let max_shard_bytes = mixture.max_shard_bytes().map_err(Error::user)?;
     let row_tokens = mixture.sequence_length + 1;
-    let ctx = crate::curate::session(lake, &options.session).await?;
+    let ctx = crate::lake::session(lake, &options.session).await?;
 
     progress.set_message("shards: planning");
     let mut sources = Vec::new();

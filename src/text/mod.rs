@@ -4,12 +4,17 @@
 
 mod answer;
 pub(crate) mod block;
+pub mod classifier;
+mod column;
+pub mod minhash;
 mod normalize;
+pub mod signals;
 mod steps;
 mod words;
 
 pub(crate) use answer::balanced;
 pub use answer::{final_answer, marked_answer, normalize_answer};
+pub use column::texts;
 pub use normalize::{IdScratch, content_id, normalize_text, normalize_text_into};
 pub use steps::{DIFFICULTY, completeness, difficulty, reasoning_steps};
 pub use words::{

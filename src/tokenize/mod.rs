@@ -33,10 +33,9 @@ use serde::{Deserialize, Serialize};
 
 pub use self::encoder::{Encoded, Encoder, Engine, TokenizerInfo};
 pub use self::template::Template;
-use crate::curate::functions::texts;
-use crate::dedup::require_text_columns;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, register_source};
+use crate::lake::{Lake, Output, SessionOptions, Target, register_source, require_text_columns};
+use crate::text::texts;
 
 const INPUT: &str = "tokenize_input";
 
@@ -154,7 +153,7 @@ pub struct TokenizeReport {
 pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &ProgressBar) -> Result<TokenizeReport> {
     let started = Instant::now();
     let encoder = Arc::new(Encoder::load(&options.tokenizer, options.eos.as_deref(), options.engine).await?);
-    let ctx = crate::curate::session(lake, &options.session).await?;
+    let ctx = crate::lake::session(lake, &options.session).await?;
     register_source(&ctx, lake, INPUT, &options.input).await?;
     let frame = ctx.table(INPUT).await?;
     let input_schema = frame.schema().as_arrow().clone();
@@ -423,7 +422,7 @@ pub async fn train_tokenizer(
     progress: &ProgressBar,
 ) -> Result<TrainTokenizerReport> {
     let started = Instant::now();
-    let ctx = crate::curate::session(lake, &options.session).await?;
+    let ctx = crate::lake::session(lake, &options.session).await?;
     let query = if options.input.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select")) {
         options.input.clone()
     } else {

@@ -17,12 +17,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use candle_core::{Device, Tensor};
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Llama, ModelConfig};
 use crate::error::{Context, Error, Result};
-use crate::lake::Location;
+use crate::lake::{Location, get_optional, put};
 
 pub const FORMAT: &str = "mathlake-checkpoint/1";
 const CHECKPOINTS: &str = "checkpoints";
@@ -227,17 +227,4 @@ fn serialize(mut tensors: Vec<(String, Tensor)>) -> Result<Vec<u8>> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize(tensors, Some(metadata)).map_err(|e| Error::Internal(format!("writing safetensors: {e}")))
-}
-
-pub(crate) async fn put(location: &Location, bytes: Vec<u8>) -> Result<()> {
-    location.store()?.put(location.path(), PutPayload::from(bytes)).await.context(location.url())?;
-    Ok(())
-}
-
-pub(crate) async fn get_optional(location: &Location) -> Result<Option<bytes::Bytes>> {
-    match location.store()?.get(location.path()).await {
-        Ok(got) => Ok(Some(got.bytes().await.context(location.url())?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e).context(location.url()),
-    }
 }

@@ -588,17 +588,17 @@ async fn write_log(out: &Location, log: &[LogRecord]) -> Result<()> {
         serde_json::to_writer(&mut text, record)?;
         text.push(b'\n');
     }
-    checkpoint::put(&out.join(LOG), text).await?;
+    crate::lake::put(&out.join(LOG), text).await?;
     let points = |split: &str| -> Vec<(u64, f64)> {
         log.iter().filter(|r| r.split == split).map(|r| (r.step, r.loss)).collect()
     };
     let png = plot::loss_png(&points("train"), &points("validation"))?;
-    checkpoint::put(&out.join(PLOT), png).await
+    crate::lake::put(&out.join(PLOT), png).await
 }
 
 /// The log of a run up to `step` (later lines belong to steps the resume will redo).
 async fn read_log(out: &Location, step: u64) -> Result<Vec<LogRecord>> {
-    let Some(bytes) = checkpoint::get_optional(&out.join(LOG)).await? else { return Ok(Vec::new()) };
+    let Some(bytes) = crate::lake::get_optional(&out.join(LOG)).await? else { return Ok(Vec::new()) };
     let mut records = Vec::new();
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let record: LogRecord = serde_json::from_slice(line)

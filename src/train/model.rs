@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ops;
 use crate::error::{Error, Result};
-use crate::shards::plan::{SplitMix, streams};
+use crate::random::{SplitMix, streams};
 
 /// The shape of a model, in the field names of a Hugging Face `LlamaConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -443,7 +443,7 @@ mod tests {
     use candle_core::{D, Device, Var};
 
     use super::*;
-    use crate::shards::plan::SplitMix;
+    use crate::random::SplitMix;
     use crate::train::model::{composed_nll, softmax_last_dim};
 
     fn random(shape: &[usize], seed: u64) -> candle_core::Result<Tensor> {

@@ -192,7 +192,7 @@ fn the_shipped_classifier_is_reproducible_and_separates_math_from_general_text()
     let info = json(&ok(&mut mathlake(&args.iter().map(String::as_str).collect::<Vec<_>>())));
     assert!(info["heldout"]["auc"].as_f64().unwrap() >= 0.98, "{info}");
     assert!(info["heldout"]["precision"].as_f64().unwrap() >= 0.95, "{info}");
-    let shipped = std::fs::read("src/curate/math_score.model").unwrap();
+    let shipped = std::fs::read("src/text/math_score.model").unwrap();
     assert!(std::fs::read(&model).unwrap() == shipped, "retraining by the README command gives the shipped model");
 
     // The shipped model, as `math_score(text)` in SQL, on every document and problem.

@@ -21,10 +21,10 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use super::classifier::MathClassifier;
-use super::signals::Signals;
-use crate::dedup::minhash::{self, MinHashConfig, MinHashScratch, MinHasher};
-use crate::text;
+use crate::text::classifier::MathClassifier;
+use crate::text::minhash::{self, MinHashConfig, MinHashScratch, MinHasher};
+use crate::text::signals::Signals;
+use crate::text::{self, texts};
 use xxhash_rust::xxh3::xxh3_64;
 
 type Eval = Box<dyn Fn(&[ArrayRef]) -> DFResult<ArrayRef> + Send + Sync>;
@@ -338,7 +338,7 @@ pub fn library() -> Vec<Function> {
         signature: Signature::string(1, Volatility::Immutable),
         returns: DataType::UInt64,
         doc: doc(&dedup, "64-bit hash of a document id, as dedup sorts and joins documents", "document_handle(id)"),
-        eval: Box::new(|args| map_text::<_, UInt64Array>(&args[0], |id| Some(crate::dedup::document(id)))),
+        eval: Box::new(|args| map_text::<_, UInt64Array>(&args[0], |id| Some(text::minhash::document(id)))),
     });
     functions.push(Function {
         name: "minhash",
@@ -408,17 +408,6 @@ fn section(label: &'static str, description: &'static str) -> DocSection {
 
 fn doc(section: &DocSection, description: &str, syntax: &str) -> Documentation {
     Documentation::builder(section.clone(), description, syntax).build()
-}
-
-/// The strings of a text column, whatever its string type; NULL columns read as NULLs.
-pub(crate) fn texts(array: &ArrayRef) -> DFResult<Box<dyn Iterator<Item = Option<&str>> + '_>> {
-    Ok(match array.data_type() {
-        DataType::Utf8View => Box::new(array.as_string_view().iter()),
-        DataType::Utf8 => Box::new(array.as_string::<i32>().iter()),
-        DataType::LargeUtf8 => Box::new(array.as_string::<i64>().iter()),
-        DataType::Null => Box::new(std::iter::repeat_n(None, array.len())),
-        other => return exec_err!("expected text, found {other}"),
-    })
 }
 
 /// Applies `f` to each non-NULL text; NULL stays NULL.
