@@ -22,7 +22,7 @@
 //!   [`query`] to look at the result;
 //! - [`job`], which chains stages from a TOML file; [`cli`], the thin command line over
 //!   all of it, and [`terminal`], how results and progress look there (the trainer's
-//!   step bar too). Nothing below [`cli`] uses it (`.ci/run` checks).
+//!   step bar too). Nothing below [`cli`] uses it (a unit test here checks).
 
 pub mod cli;
 pub mod curate;
@@ -45,3 +45,34 @@ pub mod tokenize;
 pub mod train;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod tests {
+    /// Dependencies point one way: no module below the command line uses it (src/main.rs,
+    /// its caller, reaches it as `mathlake::cli`).
+    #[test]
+    fn nothing_below_the_command_line_uses_it() {
+        let needle = concat!("crate", "::cli");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut folders = vec![src.clone()];
+        let mut offenders = Vec::new();
+        let mut files = 0;
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    if path != src.join("cli") {
+                        folders.push(path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files += 1;
+                    if std::fs::read_to_string(&path).unwrap().contains(needle) {
+                        offenders.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(files > 50, "read only {files} files under {}", src.display());
+        assert!(offenders.is_empty(), "{offenders:?} use {needle}: move what they need below src/cli");
+    }
+}

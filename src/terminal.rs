@@ -36,64 +36,40 @@ pub fn bytes(n: u64) -> String {
 
 /// A progress bar over `len` bytes on stderr; draws nothing unless stderr is a terminal.
 pub fn byte_bar(label: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(label.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+    bar(label, quiet, None, "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}", 200)
 }
 
 /// A bar over items of known number (eval: benchmark items, once per pass), with the
 /// pass in its message; draws nothing unless stderr is a terminal.
 pub fn item_bar(label: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix:>12} {msg} [{bar:30}] {human_pos}/{human_len} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(label.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+    bar(label, quiet, None, "{prefix:>12} {msg} [{bar:30}] {human_pos}/{human_len} eta {eta}", 200)
 }
 
 /// A spinner counting rows on stderr (SQL statements, whose size is not known up front);
 /// draws nothing unless stderr is a terminal.
 pub fn row_spinner(label: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix:>12} {spinner} {msg}: {human_pos} rows, {elapsed}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    bar.set_style(style);
-    bar.set_prefix(label.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+    bar(label, quiet, None, "{prefix:>12} {spinner} {msg}: {human_pos} rows, {elapsed}", 200)
 }
 
 /// A bar over training steps, starting at `position` (a resumed run), with the loss and
 /// throughput in its message; draws nothing unless stderr is a terminal.
 pub fn step_bar(position: u64, total: u64, quiet: bool) -> ProgressBar {
+    let bar = bar("train", quiet, Some(total), "{prefix:>12} [{bar:30}] {pos}/{len} steps · {msg} · eta {eta}", 500);
+    bar.set_position(position);
+    bar
+}
+
+/// The one way every bar is drawn: on stderr, labelled, ticking every `tick_ms`; hidden
+/// when `quiet`.
+fn bar(label: &str, quiet: bool, len: Option<u64>, template: &str, tick_ms: u64) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} steps · {msg} · eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix("train");
-    bar.set_position(position);
-    bar.enable_steady_tick(Duration::from_millis(500));
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_prefix(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(tick_ms));
     bar
 }
 

@@ -90,26 +90,17 @@ pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Optio
 
 /// One stage's report as its own command prints it, under the stage's name.
 fn print_stage(report: &StageReport, widths: &HashMap<String, usize>) {
-    match report {
-        StageReport::Skipped { name, since } => {
-            println!("== stage {name}: skipped, unchanged since its run of {since} (--force reruns)");
-            return;
-        }
-        StageReport::Ingest { name, .. }
-        | StageReport::Sql { name, .. }
-        | StageReport::Dedup { name, .. }
-        | StageReport::Decontaminate { name, .. }
-        | StageReport::Tokenizer { name, .. }
-        | StageReport::Tokenize { name, .. }
-        | StageReport::Shards { name, .. }
-        | StageReport::Train { name, .. }
-        | StageReport::Eval { name, .. } => println!("== stage {name}"),
+    let name = report.name();
+    if let StageReport::Skipped { since, .. } = report {
+        println!("== stage {name}: skipped, unchanged since its run of {since} (--force reruns)");
+        return;
     }
+    println!("== stage {name}");
     match report {
         StageReport::Ingest { summary, .. } => {
             let _ = print_ingest(summary);
         }
-        StageReport::Sql { name, statements, .. } => {
+        StageReport::Sql { statements, .. } => {
             let width = widths.get(name).copied().unwrap_or(60);
             for statement in statements {
                 // The stage kept as many rows as its `show` setting asks for.

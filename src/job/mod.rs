@@ -200,6 +200,24 @@ pub enum StageReport {
     },
 }
 
+impl StageReport {
+    /// The stage's name in the job.
+    pub fn name(&self) -> &str {
+        match self {
+            StageReport::Ingest { name, .. }
+            | StageReport::Sql { name, .. }
+            | StageReport::Dedup { name, .. }
+            | StageReport::Decontaminate { name, .. }
+            | StageReport::Tokenizer { name, .. }
+            | StageReport::Tokenize { name, .. }
+            | StageReport::Shards { name, .. }
+            | StageReport::Train { name, .. }
+            | StageReport::Eval { name, .. }
+            | StageReport::Skipped { name, .. } => name,
+        }
+    }
+}
+
 impl Job {
     pub fn load(path: &Path) -> Result<Job> {
         let text = std::fs::read_to_string(path).map_err(|e| {
