@@ -17,6 +17,7 @@ mod train;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -285,6 +286,37 @@ impl Cli {
     }
 }
 
+/// The whole process: parses the command line, sets up logging, the allocator and the
+/// async runtime, runs the command and reports its error.
+///
+/// It lives here rather than in src/main.rs because a binary compiles every async state
+/// machine it polls: blocking on [`run`] there built the whole command tree a second time
+/// (190 s of a cold build's CPU; BENCHMARKS.md, "Build and test time").
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("MATHLAKE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let threads = cli.threads();
+    // Before any thread allocates: arenas are handed out on first use.
+    crate::malloc::share_arenas(threads);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
@@ -327,7 +359,7 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// Prints an error with its hint on its own line, as the rest of the CLI does.
-pub fn report_error(error: &Error) {
+fn report_error(error: &Error) {
     eprintln!("error: {error}");
     if let Some(hint) = error.hint_text() {
         for line in hint.lines() {
