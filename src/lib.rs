@@ -5,6 +5,7 @@
 //!   -> ingest      -> lake tables: documents, problems, quarantine     [ingest]
 //!   -> curate SQL  -> quality signals, math score, answers, steps      [curate]
 //!   -> dedup       -> near-duplicates and benchmark overlaps removed   [dedup, decontaminate]
+//!   -> synthesize  -> verified problem-solving records, with lineage   [synthesize]
 //!   -> tokenize    -> tokens and loss mask per record                  [tokenize]
 //!   -> mix + pack  -> training shards, manifest and loader             [shards]
 //!   -> train, eval -> checkpoints, held-out loss, graded answers       [train, eval]
@@ -18,8 +19,8 @@
 //! - [`lake`]: locations (a local folder, S3 or memory), tables committed atomically
 //!   through their logs, and the DataFusion session over them with the functions;
 //! - the stages, each with its settings type: [`ingest`], [`curate`] (SQL files),
-//!   [`dedup`], [`decontaminate`], [`tokenize`], [`shards`], [`train`], [`eval`], and
-//!   [`query`] to look at the result;
+//!   [`dedup`], [`decontaminate`], [`synthesize`], [`tokenize`], [`shards`], [`train`],
+//!   [`eval`], and [`query`] to look at the result;
 //! - [`job`], which chains stages from a TOML file; [`cli`], the thin command line over
 //!   all of it, and [`terminal`], how results and progress look there (the trainer's
 //!   step bar too). Nothing below [`cli`] uses it (a unit test here checks).
@@ -39,6 +40,7 @@ pub mod query;
 pub mod random;
 pub mod shards;
 mod suggest;
+pub mod synthesize;
 pub mod terminal;
 pub mod text;
 pub mod tokenize;

@@ -11,6 +11,8 @@ pub mod streams {
     pub const ROW_ORDER: u64 = 6;
     /// Initial model weights (the trainer).
     pub const INIT: u64 = 7;
+    /// Which step retrospective enhancement moves, and where (synthesis).
+    pub const RETROSPECTIVE: u64 = 8;
 }
 
 /// A seeded splitmix64 stream: every order the shards take is a pure function of seeds.

@@ -12,6 +12,7 @@ mod lake;
 mod run;
 mod shards;
 mod sql;
+mod synthesize;
 mod tokenize;
 mod train;
 
@@ -30,6 +31,7 @@ use crate::eval::EvalSpec;
 use crate::ingest::IngestSpec;
 use crate::lake::{DEFAULT_LAKE, Lake};
 use crate::shards::BuildSpec;
+use crate::synthesize::SynthesizeSpec;
 use crate::text::classifier::TrainOptions;
 use crate::tokenize::{TokenizeSpec, TrainTokenizerSpec};
 use crate::train::TrainSpec;
@@ -45,6 +47,7 @@ Examples:
   mathlake functions
   mathlake dedup --input math_documents --to math_documents_dedup --clusters math_dedup_clusters
   mathlake decontaminate --input training_problems --benchmarks problems --to clean_problems --report contamination
+  mathlake synthesize --method retrospective --where \"source = 'gsm8k'\"
   mathlake tokenize --input training_problems_clean --tokenizer ../shared/data/tokenizers/gpt2.json --to problem_tokens
   mathlake shards build --mixture jobs/mixtures/test1.toml --to lake/shards/test1
   mathlake run jobs/quickstart.toml";
@@ -145,6 +148,17 @@ pub enum Command {
         after_help = "Examples:\n  mathlake decontaminate --input training_problems --benchmarks problems --to clean_problems --report contamination\n  mathlake decontaminate --input documents --benchmarks problems,aime=evals/aime.parquet --ngram 10 --to clean --report contamination"
     )]
     Decontaminate(DecontamSpec),
+    /// Make problem-solving records from the training problems, one row per problem and
+    /// rollout in the `synthetic` table, accepted or rejected with its reason.
+    ///
+    /// Only rows with split = 'train' are read. `retrospective` moves a later step of a
+    /// solution too early, then writes `[back]` and the correct continuation; each record
+    /// is verified (the source solution comes back when the step and marker are taken out,
+    /// and the final answer is the gold one). Mixtures take status = 'accepted'.
+    #[command(
+        after_help = "Examples:\n  mathlake synthesize --method retrospective\n  mathlake synthesize --method retrospective --where \"source = 'gsm8k'\" --rollouts 2 --seed 7 --to retro_gsm8k"
+    )]
+    Synthesize(SynthesizeSpec),
     /// Tokenize a table with a Hugging Face tokenizer.json: one row per record with its
     /// tokens (EOS last), how many of them are prompt, and token count.
     ///
@@ -331,6 +345,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Classifier(command) => classifier::run(&cli, command).await,
         Command::Dedup(spec) => dedup::dedup(&cli, spec).await,
         Command::Decontaminate(spec) => dedup::decontaminate(&cli, spec).await,
+        Command::Synthesize(spec) => synthesize::run(&cli, spec).await,
         Command::Tokenize(spec) => tokenize::tokenize(&cli, spec).await,
         Command::Tokenizer(TokenizerCommand::Train(spec)) => tokenize::train_tokenizer(&cli, spec).await,
         Command::Shards(ShardsCommand::Build(spec)) => shards::build(&cli, spec).await,
@@ -397,11 +412,12 @@ mod tests {
     /// only a stage of a job has (and `list_presets`, which only the command has).
     #[test]
     fn each_stage_takes_the_same_settings_on_the_command_line_and_in_a_job() {
-        let stages: [(&[&str], BTreeSet<String>); 9] = [
+        let stages: [(&[&str], BTreeSet<String>); 10] = [
             (&["ingest"], job_keys::<IngestSpec>()),
             (&["sql"], job_keys::<SqlSpec>()),
             (&["dedup"], job_keys::<DedupSpec>()),
             (&["decontaminate"], job_keys::<DecontamSpec>()),
+            (&["synthesize"], job_keys::<SynthesizeSpec>()),
             (&["tokenizer", "train"], job_keys::<TrainTokenizerSpec>()),
             (&["tokenize"], job_keys::<TokenizeSpec>()),
             (&["shards", "build"], job_keys::<BuildSpec>()),

@@ -8,6 +8,7 @@ use super::eval::print_eval;
 use super::ingest::print_ingest;
 use super::shards::print_shards;
 use super::sql::print_statement;
+use super::synthesize::print_synthesis;
 use super::tokenize::{print_tokenize, print_trained_tokenizer};
 use super::train::print_train;
 use super::{Cli, print_json};
@@ -109,6 +110,7 @@ fn print_stage(report: &StageReport, widths: &HashMap<String, usize>) {
         }
         StageReport::Dedup { report, .. } => print_dedup(report),
         StageReport::Decontaminate { report, .. } => print_decontamination(report),
+        StageReport::Synthesize { report, .. } => print_synthesis(report),
         StageReport::Tokenizer { report, .. } => print_trained_tokenizer(report),
         StageReport::Tokenize { report, .. } => print_tokenize(report),
         StageReport::Shards { report, .. } => print_shards(report),

@@ -36,6 +36,7 @@ use crate::ingest::{self, IngestSpec, IngestSummary};
 use crate::lake::{Lake, Location, Target};
 use crate::shards::mixture::Mixture;
 use crate::shards::{self, BuildReport, BuildSpec};
+use crate::synthesize::{self, SynthesizeReport, SynthesizeSpec};
 use crate::tokenize::{self, TokenizeReport, TokenizeSpec, TrainTokenizerReport, TrainTokenizerSpec};
 use crate::train::{self, TrainOptions, TrainReport, TrainSpec};
 
@@ -63,6 +64,8 @@ pub enum Stage {
     Dedup(DedupSpec),
     /// `mathlake decontaminate`.
     Decontaminate(DecontamSpec),
+    /// `mathlake synthesize`.
+    Synthesize(SynthesizeSpec),
     /// `mathlake tokenizer train`.
     Tokenizer(TrainTokenizerSpec),
     /// `mathlake tokenize`.
@@ -103,7 +106,7 @@ impl Stage {
                 Some(t) => vec![FileStamp::content(&lake.expand(t)).await?],
                 None => Vec::new(),
             },
-            Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Tokenizer(_) => Vec::new(),
+            Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Synthesize(_) | Stage::Tokenizer(_) => Vec::new(),
         })
     }
 
@@ -119,9 +122,12 @@ impl Stage {
                 vec![Location::parse(&stage.config(lake)?.out)?.join(train::checkpoint::LATEST).url()]
             }
             Stage::Eval(stage) => vec![Location::parse(&lake.expand(&stage.report))?.join("report.json").url()],
-            Stage::Ingest(_) | Stage::Sql(_) | Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Tokenize(_) => {
-                Vec::new()
-            }
+            Stage::Ingest(_)
+            | Stage::Sql(_)
+            | Stage::Dedup(_)
+            | Stage::Decontaminate(_)
+            | Stage::Synthesize(_)
+            | Stage::Tokenize(_) => Vec::new(),
         })
     }
 
@@ -134,6 +140,7 @@ impl Stage {
             }),
             Stage::Dedup(stage) => stage.name.clone().unwrap_or_else(|| format!("dedup-{}", index + 1)),
             Stage::Decontaminate(stage) => stage.name.clone().unwrap_or_else(|| format!("decontaminate-{}", index + 1)),
+            Stage::Synthesize(stage) => stage.name.clone().unwrap_or_else(|| format!("synthesize-{}", index + 1)),
             Stage::Tokenizer(stage) => stage.name.clone().unwrap_or_else(|| format!("tokenizer-{}", index + 1)),
             Stage::Tokenize(stage) => stage.name.clone().unwrap_or_else(|| format!("tokenize-{}", index + 1)),
             Stage::Shards(stage) => stage.name.clone().unwrap_or_else(|| format!("shards-{}", index + 1)),
@@ -173,6 +180,10 @@ pub enum StageReport {
         name: String,
         report: DecontamReport,
     },
+    Synthesize {
+        name: String,
+        report: SynthesizeReport,
+    },
     Tokenizer {
         name: String,
         report: TrainTokenizerReport,
@@ -208,6 +219,7 @@ impl StageReport {
             | StageReport::Sql { name, .. }
             | StageReport::Dedup { name, .. }
             | StageReport::Decontaminate { name, .. }
+            | StageReport::Synthesize { name, .. }
             | StageReport::Tokenizer { name, .. }
             | StageReport::Tokenize { name, .. }
             | StageReport::Shards { name, .. }
@@ -308,6 +320,14 @@ impl Job {
                             "benchmark_where": options.benchmark_where, "columns": options.columns,
                             "to": options.to.describe(), "report": options.report.describe(),
                             "ngram": options.ngram, "min_overlap": options.min_overlap,
+                        })
+                    }
+                    Stage::Synthesize(stage) => {
+                        let options = stage.to_options().map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        serde_json::json!({
+                            "kind": "synthesize", "method": options.method, "input": options.input,
+                            "where": options.filter, "to": options.to.describe(), "rollouts": options.rollouts,
+                            "seed": options.seed,
                         })
                     }
                     Stage::Tokenizer(stage) => {
@@ -537,6 +557,13 @@ impl Job {
                     .map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
                 StageReport::Decontaminate { name, report }
+            }
+            Stage::Synthesize(stage) => {
+                let bar = progress(&name, ProgressUnit::Rows);
+                let report =
+                    synthesize::synthesize(lake, &stage.to_options()?, &bar).await.map_err(|e| in_stage(&name, e))?;
+                bar.finish_and_clear();
+                StageReport::Synthesize { name, report }
             }
             Stage::Tokenizer(stage) => {
                 let bar = progress(&name, ProgressUnit::Rows);

@@ -31,10 +31,11 @@ pub struct FieldSpec {
 }
 
 /// The lake's own tables, in the order `mathlake tables` lists them.
-pub const BUILTIN: [(&str, &str); 3] = [
+pub const BUILTIN: [(&str, &str); 4] = [
     ("documents", include_str!("../../schemas/documents.json")),
     ("problems", include_str!("../../schemas/problems.json")),
     ("quarantine", include_str!("../../schemas/quarantine.json")),
+    ("synthetic", include_str!("../../schemas/synthetic.json")),
 ];
 
 /// The schema of one of the lake's own tables.

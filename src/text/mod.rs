@@ -16,7 +16,7 @@ pub(crate) use answer::balanced;
 pub use answer::{final_answer, marked_answer, normalize_answer};
 pub use column::texts;
 pub use normalize::{IdScratch, content_id, normalize_text, normalize_text_into};
-pub use steps::{DIFFICULTY, completeness, difficulty, reasoning_steps};
+pub use steps::{DIFFICULTY, completeness, difficulty, reasoning_steps, step_spans};
 pub use words::{
     Prehashed, WordScratch, for_each_ngram, for_each_word, mix, ngram_hashes, sequence_hash, word_hashes, words,
 };

@@ -6,22 +6,34 @@
 //! (`$...$`); every piece with a letter or a digit is a step. GSM8K writes one step per line,
 //! MATH writes sentences, and both count the same way.
 
+use std::ops::Range;
+
 use super::answer::marked_answer;
 
 /// The number of reasoning steps in a solution (see the module documentation).
 pub fn reasoning_steps(solution: &str) -> u64 {
-    let mut steps = 0;
-    for line in solution.lines() {
-        let line = line.trim();
-        if line.starts_with("####") {
+    step_spans(solution).len() as u64
+}
+
+/// The byte ranges of a solution's reasoning steps, in order, each without the white space
+/// around it: what synthesis rearranges (retrospective enhancement moves one step early).
+pub fn step_spans(solution: &str) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    for line in solution.split('\n') {
+        if line.trim_start().starts_with("####") {
             continue;
         }
         for row in line.split("\\\\") {
-            let row = without_environments(row);
-            steps += sentences(&row).filter(|s| s.chars().any(char::is_alphanumeric)).count() as u64;
+            for piece in sentences(row) {
+                if without_environments(piece).chars().any(char::is_alphanumeric) {
+                    let trimmed = piece.trim();
+                    let start = trimmed.as_ptr() as usize - solution.as_ptr() as usize;
+                    spans.push(start..start + trimmed.len());
+                }
+            }
         }
     }
-    steps
+    spans
 }
 
 /// `row` without `\begin{...}` and `\end{...}`: opening an environment is no step.
@@ -123,6 +135,16 @@ mod tests {
         assert_eq!(reasoning_steps(display), 3);
         assert_eq!(reasoning_steps(""), 0);
         assert_eq!(reasoning_steps("...\n\n$$ $$"), 0);
+    }
+
+    #[test]
+    fn step_spans_point_into_the_solution() {
+        let solution = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\r\n  Then 48+24 = 72 in all.\n#### 72";
+        let steps: Vec<&str> = step_spans(solution).into_iter().map(|s| &solution[s]).collect();
+        assert_eq!(steps, ["Natalia sold 48/2 = <<48/2=24>>24 clips in May.", "Then 48+24 = 72 in all."]);
+        let math = "We have $x = 2.5$. So $2x = 5.$ Hence\\\\ $\\boxed{5}$.";
+        let steps: Vec<&str> = step_spans(math).into_iter().map(|s| &math[s]).collect();
+        assert_eq!(steps, ["We have $x = 2.5$.", "So $2x = 5.$", "Hence", "$\\boxed{5}$."]);
     }
 
     #[test]

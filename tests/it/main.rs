@@ -13,6 +13,7 @@ mod ingest_shared_data;
 mod inspect;
 mod job;
 mod shards;
+mod synthesize;
 mod tokenize;
 mod tokenize_parity;
 mod train;
