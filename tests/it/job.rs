@@ -1,9 +1,11 @@
 //! `mathlake run`: the run log, skipping unchanged stages, rerunning from a changed one,
-//! `--force`, `--dry-run`, and a failing stage that leaves earlier outputs committed.
+//! `--force`, `--dry-run`, a failing stage that leaves earlier outputs committed, and the
+//! main job skipped whole when run again.
 
 use std::path::Path;
 
 use crate::common::*;
+use crate::ingest_shared_data::quickstart;
 
 /// A four-stage job in `dir`, with its SQL file: ingest GSM8K test, a SQL file, a tokenizer
 /// learnt from its output into the lake, and tokenize with that tokenizer (a file a stage
@@ -148,4 +150,15 @@ fn a_failing_stage_stops_the_job_and_keeps_what_came_before() {
     .unwrap();
     let err = fails(&mut mathlake(&["run", twice.to_str().unwrap(), "--lake", &lake]));
     assert!(err.contains("two stages are named `a`"), "{err}");
+}
+
+/// The main job, run again on the lake it made: all of its stages, training and
+/// evaluation included, are skipped as unchanged.
+#[test]
+fn the_quickstart_run_again_skips_every_stage() {
+    let (_, lake, first) = quickstart();
+    let stages = first.as_array().unwrap().len();
+    assert!(stages >= 10, "{first}");
+    let again = run(Path::new("jobs/quickstart.toml"), lake, &[]);
+    assert_eq!(kinds(&again), vec!["skipped"; stages]);
 }

@@ -72,6 +72,43 @@ fn a_run_stopped_and_resumed_matches_an_uninterrupted_one_bit_for_bit() {
     assert_eq!(latest_weights(&dir.path().join("straight")), latest_weights(&dir.path().join("split")));
 }
 
+/// kill -9 in the middle of a run, then `--resume`: the same log and weights as a run
+/// never interrupted, whatever the kill landed on (a step, a checkpoint being written).
+#[test]
+fn a_run_killed_and_resumed_matches_an_uninterrupted_one_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "steps = 60\nmicro_batch = 2\neval_every = 5\n[optimizer]\nlr = 3e-3\nwarmup_steps = 2";
+    let straight = run_file(dir.path(), "straight", body);
+    train(&straight, &[]);
+
+    let killed = run_file(dir.path(), "killed", body);
+    let mut child = mathlake(&["train", "--config", killed.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = dir.path().join("killed/latest.json");
+    let started = std::time::Instant::now();
+    while !latest.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run was still going when killed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = log(&dir.path().join("killed")).iter().filter(|r| r["split"] == "train").count();
+    assert!(kept < 60, "killed before the end ({kept} steps logged)");
+
+    let resumed = train(&killed, &["--resume"]);
+    assert_eq!(resumed["steps_done"], 60);
+    let key = |log: Vec<serde_json::Value>| -> Vec<String> {
+        log.iter().map(|r| format!("{} {} {} {}", r["split"], r["step"], r["loss"], r["grad_norm"])).collect()
+    };
+    assert_eq!(key(log(&dir.path().join("killed"))), key(log(&dir.path().join("straight"))));
+    assert_eq!(latest_weights(&dir.path().join("straight")), latest_weights(&dir.path().join("killed")));
+}
+
 #[test]
 fn training_lowers_the_loss_and_writes_checkpoints_log_and_plot() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,4 +238,31 @@ fn the_quickstart_trains_the_tiny_model() {
     assert!(validation < 8192f64.ln() - 2.0, "validation loss {validation}");
     let run = Path::new(lake.strip_prefix("file://").unwrap_or(lake)).join("runs/test1-tiny");
     assert!(run.join("loss.png").exists() && run.join("best.json").exists());
+}
+
+/// The base1 arm with the bundled base1-tiny settings (120 updates from scratch) learns
+/// well past what token frequencies alone give: its validation loss ends at least a nat
+/// below the unigram entropy of the validation tokens.
+#[test]
+#[ignore = "scale test: scripts/test.sh -- --ignored (BENCHMARKS.md, \"Scale tests\")"]
+fn scale_base1_tiny_ends_well_below_the_unigram_entropy() {
+    let (_, lake, _) = quickstart();
+    let dir = tempfile::tempdir().unwrap();
+    let shards = dir.path().join("shards/base1");
+    let shards = shards.to_str().unwrap();
+    ok(&mut mathlake(&["shards", "build", "--mixture", "jobs/mixtures/base1.toml", "--to", shards, "--lake", lake]));
+    let bundled = std::fs::read_to_string("jobs/train/base1-tiny.toml").unwrap();
+    let out = dir.path().join("run");
+    let config = dir.path().join("base1-tiny.toml");
+    let body = bundled
+        .replace("shards = \"lake/shards/base1\"", &format!("shards = \"{shards}\""))
+        .replace("out = \"lake/runs/base1-tiny\"", &format!("out = \"{}\"", out.to_str().unwrap()));
+    assert_ne!(body, bundled, "the bundled file names its shards and run folder");
+    std::fs::write(&config, body).unwrap();
+    let report = train(&config, &[]);
+    assert_eq!(report["steps_done"], 120);
+    let (validation, entropy) =
+        (report["validation_loss"].as_f64().unwrap(), report["unigram_entropy"].as_f64().unwrap());
+    println!("base1-tiny: validation loss {validation:.4}, unigram entropy {entropy:.4}");
+    assert!(validation < entropy - 1.0, "validation loss {validation} against unigram entropy {entropy}");
 }
