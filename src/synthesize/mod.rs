@@ -10,9 +10,10 @@
 //! Only the training split is ever read (`split = 'train'`, whatever `where` adds):
 //! records made from evaluation items would leak them into training.
 //!
-//! Methods: [`retrospective`] (rule-based). The model-based methods come with the
-//! endpoint client.
+//! Methods: [`retrospective`] (rule-based). The model-based methods will call endpoints
+//! through [`client`].
 
+pub mod client;
 pub mod retrospective;
 
 use std::collections::BTreeMap;
