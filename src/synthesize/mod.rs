@@ -145,6 +145,17 @@ impl SynthesizeReport {
     pub fn acceptance_rate(&self) -> f64 {
         if self.records == 0 { 0.0 } else { self.accepted as f64 / self.records as f64 }
     }
+
+    fn count(&mut self, record: &Record) {
+        self.records += 1;
+        match record.outcome {
+            Outcome::Accepted => self.accepted += 1,
+            Outcome::Rejected(reason) => {
+                self.rejected += 1;
+                *self.reasons.entry(reason.to_string()).or_default() += 1;
+            }
+        }
+    }
 }
 
 pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &ProgressBar) -> Result<SynthesizeReport> {
@@ -216,7 +227,8 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
 /// A `where` that does not parse or names a missing column, said as the user wrote it.
 fn where_error(error: datafusion::error::DataFusionError, options: &SynthesizeOptions) -> Error {
     match &options.filter {
-        Some(filter) => Error::user(format!("cannot select training problems with `where = {filter}`: {error}")),
+        Some(filter) => Error::user(format!("cannot select training problems with `where = {filter}`: {error}"))
+            .hint("`where` is SQL over the input's columns (`mathlake inspect problems` shows them), ANDed with split = 'train'"),
         None => error.into(),
     }
 }
@@ -258,19 +270,6 @@ impl Outcome {
         match self {
             Outcome::Accepted => None,
             Outcome::Rejected(reason) => Some(reason),
-        }
-    }
-}
-
-impl SynthesizeReport {
-    fn count(&mut self, record: &Record) {
-        self.records += 1;
-        match record.outcome {
-            Outcome::Accepted => self.accepted += 1,
-            Outcome::Rejected(reason) => {
-                self.rejected += 1;
-                *self.reasons.entry(reason.to_string()).or_default() += 1;
-            }
         }
     }
 }
