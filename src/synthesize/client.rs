@@ -402,7 +402,8 @@ mod tests {
             model: "tiny".into(),
             api_key: Some("sk-not-for-printing".into()),
             concurrency,
-            timeout: Duration::from_millis(500),
+            // Long enough that a loaded CI machine answers in time; the hang outlasts it.
+            timeout: Duration::from_secs(2),
             max_retries,
             backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(50),
