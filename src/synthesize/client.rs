@@ -139,10 +139,6 @@ impl Client {
         })
     }
 
-    pub fn model(&self) -> &str {
-        &self.options.model
-    }
-
     /// The request body for these messages, as sent.
     pub fn body(&self, messages: &[Message], sampling: &Sampling) -> Result<Vec<u8>> {
         Ok(serde_json::to_vec(&ChatRequest { model: &self.options.model, messages, sampling })?)

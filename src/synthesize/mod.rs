@@ -17,7 +17,7 @@ pub mod client;
 pub mod retrospective;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
@@ -246,10 +246,13 @@ struct Problem<'a> {
 struct Record {
     question: Option<String>,
     solution: Option<String>,
+    /// The solution's marked final answer, and whether it equals the gold one.
+    final_answer: Option<String>,
+    answer_matches: Option<bool>,
     verdict: Option<String>,
     outcome: Outcome,
     template: &'static str,
-    template_hash: String,
+    template_hash: &'static str,
 }
 
 /// Accepted, or rejected by verification with the reason.
@@ -280,28 +283,33 @@ const RETROSPECTIVE_RULE: &str = "retrospective/v1: a later step before an earli
                                   then ' [back] ' and the solution from the earlier step on";
 
 fn retrospective_record(problem: &Problem, seed: u64, rollout: u32) -> Record {
-    let template_hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(RETROSPECTIVE_RULE.as_bytes()));
-    let made = retrospective::enhance(problem.solution, seed, problem.id, rollout);
-    let (solution, outcome) = match made {
+    static RULE_HASH: LazyLock<String> =
+        LazyLock::new(|| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(RETROSPECTIVE_RULE.as_bytes())));
+    let (solution, outcome) = match retrospective::enhance(problem.solution, seed, problem.id, rollout) {
         Err(refusal) => (None, Outcome::Rejected(refusal.reason())),
         // Verified, not assumed: taking the misplaced step and marker out gives the source
-        // solution back, and the answer is still the gold one.
+        // solution back (the answer is checked below).
         Ok(b) if retrospective::undo(&b.solution).as_deref() != Some(problem.solution) => {
             (Some(b.solution), Outcome::Rejected("not_reversible"))
         }
-        Ok(b) => match answer_matches(marked_answer(&b.solution).as_deref(), problem.final_answer) {
-            Some(true) => (Some(b.solution), Outcome::Accepted),
-            Some(false) => (Some(b.solution), Outcome::Rejected("answer_differs_from_gold")),
-            None => (Some(b.solution), Outcome::Rejected("no_final_answer")),
-        },
+        Ok(b) => (Some(b.solution), Outcome::Accepted),
+    };
+    let final_answer = solution.as_deref().and_then(marked_answer);
+    let answer_matches = answer_matches(final_answer.as_deref(), problem.final_answer);
+    let outcome = match (outcome, answer_matches) {
+        (Outcome::Accepted, Some(false)) => Outcome::Rejected("answer_differs_from_gold"),
+        (Outcome::Accepted, None) => Outcome::Rejected("no_final_answer"),
+        (outcome, _) => outcome,
     };
     Record {
         question: Some(problem.question.to_string()),
         solution,
+        final_answer,
+        answer_matches,
         verdict: None,
         outcome,
         template: "retrospective",
-        template_hash,
+        template_hash: &RULE_HASH,
     }
 }
 
@@ -323,7 +331,7 @@ struct Rows {
     seed: Vec<Option<i64>>,
     models: Vec<Option<String>>,
     template: Vec<&'static str>,
-    template_hash: Vec<String>,
+    template_hash: Vec<&'static str>,
     question: Vec<Option<String>>,
     solution: Vec<Option<String>>,
     final_answer: Vec<Option<String>>,
@@ -365,9 +373,8 @@ impl Rows {
         self.models.push(None);
         self.template.push(record.template);
         self.template_hash.push(record.template_hash);
-        let final_answer = record.solution.as_deref().and_then(marked_answer);
-        self.answer_matches.push(answer_matches(final_answer.as_deref(), problem.final_answer));
-        self.final_answer.push(final_answer);
+        self.answer_matches.push(record.answer_matches);
+        self.final_answer.push(record.final_answer);
         self.question.push(record.question);
         self.solution.push(record.solution);
         self.verdict.push(record.verdict);
