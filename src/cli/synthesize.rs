@@ -21,7 +21,7 @@ pub async fn run(cli: &Cli, spec: &SynthesizeSpec) -> Result<()> {
 
 pub(super) fn print_synthesis(report: &SynthesizeReport) {
     println!(
-        "{}: {} problems of {} x {} rollout(s) -> {} records in {}: {} accepted ({:.1}%), {} rejected ({:.1} s)",
+        "{}: {} problems of {} x {} rollout(s) -> {} records in {}: {} accepted ({:.1}%), {} rejected, {} failed ({:.1} s)",
         report.method,
         terminal::count(report.problems),
         report.input,
@@ -31,9 +31,21 @@ pub(super) fn print_synthesis(report: &SynthesizeReport) {
         terminal::count(report.accepted),
         100.0 * report.acceptance_rate(),
         terminal::count(report.rejected),
+        terminal::count(report.failed),
         report.seconds
     );
     for (reason, n) in &report.reasons {
         println!("  {reason}: {}", terminal::count(*n));
+    }
+    if let Some(cache) = &report.cache {
+        println!(
+            "  requests: {} sent ({} retries), {} answered from the cache; tokens: {} in, {} out; {} replies stored",
+            terminal::count(report.requests),
+            terminal::count(report.retries),
+            terminal::count(report.cache_hits),
+            terminal::count(report.tokens_in),
+            terminal::count(report.tokens_out),
+            terminal::count(cache.stored),
+        );
     }
 }

@@ -31,11 +31,12 @@ pub struct FieldSpec {
 }
 
 /// The lake's own tables, in the order `mathlake tables` lists them.
-pub const BUILTIN: [(&str, &str); 4] = [
+pub const BUILTIN: [(&str, &str); 5] = [
     ("documents", include_str!("../../schemas/documents.json")),
     ("problems", include_str!("../../schemas/problems.json")),
     ("quarantine", include_str!("../../schemas/quarantine.json")),
     ("synthetic", include_str!("../../schemas/synthetic.json")),
+    ("synthesis_cache", include_str!("../../schemas/synthesis_cache.json")),
 ];
 
 /// The schema of one of the lake's own tables.

@@ -99,6 +99,14 @@ pub struct Counters {
     pub tokens_out: AtomicU64,
 }
 
+impl Counters {
+    /// Requests, retries, failures, tokens in and tokens out, as they stand.
+    pub fn snapshot(&self) -> [u64; 5] {
+        [&self.requests, &self.retries, &self.failures, &self.tokens_in, &self.tokens_out]
+            .map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
 pub struct Client {
     http: reqwest::Client,
     url: String,
@@ -137,6 +145,11 @@ impl Client {
             options,
             counters: Arc::new(Counters::default()),
         })
+    }
+
+    /// The model every request names.
+    pub fn model(&self) -> &str {
+        &self.options.model
     }
 
     /// The request body for these messages, as sent.
@@ -236,7 +249,7 @@ impl Client {
 
 /// The reply's text, finish reason, token counts and id; `None` when the body is not an
 /// OpenAI chat completion with a message.
-fn parse_reply(body: &str) -> Option<Reply> {
+pub(super) fn parse_reply(body: &str) -> Option<Reply> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
     let choice = value.get("choices")?.get(0)?;
     let text = choice.get("message")?.get("content")?.as_str()?.to_string();

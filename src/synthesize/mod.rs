@@ -10,24 +10,34 @@
 //! Only the training split is ever read (`split = 'train'`, whatever `where` adds):
 //! records made from evaluation items would leak them into training.
 //!
-//! Methods: [`retrospective`] (rule-based). The model-based methods will call endpoints
-//! through [`client`].
+//! Methods: [`retrospective`] (rule-based, no model), and in [`model`] the three that ask
+//! OpenAI-compatible endpoints through [`client`]: `response_diversity`, `query_expansion`
+//! and `tutorship`. Their requests and replies are kept in the [`cache`] table, and each
+//! record lists the keys of its requests there (`request_ids`).
 
+pub mod cache;
 pub mod client;
+mod model;
+pub mod replies;
 pub mod retrospective;
+pub mod templates;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lake::{Lake, Output, SessionOptions, Target, register_source, require_text_columns, schema};
 use crate::text::{IdScratch, content_id, marked_answer, normalize_answer, texts};
+use cache::{CacheReport, ResponseCache};
+use client::{EndpointOptions, Sampling};
+pub use model::ModelSettings;
+use model::Models;
 
 const INPUT: &str = "synthesis_input";
 
@@ -37,16 +47,32 @@ pub const DEFAULT_TABLE: &str = "synthetic";
 /// A way of making problem-solving records (the study's four; see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Method {
+    /// Another solution per rollout, different from the gold one, self-checked by the model
+    /// that wrote it; kept when it reaches the gold answer.
+    ResponseDiversity,
+    /// The problem restated as a fact, then a new problem with its solution, self-checked.
+    QueryExpansion,
     /// A later step written too early, `[back]`, then the correct continuation (no model).
     Retrospective,
+    /// A student's attempt, a teacher's verdict and, after the first wrong step, `[back]`
+    /// and the teacher's correction; kept when it reaches the gold answer.
+    Tutorship,
 }
 
 impl Method {
     pub fn name(self) -> &'static str {
         match self {
+            Method::ResponseDiversity => "response_diversity",
+            Method::QueryExpansion => "query_expansion",
             Method::Retrospective => "retrospective",
+            Method::Tutorship => "tutorship",
         }
+    }
+
+    fn calls_a_model(self) -> bool {
+        self != Method::Retrospective
     }
 }
 
@@ -80,10 +106,67 @@ pub struct SynthesizeSpec {
     #[arg(long)]
     #[serde(default)]
     pub rollouts: Option<u32>,
-    /// The seed of every draw [default: 1].
+    /// The seed of every draw, or the sampling seed sent with rollout 0 (rollout r sends
+    /// seed + r) [default: 1].
     #[arg(long)]
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The endpoint that writes (tutorship: the student's), up to and including `/v1`, such
+    /// as http://127.0.0.1:8000/v1. Every method but retrospective needs one.
+    #[arg(long, value_name = "URL")]
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The model its requests name.
+    #[arg(long)]
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The environment variable that holds the endpoint's API key (sent as a bearer token,
+    /// never printed or stored).
+    #[arg(long, value_name = "VAR")]
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Tutorship's teacher endpoint [default: the endpoint].
+    #[arg(long, value_name = "URL")]
+    #[serde(default)]
+    pub teacher_endpoint: Option<String>,
+    /// Tutorship's teacher model [default: the model].
+    #[arg(long)]
+    #[serde(default)]
+    pub teacher_model: Option<String>,
+    /// The variable with the teacher endpoint's API key [default: api_key_env].
+    #[arg(long, value_name = "VAR")]
+    #[serde(default)]
+    pub teacher_api_key_env: Option<String>,
+    /// Requests in flight at once, per endpoint [default: 256].
+    #[arg(long)]
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Seconds one try of a request may take [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// Tries after the first, on 429, 5xx, timeouts, dropped connections and garbled
+    /// replies, with exponential backoff from 1 s to 60 s [default: 5].
+    #[arg(long)]
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Sampling temperature [default: 0.7].
+    #[arg(long)]
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling's probability mass [default: 0.95].
+    #[arg(long)]
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    /// The most tokens a reply may have; a reply cut there is rejected [default: 1024].
+    #[arg(long)]
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// A folder of prompt templates (`{name}.txt`) that replace the bundled ones of
+    /// jobs/synthesis/.
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub templates: Option<std::path::PathBuf>,
     /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
     #[arg(long, value_name = "SIZE")]
     #[serde(default)]
@@ -107,8 +190,84 @@ impl SynthesizeSpec {
             to: Target::parse(self.to.as_deref().unwrap_or(DEFAULT_TABLE))?,
             rollouts,
             seed: self.seed.unwrap_or(1),
+            models: self.model_settings()?,
             session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
         })
+    }
+
+    /// The endpoints of a model-based method; `None` for retrospective, which refuses them.
+    fn model_settings(&self) -> Result<Option<ModelSettings>> {
+        let endpoint_settings = [
+            ("endpoint", self.endpoint.is_some()),
+            ("model", self.model.is_some()),
+            ("teacher_endpoint", self.teacher_endpoint.is_some()),
+            ("teacher_model", self.teacher_model.is_some()),
+            ("templates", self.templates.is_some()),
+        ];
+        if !self.method.calls_a_model() {
+            if let Some((name, _)) = endpoint_settings.iter().find(|(_, set)| *set) {
+                return Err(Error::user(format!("{name} is set, but {} calls no model", self.method.name()))
+                    .hint("retrospective enhancement is rule-based: leave the endpoint settings out"));
+            }
+            return Ok(None);
+        }
+        if self.teacher_endpoint.is_some() && self.method != Method::Tutorship {
+            return Err(Error::user(format!("teacher_endpoint is set, but {} has no teacher", self.method.name())));
+        }
+        let method = self.method.name();
+        let endpoint = self.endpoint.clone().ok_or_else(|| {
+            Error::user(format!("{method} asks a model, and no endpoint is set"))
+                .hint("set endpoint (an OpenAI-compatible URL up to /v1) and model; `mathlake serve` runs one locally")
+        })?;
+        let model =
+            self.model.clone().ok_or_else(|| Error::user(format!("{method} needs the model to ask (model)")))?;
+        let timeout = self.timeout.unwrap_or(300.0);
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(Error::user(format!("timeout must be a positive number of seconds, not {timeout}")));
+        }
+        let temperature = self.temperature.unwrap_or(0.7);
+        if !(0.0..=2.0).contains(&temperature) {
+            return Err(Error::user(format!("temperature must be between 0 and 2, not {temperature}")));
+        }
+        let top_p = self.top_p.unwrap_or(0.95);
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(Error::user(format!("top_p must be in (0, 1], not {top_p}")));
+        }
+        let max_tokens = self.max_tokens.unwrap_or(1024);
+        if max_tokens == 0 {
+            return Err(Error::user("max_tokens must be at least 1"));
+        }
+        let options = |base_url: String, model: String, key_env: Option<&str>| -> Result<EndpointOptions> {
+            Ok(EndpointOptions {
+                base_url,
+                model,
+                api_key: key_env.map(api_key).transpose()?,
+                concurrency: self.concurrency.unwrap_or(256),
+                timeout: Duration::from_secs_f64(timeout),
+                max_retries: self.retries.unwrap_or(5),
+                backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+            })
+        };
+        let key_env = self.api_key_env.as_deref();
+        let writer = options(endpoint.clone(), model.clone(), key_env)?;
+        let teacher = options(
+            self.teacher_endpoint.clone().unwrap_or(endpoint),
+            self.teacher_model.clone().unwrap_or(model),
+            self.teacher_api_key_env.as_deref().or(key_env),
+        )?;
+        let sampling = Sampling { temperature, top_p, max_tokens, seed: None, stop: Vec::new() };
+        Ok(Some(ModelSettings { writer, teacher, sampling, templates: self.templates.clone() }))
+    }
+}
+
+/// The API key in the variable `name`: a variable named but unset is an error, not a run
+/// that fails on every request.
+fn api_key(name: &str) -> Result<String> {
+    match std::env::var(name) {
+        Ok(key) if !key.trim().is_empty() => Ok(key.trim().to_string()),
+        _ => Err(Error::user(format!("the API key variable {name} is not set"))
+            .hint("export it, or leave api_key_env out for an endpoint that needs no key")),
     }
 }
 
@@ -121,10 +280,12 @@ pub struct SynthesizeOptions {
     pub to: Target,
     pub rollouts: u32,
     pub seed: u64,
+    /// The endpoints, sampling and templates of a model-based method.
+    pub models: Option<ModelSettings>,
     pub session: SessionOptions,
 }
 
-/// What a run made, per outcome: problems x rollouts = accepted + rejected.
+/// What a run made, per outcome: problems x rollouts = accepted + rejected + failed.
 #[derive(Debug, Clone, Serialize)]
 pub struct SynthesizeReport {
     pub method: &'static str,
@@ -136,8 +297,19 @@ pub struct SynthesizeReport {
     pub records: u64,
     pub accepted: u64,
     pub rejected: u64,
-    /// Rejected records by reason.
+    /// Records without a usable reply (the request failed after its retries).
+    pub failed: u64,
+    /// Rejected and failed records by reason.
     pub reasons: BTreeMap<String, u64>,
+    /// What the endpoints were asked by this run (retries included) and answered with;
+    /// zero for a rule-based method. Cached replies cost nothing and count as hits.
+    pub requests: u64,
+    pub retries: u64,
+    pub cache_hits: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// The response cache: entries before the run, and those this run stored.
+    pub cache: Option<CacheReport>,
     pub seconds: f64,
 }
 
@@ -148,11 +320,15 @@ impl SynthesizeReport {
 
     fn count(&mut self, record: &Record) {
         self.records += 1;
-        match record.outcome {
+        match &record.outcome {
             Outcome::Accepted => self.accepted += 1,
             Outcome::Rejected(reason) => {
                 self.rejected += 1;
                 *self.reasons.entry(reason.to_string()).or_default() += 1;
+            }
+            Outcome::Failed(reason) => {
+                self.failed += 1;
+                *self.reasons.entry(reason.clone()).or_default() += 1;
             }
         }
     }
@@ -174,6 +350,13 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
     let sql = format!("SELECT id, source, question, solution, final_answer FROM {INPUT} WHERE split = 'train'{filter}");
     let mut stream = ctx.sql(&sql).await.map_err(|e| where_error(e, options))?.execute_stream().await?;
 
+    let models = match &options.models {
+        Some(settings) => Some(Models::new(options.method, settings, ResponseCache::open(lake, &ctx).await?)?),
+        None => None,
+    };
+    let cached_at_start = models.as_ref().map_or(0, |m| m.cache.len() as u64);
+    let in_flight = options.models.as_ref().map_or(1, ModelSettings::in_flight);
+
     let table = schema::builtin(DEFAULT_TABLE)?.arrow()?;
     let mut output = Output::open(lake, &options.to, table.clone()).await?;
     let mut report = SynthesizeReport {
@@ -185,7 +368,14 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
         records: 0,
         accepted: 0,
         rejected: 0,
+        failed: 0,
         reasons: BTreeMap::new(),
+        requests: 0,
+        retries: 0,
+        cache_hits: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        cache: None,
         seconds: 0.0,
     };
     let mut scratch = IdScratch::default();
@@ -195,31 +385,59 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
         let column = |i: usize| texts(batch.column(i)).map(Iterator::collect::<Vec<_>>);
         let (ids, sources, questions, solutions, answers) =
             (column(0)?, column(1)?, column(2)?, column(3)?, column(4)?);
-        for row in 0..batch.num_rows() {
-            let problem = Problem {
+        let problems: Vec<Problem> = (0..batch.num_rows())
+            .map(|row| Problem {
                 id: ids[row].unwrap_or_default(),
                 source: sources[row].unwrap_or_default(),
                 question: questions[row].unwrap_or_default(),
                 solution: solutions[row].unwrap_or_default(),
                 final_answer: answers[row],
-            };
+            })
+            .collect();
+        let records: Vec<Vec<Record>> = match &models {
+            None => problems
+                .iter()
+                .map(|p| (0..options.rollouts).map(|r| retrospective_record(p, options.seed, r)).collect())
+                .collect(),
+            // In input order, so that a rerun writes the same table.
+            Some(models) => {
+                futures::stream::iter(problems.iter().map(|p| models.records(p, options.rollouts, options.seed)))
+                    .buffered(in_flight)
+                    .try_collect()
+                    .await?
+            }
+        };
+        for (problem, records) in problems.iter().zip(records) {
             report.problems += 1;
-            for rollout in 0..options.rollouts {
-                let record = match options.method {
-                    Method::Retrospective => retrospective_record(&problem, options.seed, rollout),
-                };
+            for (rollout, record) in (0..).zip(records) {
                 report.count(&record);
-                rows.push(&problem, &input, options, rollout, record, &mut scratch);
+                rows.push(problem, &input, options, rollout, record, &mut scratch);
             }
         }
         progress.inc(batch.num_rows() as u64);
+        if let Some(models) = &models {
+            let [requests, _, failures, _, tokens_out] = models.spent();
+            let seconds = started.elapsed().as_secs_f64().max(1e-3);
+            progress.set_message(format!(
+                "{:.1} requests/s, {:.0} tokens/s out, {} cached, {failures} failed",
+                requests as f64 / seconds,
+                tokens_out as f64 / seconds,
+                models.cache.hits.load(std::sync::atomic::Ordering::Relaxed),
+            ));
+        }
         output.write(&rows.batch(table.clone())?).await?;
     }
     let details = serde_json::json!({
         "method": report.method, "input": input, "rollouts": options.rollouts, "seed": options.seed,
-        "accepted": report.accepted, "rejected": report.rejected,
+        "accepted": report.accepted, "rejected": report.rejected, "failed": report.failed,
     });
     output.finish("synthesize", details).await?;
+    if let Some(models) = models {
+        [report.requests, report.retries, _, report.tokens_in, report.tokens_out] = models.spent();
+        let cache = models.cache.compact(cached_at_start).await?;
+        report.cache_hits = cache.hits;
+        report.cache = Some(cache);
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -252,13 +470,20 @@ struct Record {
     verdict: Option<String>,
     outcome: Outcome,
     template: &'static str,
-    template_hash: &'static str,
+    template_hash: String,
+    /// The models by role (JSON); `None` for a rule-based method.
+    models: Option<String>,
+    /// Prompt and completion tokens of the replies behind the record.
+    tokens: [u64; 2],
+    /// The cache keys of its requests.
+    request_ids: Vec<String>,
 }
 
-/// Accepted, or rejected by verification with the reason.
+/// Accepted; rejected by verification, with the reason; or failed: no usable reply.
 enum Outcome {
     Accepted,
     Rejected(&'static str),
+    Failed(String),
 }
 
 impl Outcome {
@@ -266,13 +491,15 @@ impl Outcome {
         match self {
             Outcome::Accepted => "accepted",
             Outcome::Rejected(_) => "rejected",
+            Outcome::Failed(_) => "failed",
         }
     }
 
-    fn reason(&self) -> Option<&'static str> {
+    fn reason(&self) -> Option<&str> {
         match self {
             Outcome::Accepted => None,
             Outcome::Rejected(reason) => Some(reason),
+            Outcome::Failed(reason) => Some(reason),
         }
     }
 }
@@ -309,7 +536,10 @@ fn retrospective_record(problem: &Problem, seed: u64, rollout: u32) -> Record {
         verdict: None,
         outcome,
         template: "retrospective",
-        template_hash: &RULE_HASH,
+        template_hash: RULE_HASH.clone(),
+        models: None,
+        tokens: [0, 0],
+        request_ids: Vec::new(),
     }
 }
 
@@ -331,14 +561,14 @@ struct Rows {
     seed: Vec<Option<i64>>,
     models: Vec<Option<String>>,
     template: Vec<&'static str>,
-    template_hash: Vec<&'static str>,
+    template_hash: Vec<String>,
     question: Vec<Option<String>>,
     solution: Vec<Option<String>>,
     final_answer: Vec<Option<String>>,
     verdict: Vec<Option<String>>,
     answer_matches: Vec<Option<bool>>,
     status: Vec<&'static str>,
-    reason: Vec<Option<&'static str>>,
+    reason: Vec<Option<String>>,
     tokens_in: Vec<i64>,
     tokens_out: Vec<i64>,
     request_ids: Vec<Option<String>>,
@@ -369,8 +599,9 @@ impl Rows {
         self.input.push(input.to_string());
         self.method.push(method);
         self.rollout.push(rollout as i32);
-        self.seed.push(Some(options.seed as i64));
-        self.models.push(None);
+        // A model-based rollout r was sampled with seed + r.
+        let seed = if record.models.is_some() { options.seed.wrapping_add(u64::from(rollout)) } else { options.seed };
+        self.seed.push(Some(seed as i64));
         self.template.push(record.template);
         self.template_hash.push(record.template_hash);
         self.answer_matches.push(record.answer_matches);
@@ -379,10 +610,12 @@ impl Rows {
         self.solution.push(record.solution);
         self.verdict.push(record.verdict);
         self.status.push(record.outcome.status());
-        self.reason.push(record.outcome.reason());
-        self.tokens_in.push(0);
-        self.tokens_out.push(0);
-        self.request_ids.push(None);
+        self.reason.push(record.outcome.reason().map(str::to_string));
+        self.tokens_in.push(record.tokens[0] as i64);
+        self.tokens_out.push(record.tokens[1] as i64);
+        self.request_ids
+            .push((!record.request_ids.is_empty()).then(|| serde_json::json!(record.request_ids).to_string()));
+        self.models.push(record.models);
     }
 
     fn batch(self, schema: datafusion::arrow::datatypes::SchemaRef) -> Result<RecordBatch> {

@@ -5,6 +5,7 @@ mod common;
 mod curate;
 mod decontaminate;
 mod dedup;
+mod endpoint;
 mod eval;
 mod ingest_bad_input;
 mod ingest_kill;

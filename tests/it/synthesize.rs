@@ -1,10 +1,13 @@
 //! Synthesis: retrospective enhancement of all of GSM8K train, each record checked here on
 //! its own terms against its source solution; the same seed gives the same table; the
-//! evaluation split is never read; bad settings fail clearly.
+//! evaluation split is never read; bad settings fail clearly. Tutorship through a stand-in
+//! endpoint (tests/it/endpoint.rs): faults retried, a killed run resumed from the response
+//! cache without asking twice, a changed template missing the cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::common::*;
+use crate::endpoint::{Endpoint, Fault};
 
 fn gsm8k_lake(dir: &tempfile::TempDir) -> String {
     let lake = lake_in(dir);
@@ -130,4 +133,223 @@ fn synthesis_never_reads_evaluation_items_and_refuses_bad_settings() {
     assert!(err.contains("nothing_here"), "{err}");
     let err = fails(&mut mathlake(&["synthesize", "--method", "poetry", "--lake", &lake]));
     assert!(err.contains("retrospective"), "the methods are listed: {err}");
+}
+
+/// Question -> gold answer of the training problems, for the stand-in student.
+fn gold_answers(lake: &str) -> HashMap<String, String> {
+    let rows = query(lake, "SELECT question, final_answer FROM problems WHERE split = 'train'", &[]);
+    rows.iter()
+        .map(|r| (r["question"].as_str().unwrap().trim().to_string(), r["final_answer"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// About 120 GSM8K training problems (ids are uniform hex), two rollouts each.
+const TUTORSHIP: [&str; 14] = [
+    "synthesize",
+    "--method",
+    "tutorship",
+    "--model",
+    "stand-in",
+    "--where",
+    "id < '04'",
+    "--rollouts",
+    "2",
+    "--concurrency",
+    "8",
+    "--timeout",
+    "1",
+    "--json",
+];
+
+fn tutorship(lake: &str, endpoint: &Endpoint, args: &[&str]) -> serde_json::Value {
+    let base = [&TUTORSHIP[..], &["--endpoint", &endpoint.url, "--lake", lake]].concat();
+    json(&ok(&mut mathlake(&[&base[..], args].concat())))["synthesize"].clone()
+}
+
+#[test]
+fn tutorship_through_an_endpoint_survives_faults_and_a_kill_without_asking_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = gsm8k_lake(&dir);
+    let gold = gold_answers(&lake);
+
+    // Uninterrupted, through an endpoint that fails on a fixed schedule: every fault is
+    // retried once and then answered, so retries equal the faults served.
+    let schedule = [
+        (3, Fault::TooMany),
+        (9, Fault::ServerError),
+        (15, Fault::Garbled),
+        (21, Fault::Hang),
+        (27, Fault::Drop),
+        (33, Fault::TooMany),
+        (40, Fault::ServerError),
+    ];
+    let faulty = Endpoint::start(gold.clone(), schedule.into_iter().collect());
+    let other = tempfile::tempdir().unwrap();
+    let reference_lake = lake_in(&other);
+    let train = shared_data("problems/gsm8k_train.jsonl");
+    ok(&mut mathlake(&["ingest", train.to_str().unwrap(), "--preset", "gsm8k", "--lake", &reference_lake]));
+    let report = tutorship(&reference_lake, &faulty, &[]);
+    let problems = report["problems"].as_u64().unwrap();
+    assert!((80..200).contains(&problems), "{report}");
+    let count = |key: &str| report[key].as_u64().unwrap();
+    assert_eq!(count("records"), 2 * problems);
+    assert_eq!(count("accepted") + count("rejected") + count("failed"), 2 * problems, "{report}");
+    assert_eq!(count("failed"), 0, "every fault was retried: {report}");
+    assert_eq!(faulty.faulted(), schedule.len());
+    assert_eq!(count("retries"), schedule.len() as u64, "{report}");
+    assert_eq!(count("requests"), faulty.arrivals() as u64, "{report}");
+    assert_eq!(count("cache_hits"), 0);
+    // Each record asked the student, and the teacher unless the attempt had no steps.
+    assert_eq!(faulty.answered().len() as u64, 4 * problems, "{report}");
+    for reason in ["no_verdict", "bad_step_number"] {
+        assert!(count_of(&report, reason) > 0, "the stand-in teacher's {reason} replies are rejected: {report}");
+    }
+
+    let rows = query(
+        &reference_lake,
+        "SELECT s.*, p.final_answer AS gold FROM synthetic s JOIN problems p ON s.problem_id = p.id ORDER BY s.id",
+        &[],
+    );
+    assert_eq!(rows.len() as u64, 2 * problems);
+    for row in &rows {
+        assert_eq!(row["method"], "tutorship");
+        assert_eq!(row["models"], r#"{"student":"stand-in","teacher":"stand-in"}"#);
+        let ids: Vec<String> = serde_json::from_str(row["request_ids"].as_str().unwrap()).unwrap();
+        assert_eq!(ids.len(), 2, "a student and a teacher request: {row}");
+        assert!(row["tokens_in"].as_i64().unwrap() > 20 && row["tokens_out"].as_i64().unwrap() > 5, "{row}");
+        assert_eq!(row["template_hash"].as_str().unwrap().len(), 33, "student+teacher template hashes: {row}");
+        let solution = row["solution"].as_str().unwrap();
+        match (row["status"].as_str().unwrap(), row["verdict"].as_str()) {
+            ("accepted", Some("correct")) => assert!(!solution.contains("[back]"), "{row}"),
+            ("accepted", Some("wrong")) => assert_eq!(solution.matches(" [back] ").count(), 1, "{row}"),
+            ("accepted", _) => panic!("an accepted record has the teacher's verdict: {row}"),
+            (_, _) => assert!(row["reason"].is_string(), "{row}"),
+        }
+        if row["status"] == "accepted" {
+            assert_eq!(row["final_answer"], row["gold"], "{row}");
+        }
+    }
+    // Every request is in the cache table, under the keys the records list.
+    let cached = query(&reference_lake, "SELECT count(*) AS n, count(DISTINCT id) AS keys FROM synthesis_cache", &[]);
+    assert_eq!(cached[0]["n"], 4 * problems);
+    assert_eq!(cached[0]["keys"], 4 * problems);
+
+    // Killed with 60 replies made durable and more requests in flight, then rerun against
+    // a fresh server: no request answered before is sent again, and the table is the one
+    // the uninterrupted run made.
+    let stopping = Endpoint::start(gold.clone(), HashMap::new());
+    stopping.answer_at_most(60);
+    let journal = std::path::Path::new(&lake).join("synthesis_cache/_journal");
+    let base = [&TUTORSHIP[..], &["--endpoint", &stopping.url, "--lake", &lake]].concat();
+    let mut child = mathlake(&base).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    // Whole objects only: a local store writes `{key}.json#N` and renames it.
+    let stored = || {
+        std::fs::read_dir(&journal)
+            .map_or(0, |d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+    };
+    while stored() < 60 {
+        assert!(started.elapsed().as_secs() < 120, "the run never stored 60 replies");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(stopping.arrivals() > 60, "requests were in flight at the kill");
+    assert_eq!(
+        query(&lake, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'synthetic'", &[])[0]["n"],
+        0
+    );
+
+    let resumed = Endpoint::start(gold.clone(), HashMap::new());
+    let report = tutorship(&lake, &resumed, &[]);
+    assert_eq!(report["cache"]["entries_at_start"], 60, "{report}");
+    assert_eq!(report["cache_hits"], 60, "{report}");
+    assert_eq!(report["requests"], 4 * problems - 60, "{report}");
+    let before: HashSet<String> = stopping.answered().into_iter().collect();
+    let after = resumed.answered();
+    assert_eq!(before.len(), 60);
+    assert!(after.iter().all(|body| !before.contains(body)), "a request answered before the kill was sent again");
+    assert_eq!(records(&lake, "synthetic"), records(&reference_lake, "synthetic"));
+
+    // Once compacted, a rerun asks nothing; a changed teacher template misses the cache
+    // for the teacher's requests only.
+    let report = tutorship(&lake, &resumed, &["--to", "again"]);
+    assert_eq!((report["requests"].as_u64(), report["cache_hits"].as_u64()), (Some(0), Some(4 * problems)), "{report}");
+    assert_eq!(records(&lake, "again"), records(&lake, "synthetic"));
+    let templates = tempfile::tempdir().unwrap();
+    for name in ["tutorship_student", "tutorship_teacher"] {
+        let text =
+            std::fs::read_to_string(format!("{}/jobs/synthesis/{name}.txt", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let text = if name == "tutorship_teacher" { format!("Be strict.\n{text}") } else { text };
+        std::fs::write(templates.path().join(format!("{name}.txt")), text).unwrap();
+    }
+    let answered = resumed.answered().len() as u64;
+    let report = tutorship(&lake, &resumed, &["--to", "strict", "--templates", templates.path().to_str().unwrap()]);
+    assert_eq!(report["requests"], 2 * problems, "{report}");
+    assert_eq!(resumed.answered().len() as u64, answered + 2 * problems);
+    assert!(resumed.answered()[answered as usize..].iter().all(|body| body.contains("Be strict.")));
+}
+
+fn count_of(report: &serde_json::Value, reason: &str) -> u64 {
+    report["reasons"][reason].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn model_settings_are_checked_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let path = shared_data("problems/gsm8k_test.jsonl");
+    ok(&mut mathlake(&["ingest", path.to_str().unwrap(), "--preset", "gsm8k", "--lake", &lake]));
+    let run = |args: &[&str]| fails(&mut mathlake(&[&["synthesize", "--lake", &lake][..], args].concat()));
+    let err = run(&["--method", "tutorship", "--model", "m"]);
+    assert!(err.contains("tutorship asks a model, and no endpoint is set") && err.contains("mathlake serve"), "{err}");
+    let err = run(&["--method", "response_diversity", "--endpoint", "http://127.0.0.1:9/v1"]);
+    assert!(err.contains("needs the model to ask"), "{err}");
+    let err = run(&["--method", "retrospective", "--endpoint", "http://127.0.0.1:9/v1"]);
+    assert!(err.contains("endpoint is set, but retrospective calls no model"), "{err}");
+    let err = run(&[
+        "--method",
+        "query_expansion",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--teacher-endpoint",
+        "http://x/v1",
+    ]);
+    assert!(err.contains("query_expansion has no teacher"), "{err}");
+    let err = run(&[
+        "--method",
+        "tutorship",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--api-key-env",
+        "MATHLAKE_TEST_NO_SUCH_KEY",
+    ]);
+    assert!(err.contains("MATHLAKE_TEST_NO_SUCH_KEY is not set"), "{err}");
+    for (flag, value, says) in [
+        ("--temperature", "3", "temperature must be between 0 and 2"),
+        ("--top-p", "0", "top_p must be in (0, 1]"),
+        ("--timeout", "0", "timeout must be a positive number"),
+        ("--max-tokens", "0", "max_tokens must be at least 1"),
+    ] {
+        let err = run(&["--method", "tutorship", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", flag, value]);
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
+    // A template folder without the method's files names the file it wanted.
+    let empty = tempfile::tempdir().unwrap();
+    let err = run(&[
+        "--method",
+        "tutorship",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--templates",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("tutorship_student.txt"), "{err}");
 }
