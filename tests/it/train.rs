@@ -77,7 +77,8 @@ fn a_run_stopped_and_resumed_matches_an_uninterrupted_one_bit_for_bit() {
 #[test]
 fn a_run_killed_and_resumed_matches_an_uninterrupted_one_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
-    let body = "steps = 60\nmicro_batch = 2\neval_every = 5\n[optimizer]\nlr = 3e-3\nwarmup_steps = 2";
+    // 20 steps, checkpoints every 5: the kill lands at the first one, 15 steps before the end.
+    let body = "steps = 20\nmicro_batch = 2\neval_every = 5\n[optimizer]\nlr = 3e-3\nwarmup_steps = 2";
     let straight = run_file(dir.path(), "straight", body);
     train(&straight, &[]);
 
@@ -97,11 +98,14 @@ fn a_run_killed_and_resumed_matches_an_uninterrupted_one_bit_for_bit() {
     assert!(child.try_wait().unwrap().is_none(), "the run was still going when killed");
     child.kill().unwrap();
     child.wait().unwrap();
-    let kept = log(&dir.path().join("killed")).iter().filter(|r| r["split"] == "train").count();
-    assert!(kept < 60, "killed before the end ({kept} steps logged)");
+    // The kill can land between the checkpoint and the log written after it.
+    let killed_log = dir.path().join("killed");
+    let kept = if killed_log.join("log.jsonl").exists() { log(&killed_log) } else { Vec::new() };
+    let kept = kept.iter().filter(|r| r["split"] == "train").count();
+    assert!(kept < 20, "killed before the end ({kept} steps logged)");
 
     let resumed = train(&killed, &["--resume"]);
-    assert_eq!(resumed["steps_done"], 60);
+    assert_eq!(resumed["steps_done"], 20);
     let key = |log: Vec<serde_json::Value>| -> Vec<String> {
         log.iter().map(|r| format!("{} {} {} {}", r["split"], r["step"], r["loss"], r["grad_norm"])).collect()
     };
