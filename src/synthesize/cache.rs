@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::prelude::SessionContext;
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -114,16 +115,14 @@ impl ResponseCache {
             .try_collect()
             .await
             .with_context(|| format!("listing the response journal at {journal}"))?;
+        // Many small objects after a long killed run: read them 64 at a time.
+        let found: Vec<Option<Entry>> = futures::stream::iter(listed)
+            .map(|meta| journal_entry(&store, meta.location))
+            .buffer_unordered(64)
+            .try_collect()
+            .await?;
         let mut journaled = Vec::new();
-        for meta in listed {
-            let Some(name) = meta.location.filename().map(str::to_string) else { continue };
-            let Some(key) = name.strip_suffix(".json") else { continue };
-            let bytes = store.get(&meta.location).await?.bytes().await?;
-            // An object cut short by a crash on a local disk: the request is sent again.
-            let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else { continue };
-            if entry.key != key {
-                continue;
-            }
+        for entry in found.into_iter().flatten() {
             journaled.push(entry.key.clone());
             entries.entry(entry.key.clone()).or_insert_with(|| Arc::new(entry));
         }
@@ -196,12 +195,14 @@ impl ResponseCache {
             };
             self.table.commit(base.as_ref(), commit).await?;
         }
-        let store = self.journal.store()?;
-        for key in &journaled {
-            let object = self.journal.join(&format!("{key}.json"));
-            match store.delete(object.path()).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e).context(object.url()),
+        // In bulk: S3 deletes up to 1,000 objects per request.
+        let paths: Vec<object_store::Result<Path>> =
+            journaled.iter().map(|key| Ok(self.journal.join(&format!("{key}.json")).path().clone())).collect();
+        let mut deleted = self.journal.store()?.delete_stream(futures::stream::iter(paths).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e).with_context(|| format!("deleting the compacted journal at {}", self.journal)),
             }
         }
         Ok(CacheReport {
@@ -216,6 +217,16 @@ impl ResponseCache {
         // A panic elsewhere cannot leave the map half-updated: inserts are single calls.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// A journal object's entry; `None` for an object cut short by a crash on a local disk or
+/// named for another key: that request is sent again.
+async fn journal_entry(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Option<Entry>> {
+    let Some(key) = path.filename().and_then(|name| name.strip_suffix(".json")).map(str::to_string) else {
+        return Ok(None);
+    };
+    let bytes = store.get(&path).await?.bytes().await?;
+    Ok(serde_json::from_slice::<Entry>(&bytes).ok().filter(|entry| entry.key == key))
 }
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {

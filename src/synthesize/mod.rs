@@ -217,7 +217,7 @@ impl SynthesizeSpec {
         let method = self.method.name();
         let endpoint = self.endpoint.clone().ok_or_else(|| {
             Error::user(format!("{method} asks a model, and no endpoint is set"))
-                .hint("set endpoint (an OpenAI-compatible URL up to /v1) and model; `mathlake serve` runs one locally")
+                .hint("set endpoint (an OpenAI-compatible URL up to /v1: a vLLM, SGLang or llama.cpp server, or a hosted API) and model")
         })?;
         let model =
             self.model.clone().ok_or_else(|| Error::user(format!("{method} needs the model to ask (model)")))?;

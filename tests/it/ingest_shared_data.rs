@@ -107,9 +107,10 @@ fn text_files_reassemble_from_their_documents() {
         let original: String =
             if latin1 { raw.iter().map(|&b| b as char).collect() } else { String::from_utf8(raw).unwrap() };
         let original = original.replace("\r\n", "\n");
-        let url = format!("file://{}", std::fs::canonicalize(&path).unwrap().display());
-        let rows =
-            query(lake, &format!("SELECT text, position FROM documents WHERE input = '{url}' ORDER BY position"), &[]);
+        // By the end of the input's URL: ../shared may be a link, and ingest keeps the path
+        // as given, not resolved.
+        let sql = format!("SELECT text, position FROM documents WHERE input LIKE '%/data/{file}' ORDER BY position");
+        let rows = query(lake, &sql, &[]);
         assert!(rows.len() > 1, "{file} is cut into documents");
         let rebuilt: String = rows.iter().map(|r| r["text"].as_str().unwrap()).collect();
         // Only pieces that were nothing but white space are left out.

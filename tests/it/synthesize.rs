@@ -271,6 +271,7 @@ fn tutorship_through_an_endpoint_survives_faults_and_a_kill_without_asking_twice
     assert_eq!(before.len(), 60);
     assert!(after.iter().all(|body| !before.contains(body)), "a request answered before the kill was sent again");
     assert_eq!(records(&lake, "synthetic"), records(&reference_lake, "synthetic"));
+    assert_eq!(stored(), 0, "the journal is deleted once compacted into the table");
 
     // Once compacted, a rerun asks nothing; a changed teacher template misses the cache
     // for the teacher's requests only.
@@ -303,7 +304,10 @@ fn model_settings_are_checked_before_any_request() {
     ok(&mut mathlake(&["ingest", path.to_str().unwrap(), "--preset", "gsm8k", "--lake", &lake]));
     let run = |args: &[&str]| fails(&mut mathlake(&[&["synthesize", "--lake", &lake][..], args].concat()));
     let err = run(&["--method", "tutorship", "--model", "m"]);
-    assert!(err.contains("tutorship asks a model, and no endpoint is set") && err.contains("mathlake serve"), "{err}");
+    assert!(
+        err.contains("tutorship asks a model, and no endpoint is set") && err.contains("OpenAI-compatible URL"),
+        "{err}"
+    );
     let err = run(&["--method", "response_diversity", "--endpoint", "http://127.0.0.1:9/v1"]);
     assert!(err.contains("needs the model to ask"), "{err}");
     let err = run(&["--method", "retrospective", "--endpoint", "http://127.0.0.1:9/v1"]);
@@ -319,16 +323,12 @@ fn model_settings_are_checked_before_any_request() {
         "http://x/v1",
     ]);
     assert!(err.contains("query_expansion has no teacher"), "{err}");
-    let err = run(&[
-        "--method",
-        "tutorship",
-        "--endpoint",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "m",
-        "--api-key-env",
-        "MATHLAKE_TEST_NO_SUCH_KEY",
-    ]);
+    // Tutorship towards an endpoint that is never reached: each setting fails first.
+    let tutorship = |args: &[&str]| {
+        let base = ["--method", "tutorship", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m"];
+        run(&[&base[..], args].concat())
+    };
+    let err = tutorship(&["--api-key-env", "MATHLAKE_TEST_NO_SUCH_KEY"]);
     assert!(err.contains("MATHLAKE_TEST_NO_SUCH_KEY is not set"), "{err}");
     for (flag, value, says) in [
         ("--temperature", "3", "temperature must be between 0 and 2"),
@@ -336,20 +336,11 @@ fn model_settings_are_checked_before_any_request() {
         ("--timeout", "0", "timeout must be a positive number"),
         ("--max-tokens", "0", "max_tokens must be at least 1"),
     ] {
-        let err = run(&["--method", "tutorship", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", flag, value]);
+        let err = tutorship(&[flag, value]);
         assert!(err.contains(says), "{flag} {value}: {err}");
     }
     // A template folder without the method's files names the file it wanted.
     let empty = tempfile::tempdir().unwrap();
-    let err = run(&[
-        "--method",
-        "tutorship",
-        "--endpoint",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "m",
-        "--templates",
-        empty.path().to_str().unwrap(),
-    ]);
+    let err = tutorship(&["--templates", empty.path().to_str().unwrap()]);
     assert!(err.contains("tutorship_student.txt"), "{err}");
 }
