@@ -137,12 +137,9 @@ impl ResponseCache {
         })
     }
 
-    pub fn len(&self) -> usize {
+    /// How many replies it holds.
+    pub fn entries(&self) -> usize {
         self.lock_entries().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The stored reply for `key`, counted as a hit.

@@ -354,7 +354,7 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
         Some(settings) => Some(Models::new(options.method, settings, ResponseCache::open(lake, &ctx).await?)?),
         None => None,
     };
-    let cached_at_start = models.as_ref().map_or(0, |m| m.cache.len() as u64);
+    let cached_at_start = models.as_ref().map_or(0, |m| m.cache.entries() as u64);
     let in_flight = options.models.as_ref().map_or(1, ModelSettings::in_flight);
 
     let table = schema::builtin(DEFAULT_TABLE)?.arrow()?;

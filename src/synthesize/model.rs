@@ -32,6 +32,9 @@ pub(super) struct Models {
     teacher: Option<Client>,
     sampling: Sampling,
     templates: Vec<Template>,
+    /// What every record of the run says in `template_hash` and `models`.
+    template_hash: String,
+    models: String,
     pub cache: ResponseCache,
 }
 
@@ -60,12 +63,19 @@ impl Models {
                 Some(Client::new(settings.teacher.clone())?),
             ),
         };
+        let writer = Client::new(settings.writer.clone())?;
+        let models = match &teacher {
+            Some(teacher) => serde_json::json!({ "student": writer.model(), "teacher": teacher.model() }),
+            None => serde_json::json!({ "writer": writer.model() }),
+        };
         Ok(Models {
             method,
-            writer: Client::new(settings.writer.clone())?,
+            writer,
             teacher,
             sampling: settings.sampling.clone(),
+            template_hash: templates.iter().map(|t| t.hash.as_str()).collect::<Vec<_>>().join("+"),
             templates,
+            models: models.to_string(),
             cache,
         })
     }
@@ -81,15 +91,6 @@ impl Models {
         sum
     }
 
-    /// The models by role, as the synthetic table's `models` column holds them.
-    fn models(&self) -> String {
-        let json = match &self.teacher {
-            Some(teacher) => serde_json::json!({ "student": self.writer.model(), "teacher": teacher.model() }),
-            None => serde_json::json!({ "writer": self.writer.model() }),
-        };
-        json.to_string()
-    }
-
     /// The records of one problem, one per rollout; a rollout that repeats an earlier
     /// accepted one is rejected as a duplicate.
     pub async fn records(&self, problem: &Problem<'_>, rollouts: u32, seed: u64) -> Result<Vec<Record>> {
@@ -103,8 +104,7 @@ impl Models {
                     record.question.as_deref().unwrap_or_default(),
                     record.solution.as_deref().unwrap_or_default()
                 );
-                let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                if kept.contains(&text) {
+                if kept.iter().any(|earlier| same_text(earlier, &text)) {
                     record.outcome = Outcome::Rejected("same_as_an_earlier_rollout");
                 } else {
                     kept.push(text);
@@ -125,8 +125,8 @@ impl Models {
             verdict: None,
             outcome: Outcome::Accepted,
             template: self.templates[0].name,
-            template_hash: self.templates.iter().map(|t| t.hash.as_str()).collect::<Vec<_>>().join("+"),
-            models: Some(self.models()),
+            template_hash: self.template_hash.clone(),
+            models: Some(self.models.clone()),
             tokens: [0, 0],
             request_ids: Vec::new(),
         };
@@ -243,6 +243,14 @@ fn reject(record: &mut Record, reason: &'static str) {
     }
 }
 
+/// Records the model's verdict on its own work; a refusal rejects the record.
+fn self_checked(record: &mut Record, check: SelfCheck) {
+    record.verdict = Some(check.name().to_string());
+    if check == SelfCheck::Refuse {
+        reject(record, "self_check_refused");
+    }
+}
+
 /// Fills the produced answer and checks it against the source problem's gold answer.
 fn check_answer(record: &mut Record, gold: Option<&str>) {
     record.final_answer = record.solution.as_deref().and_then(marked_answer);
@@ -259,10 +267,7 @@ fn check_answer(record: &mut Record, gold: Option<&str>) {
 fn diversity(record: &mut Record, reply: &Reply, problem: &Problem) {
     match replies::checked_solution(&reply.text) {
         Ok(checked) => {
-            record.verdict = Some(checked.check.name().to_string());
-            if checked.check == SelfCheck::Refuse {
-                reject(record, "self_check_refused");
-            }
+            self_checked(record, checked.check);
             if same_text(&checked.solution, problem.solution) {
                 reject(record, "same_as_gold");
             }
@@ -281,10 +286,7 @@ fn diversity(record: &mut Record, reply: &Reply, problem: &Problem) {
 fn expansion(record: &mut Record, reply: &Reply, problem: &Problem) {
     match replies::expansion(&reply.text) {
         Ok(expanded) => {
-            record.verdict = Some(expanded.check.name().to_string());
-            if expanded.check == SelfCheck::Refuse {
-                reject(record, "self_check_refused");
-            }
+            self_checked(record, expanded.check);
             if same_text(&expanded.question, problem.question) {
                 reject(record, "same_as_source_problem");
             }
