@@ -315,8 +315,10 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
             let moments = optimizer.state_tensors(&params);
             let tokenizer =
                 checkpoint::TokenizerFile { eos_id: manifest.tokenizer.eos_id, json: tokenizer_json.as_deref() };
-            checkpoint::save(&out, &model, &tokenizer, moments, &state, is_best).await?;
+            // The log first: a kill between the two leaves lines past the checkpoint, which
+            // a resume drops and redoes; the other order would lose the lines up to it.
             write_log(&out, &log).await?;
+            checkpoint::save(&out, &model, &tokenizer, moments, &state, is_best).await?;
         }
     }
     bar.finish_and_clear();
