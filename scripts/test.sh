@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tests, with everything they need: installs the local S3 server (moto) and pyarrow (the
 # check that other tools read our shards) when missing, starts the server on a free loopback
-# port, and runs `cargo test --release` with any arguments given here, e.g.
+# port, and runs `cargo test --profile ci` (release, with cheaper settings for our crate and
+# the SQL planner: Cargo.toml) with any arguments given here, e.g.
 #   scripts/test.sh                          # the whole default suite
 #   scripts/test.sh --test it shards         # one group of integration tests
 #   scripts/test.sh -- --ignored             # the scale tests (BENCHMARKS.md has their output)
@@ -26,4 +27,4 @@ for _ in $(seq 1 150); do
 done
 export MATHLAKE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 
-cargo test --release "$@"
+cargo test --profile ci "$@"
