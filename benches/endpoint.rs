@@ -1,0 +1,64 @@
+//! A stand-in model endpoint with a fixed latency, for the synthesis client's overhead
+//! benchmark (scripts/bench_synthesize.sh): every POST is answered LATENCY_MS after its body
+//! arrived, with the same well-formed chat completion, over HTTP/1.1 with keep-alive on a
+//! loopback port, one thread per connection. The endpoint adds next to nothing itself, so
+//! a client without overhead reaches concurrency / latency requests per second.
+//!
+//!   cargo bench --bench endpoint -- PORT LATENCY_MS
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+/// A response_diversity reply in the template's form: a solution, its final answer and an
+/// accepting self-check.
+const REPLY: &str = "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\
+    \"message\":{\"role\":\"assistant\",\"content\":\"First we add the quantities.\\nThen we take \
+    the difference.\\n#### 7\\nVerdict: accept\"},\"finish_reason\":\"stop\"}],\
+    \"usage\":{\"prompt_tokens\":120,\"completion_tokens\":20}}";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let [port, latency_ms] = args.as_slice() else {
+        return Err("usage: endpoint PORT LATENCY_MS".into());
+    };
+    let latency = Duration::from_millis(latency_ms.parse()?);
+    let listener = TcpListener::bind(("127.0.0.1", port.parse::<u16>()?))?;
+    eprintln!("endpoint: http://{}/v1, {} ms per request", listener.local_addr()?, latency.as_millis());
+    for stream in listener.incoming().flatten() {
+        std::thread::spawn(move || serve(stream, latency));
+    }
+    Ok(())
+}
+
+/// Answers the requests of one connection until the client closes it.
+fn serve(stream: TcpStream, latency: Duration) {
+    let Ok(read_half) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", REPLY.len());
+    let mut line = String::new();
+    loop {
+        let mut length = 0;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        std::thread::sleep(latency);
+        if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(REPLY.as_bytes())).is_err() {
+            return;
+        }
+    }
+}
