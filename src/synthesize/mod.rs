@@ -41,6 +41,9 @@ use model::Models;
 
 const INPUT: &str = "synthesis_input";
 
+/// Records per batch written to the output table.
+const ROWS_PER_WRITE: usize = 4096;
+
 /// The table synthesis writes unless told otherwise.
 pub const DEFAULT_TABLE: &str = "synthetic";
 
@@ -348,7 +351,7 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
         .map_err(|e| e.hint("synthesis reads problem records: ingest them with a problems preset first"))?;
     let filter = options.filter.as_deref().map(|f| format!(" AND ({f})")).unwrap_or_default();
     let sql = format!("SELECT id, source, question, solution, final_answer FROM {INPUT} WHERE split = 'train'{filter}");
-    let mut stream = ctx.sql(&sql).await.map_err(|e| where_error(e, options))?.execute_stream().await?;
+    let stream = ctx.sql(&sql).await.map_err(|e| where_error(e, options))?.execute_stream().await?;
 
     let models = match &options.models {
         Some(settings) => Some(Models::new(options.method, settings, ResponseCache::open(lake, &ctx).await?)?),
@@ -378,54 +381,53 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
         cache: None,
         seconds: 0.0,
     };
-    let mut scratch = IdScratch::default();
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let mut rows = Rows::default();
-        let column = |i: usize| texts(batch.column(i)).map(Iterator::collect::<Vec<_>>);
-        let (ids, sources, questions, solutions, answers) =
-            (column(0)?, column(1)?, column(2)?, column(3)?, column(4)?);
-        let problems: Vec<Problem> = (0..batch.num_rows())
-            .map(|row| Problem {
-                id: ids[row].unwrap_or_default(),
-                source: sources[row].unwrap_or_default(),
-                question: questions[row].unwrap_or_default(),
-                solution: solutions[row].unwrap_or_default(),
-                final_answer: answers[row],
+    // One stream of problems across the input's batches, `in_flight` of them being made at
+    // a time and taken in input order (so that a rerun writes the same table): the endpoint
+    // is kept busy through batch boundaries instead of draining at each.
+    {
+        let problems = stream
+            .map(|batch| OwnedProblem::all(&batch?))
+            .map_ok(|problems| futures::stream::iter(problems.into_iter().map(Ok::<_, Error>)))
+            .try_flatten();
+        let makers = models.as_ref();
+        let made = problems
+            .map_ok(|problem| async move {
+                let records = match makers {
+                    None => (0..options.rollouts)
+                        .map(|r| retrospective_record(&problem.borrow(), options.seed, r))
+                        .collect(),
+                    Some(models) => models.records(&problem.borrow(), options.rollouts, options.seed).await?,
+                };
+                Ok((problem, records))
             })
-            .collect();
-        let records: Vec<Vec<Record>> = match &models {
-            None => problems
-                .iter()
-                .map(|p| (0..options.rollouts).map(|r| retrospective_record(p, options.seed, r)).collect())
-                .collect(),
-            // In input order, so that a rerun writes the same table.
-            Some(models) => {
-                futures::stream::iter(problems.iter().map(|p| models.records(p, options.rollouts, options.seed)))
-                    .buffered(in_flight)
-                    .try_collect()
-                    .await?
-            }
-        };
-        for (problem, records) in problems.iter().zip(records) {
+            .try_buffered(in_flight);
+        let mut made = std::pin::pin!(made);
+        let mut scratch = IdScratch::default();
+        let mut rows = Rows::default();
+        while let Some((problem, records)) = made.try_next().await? {
             report.problems += 1;
             for (rollout, record) in (0..).zip(records) {
                 report.count(&record);
-                rows.push(problem, &input, options, rollout, record, &mut scratch);
+                rows.push(&problem.borrow(), &input, options, rollout, record, &mut scratch);
+            }
+            progress.inc(1);
+            if rows.id.len() >= ROWS_PER_WRITE {
+                output.write(&std::mem::take(&mut rows).batch(table.clone())?).await?;
+                if let Some(models) = makers {
+                    let [requests, _, failures, _, tokens_out] = models.spent();
+                    let seconds = started.elapsed().as_secs_f64().max(1e-3);
+                    progress.set_message(format!(
+                        "{:.1} requests/s, {:.0} tokens/s out, {} cached, {failures} failed",
+                        requests as f64 / seconds,
+                        tokens_out as f64 / seconds,
+                        models.cache.hits.load(std::sync::atomic::Ordering::Relaxed),
+                    ));
+                }
             }
         }
-        progress.inc(batch.num_rows() as u64);
-        if let Some(models) = &models {
-            let [requests, _, failures, _, tokens_out] = models.spent();
-            let seconds = started.elapsed().as_secs_f64().max(1e-3);
-            progress.set_message(format!(
-                "{:.1} requests/s, {:.0} tokens/s out, {} cached, {failures} failed",
-                requests as f64 / seconds,
-                tokens_out as f64 / seconds,
-                models.cache.hits.load(std::sync::atomic::Ordering::Relaxed),
-            ));
+        if !rows.id.is_empty() {
+            output.write(&rows.batch(table.clone())?).await?;
         }
-        output.write(&rows.batch(table.clone())?).await?;
     }
     let details = serde_json::json!({
         "method": report.method, "input": input, "rollouts": options.rollouts, "seed": options.seed,
@@ -458,6 +460,43 @@ struct Problem<'a> {
     question: &'a str,
     solution: &'a str,
     final_answer: Option<&'a str>,
+}
+
+/// A problem read from the input, held while its records are made.
+struct OwnedProblem {
+    id: String,
+    source: String,
+    question: String,
+    solution: String,
+    final_answer: Option<String>,
+}
+
+impl OwnedProblem {
+    /// The problems of a batch of the input query's columns.
+    fn all(batch: &RecordBatch) -> Result<Vec<OwnedProblem>> {
+        let column = |i: usize| texts(batch.column(i)).map(Iterator::collect::<Vec<_>>);
+        let (ids, sources, questions, solutions, answers) =
+            (column(0)?, column(1)?, column(2)?, column(3)?, column(4)?);
+        Ok((0..batch.num_rows())
+            .map(|row| OwnedProblem {
+                id: ids[row].unwrap_or_default().to_string(),
+                source: sources[row].unwrap_or_default().to_string(),
+                question: questions[row].unwrap_or_default().to_string(),
+                solution: solutions[row].unwrap_or_default().to_string(),
+                final_answer: answers[row].map(str::to_string),
+            })
+            .collect())
+    }
+
+    fn borrow(&self) -> Problem<'_> {
+        Problem {
+            id: &self.id,
+            source: &self.source,
+            question: &self.question,
+            solution: &self.solution,
+            final_answer: self.final_answer.as_deref(),
+        }
+    }
 }
 
 /// What a method made of one (problem, rollout).
