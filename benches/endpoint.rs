@@ -6,9 +6,13 @@
 //!
 //!   cargo bench --bench endpoint -- PORT LATENCY_MS
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
+
+#[path = "../tests/it/http.rs"]
+mod http;
+use http::read_request;
 
 /// A response_diversity reply in the template's form: a solution, its final answer and an
 /// accepting self-check.
@@ -42,25 +46,7 @@ fn serve(stream: TcpStream, latency: Duration) {
     let mut writer = stream;
     let response =
         format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{REPLY}", REPLY.len());
-    let mut line = String::new();
-    loop {
-        let mut length = 0;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while read_request(&mut reader).is_some() {
         std::thread::sleep(latency);
         if writer.write_all(response.as_bytes()).is_err() {
             return;

@@ -386,17 +386,15 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
     // is kept busy through batch boundaries instead of draining at each.
     {
         let problems = stream
-            .map(|batch| OwnedProblem::all(&batch?))
+            .map(|batch| Problem::all(&batch?))
             .map_ok(|problems| futures::stream::iter(problems.into_iter().map(Ok::<_, Error>)))
             .try_flatten();
         let makers = models.as_ref();
         let made = problems
             .map_ok(|problem| async move {
                 let records = match makers {
-                    None => (0..options.rollouts)
-                        .map(|r| retrospective_record(&problem.borrow(), options.seed, r))
-                        .collect(),
-                    Some(models) => models.records(&problem.borrow(), options.rollouts, options.seed).await?,
+                    None => (0..options.rollouts).map(|r| retrospective_record(&problem, options.seed, r)).collect(),
+                    Some(models) => models.records(&problem, options.rollouts, options.seed).await?,
                 };
                 Ok((problem, records))
             })
@@ -408,7 +406,7 @@ pub async fn synthesize(lake: &Lake, options: &SynthesizeOptions, progress: &Pro
             report.problems += 1;
             for (rollout, record) in (0..).zip(records) {
                 report.count(&record);
-                rows.push(&problem.borrow(), &input, options, rollout, record, &mut scratch);
+                rows.push(&problem, &input, options, rollout, record, &mut scratch);
             }
             progress.inc(1);
             if rows.id.len() >= ROWS_PER_WRITE {
@@ -454,16 +452,7 @@ fn where_error(error: datafusion::error::DataFusionError, options: &SynthesizeOp
 }
 
 /// One training problem as read.
-struct Problem<'a> {
-    id: &'a str,
-    source: &'a str,
-    question: &'a str,
-    solution: &'a str,
-    final_answer: Option<&'a str>,
-}
-
-/// A problem read from the input, held while its records are made.
-struct OwnedProblem {
+struct Problem {
     id: String,
     source: String,
     question: String,
@@ -471,14 +460,15 @@ struct OwnedProblem {
     final_answer: Option<String>,
 }
 
-impl OwnedProblem {
-    /// The problems of a batch of the input query's columns.
-    fn all(batch: &RecordBatch) -> Result<Vec<OwnedProblem>> {
+impl Problem {
+    /// The problems of a batch of the input query's columns, owned so that they outlive it
+    /// while their records are made.
+    fn all(batch: &RecordBatch) -> Result<Vec<Problem>> {
         let column = |i: usize| texts(batch.column(i)).map(Iterator::collect::<Vec<_>>);
         let (ids, sources, questions, solutions, answers) =
             (column(0)?, column(1)?, column(2)?, column(3)?, column(4)?);
         Ok((0..batch.num_rows())
-            .map(|row| OwnedProblem {
+            .map(|row| Problem {
                 id: ids[row].unwrap_or_default().to_string(),
                 source: sources[row].unwrap_or_default().to_string(),
                 question: questions[row].unwrap_or_default().to_string(),
@@ -486,16 +476,6 @@ impl OwnedProblem {
                 final_answer: answers[row].map(str::to_string),
             })
             .collect())
-    }
-
-    fn borrow(&self) -> Problem<'_> {
-        Problem {
-            id: &self.id,
-            source: &self.source,
-            question: &self.question,
-            solution: &self.solution,
-            final_answer: self.final_answer.as_deref(),
-        }
     }
 }
 
@@ -551,17 +531,17 @@ const RETROSPECTIVE_RULE: &str = "retrospective/v1: a later step before an earli
 fn retrospective_record(problem: &Problem, seed: u64, rollout: u32) -> Record {
     static RULE_HASH: LazyLock<String> =
         LazyLock::new(|| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(RETROSPECTIVE_RULE.as_bytes())));
-    let (solution, outcome) = match retrospective::enhance(problem.solution, seed, problem.id, rollout) {
+    let (solution, outcome) = match retrospective::enhance(&problem.solution, seed, &problem.id, rollout) {
         Err(refusal) => (None, Outcome::Rejected(refusal.reason())),
         // Verified, not assumed: taking the misplaced step and marker out gives the source
         // solution back (the answer is checked below).
-        Ok(b) if retrospective::undo(&b.solution).as_deref() != Some(problem.solution) => {
+        Ok(b) if retrospective::undo(&b.solution).as_deref() != Some(problem.solution.as_str()) => {
             (Some(b.solution), Outcome::Rejected("not_reversible"))
         }
         Ok(b) => (Some(b.solution), Outcome::Accepted),
     };
     let final_answer = solution.as_deref().and_then(marked_answer);
-    let answer_matches = answer_matches(final_answer.as_deref(), problem.final_answer);
+    let answer_matches = answer_matches(final_answer.as_deref(), problem.final_answer.as_deref());
     let outcome = match (outcome, answer_matches) {
         (Outcome::Accepted, Some(false)) => Outcome::Rejected("answer_differs_from_gold"),
         (Outcome::Accepted, None) => Outcome::Rejected("no_final_answer"),
@@ -626,7 +606,7 @@ impl Rows {
         let method = options.method.name();
         let rollout_text = rollout.to_string();
         let id_parts = [
-            problem.id,
+            problem.id.as_str(),
             method,
             rollout_text.as_str(),
             record.question.as_deref().unwrap_or_default(),

@@ -93,7 +93,7 @@ impl Models {
 
     /// The records of one problem, one per rollout; a rollout that repeats an earlier
     /// accepted one is rejected as a duplicate.
-    pub async fn records(&self, problem: &Problem<'_>, rollouts: u32, seed: u64) -> Result<Vec<Record>> {
+    pub async fn records(&self, problem: &Problem, rollouts: u32, seed: u64) -> Result<Vec<Record>> {
         let made = futures::future::try_join_all((0..rollouts).map(|r| self.record(problem, r, seed))).await?;
         let mut kept: Vec<String> = Vec::new();
         let mut records = Vec::with_capacity(made.len());
@@ -115,7 +115,7 @@ impl Models {
         Ok(records)
     }
 
-    async fn record(&self, problem: &Problem<'_>, rollout: u32, seed: u64) -> Result<Record> {
+    async fn record(&self, problem: &Problem, rollout: u32, seed: u64) -> Result<Record> {
         let seed = seed.wrapping_add(u64::from(rollout));
         let mut record = Record {
             question: Some(problem.question.to_string()),
@@ -130,7 +130,7 @@ impl Models {
             tokens: [0, 0],
             request_ids: Vec::new(),
         };
-        let values = [("question", problem.question), ("solution", problem.solution)];
+        let values = [("question", problem.question.as_str()), ("solution", problem.solution.as_str())];
         let first = self.templates[0].render(&values);
         let role = if self.teacher.is_some() { "student" } else { "writer" };
         let Some(reply) = self.ask(&self.writer, role, problem, rollout, first, seed, &mut record).await? else {
@@ -153,8 +153,11 @@ impl Models {
                     .enumerate()
                     .map(|(i, s)| format!("Step {}: {}\n", i + 1, &attempt[s.clone()]))
                     .collect();
-                let values =
-                    [("question", problem.question), ("solution", problem.solution), ("attempt", numbered.as_str())];
+                let values = [
+                    ("question", problem.question.as_str()),
+                    ("solution", problem.solution.as_str()),
+                    ("attempt", numbered.as_str()),
+                ];
                 let prompt = self.templates[1].render(&values);
                 let teacher =
                     self.teacher.as_ref().ok_or_else(|| Error::Internal("tutorship without a teacher".into()))?;
@@ -177,7 +180,7 @@ impl Models {
         &self,
         client: &Client,
         role: &'static str,
-        problem: &Problem<'_>,
+        problem: &Problem,
         rollout: u32,
         prompt: String,
         seed: u64,
@@ -185,7 +188,7 @@ impl Models {
     ) -> Result<Option<Reply>> {
         let sampling = Sampling { seed: Some(seed), ..self.sampling.clone() };
         let body = client.body(&[Message { role: "user", content: prompt }], &sampling)?;
-        let request = RequestKey { problem_id: problem.id, method: self.method.name(), rollout, role, body: &body };
+        let request = RequestKey { problem_id: &problem.id, method: self.method.name(), rollout, role, body: &body };
         let (key, request_hash) = request.key();
         record.request_ids.push(key.clone());
         let asked = match self.cache.get(&key) {
@@ -268,7 +271,7 @@ fn diversity(record: &mut Record, reply: &Reply, problem: &Problem) {
     match replies::checked_solution(&reply.text) {
         Ok(checked) => {
             self_checked(record, checked.check);
-            if same_text(&checked.solution, problem.solution) {
+            if same_text(&checked.solution, &problem.solution) {
                 reject(record, "same_as_gold");
             }
             record.solution = Some(checked.solution);
@@ -278,7 +281,7 @@ fn diversity(record: &mut Record, reply: &Reply, problem: &Problem) {
             reject(record, reason);
         }
     }
-    check_answer(record, problem.final_answer);
+    check_answer(record, problem.final_answer.as_deref());
 }
 
 /// A new problem built on the source's fact, kept when its self-check accepts it and its
@@ -287,7 +290,7 @@ fn expansion(record: &mut Record, reply: &Reply, problem: &Problem) {
     match replies::expansion(&reply.text) {
         Ok(expanded) => {
             self_checked(record, expanded.check);
-            if same_text(&expanded.question, problem.question) {
+            if same_text(&expanded.question, &problem.question) {
                 reject(record, "same_as_source_problem");
             }
             record.question = Some(expanded.question);
@@ -329,7 +332,7 @@ fn tutorship(record: &mut Record, attempt: &str, steps: &[std::ops::Range<usize>
             reject(record, reason);
         }
     }
-    check_answer(record, problem.final_answer);
+    check_answer(record, problem.final_answer.as_deref());
 }
 
 /// The same text up to white space.

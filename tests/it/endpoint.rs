@@ -4,11 +4,13 @@
 //! schedule over the order requests arrive in.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::http::read_request;
 
 /// What the n-th request (0-based, in arrival order) gets instead of a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,30 +86,12 @@ impl Endpoint {
 fn serve(stream: TcpStream, state: &State) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    loop {
-        let mut length = 0;
-        let mut line = String::new();
-        let mut first = true;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    while let Some((request_line, body)) = read_request(&mut reader) {
+        if !request_line.starts_with("POST") {
+            if writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").is_err() {
                 return;
             }
-            if first && !line.starts_with("POST") {
-                let _ = writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-            }
-            first = false;
-            let lower = line.to_ascii_lowercase();
-            if let Some(value) = lower.strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
+            continue;
         }
         let body = String::from_utf8_lossy(&body).into_owned();
         let n = state.arrivals.fetch_add(1, Ordering::SeqCst);
