@@ -29,11 +29,11 @@ use serde::{Deserialize, Serialize};
 
 pub use self::report::{EvalReport, GroupResult, ItemResult};
 use crate::decontaminate::BenchmarkSpec;
-use crate::error::{Context as _, Error, Result};
+use crate::error::{Error, Result};
 use crate::lake::{Lake, Location, SessionOptions, register_source, require_text_columns};
 use crate::text::texts;
 use crate::text::{difficulty, final_answer, reasoning_steps};
-use crate::tokenize::{Encoder, Engine, Template};
+use crate::tokenize::{Encoder, Template};
 use crate::train::checkpoint;
 use crate::train::config::DeviceKind;
 use crate::train::model::{Context, KvCache, Llama, token_nll};
@@ -195,28 +195,8 @@ pub async fn eval(lake: &Lake, options: &EvalOptions, progress: &ProgressBar) ->
     }
     let device = options.device.open()?;
     progress.set_message("eval: loading the checkpoint");
-    let location = checkpoint::resolve(&options.checkpoint, false).await?;
-    let saved = checkpoint::load(&location, &device).await?;
-    let model = Llama::from_tensors(saved.config, saved.tensors, DType::F32).context(location.url())?;
-    let tokenizer = match &options.tokenizer {
-        Some(t) => t.clone(),
-        None => location.join("tokenizer.json").url(),
-    };
-    let encoder = Encoder::load(&tokenizer, options.eos.as_deref(), Engine::Auto).await.map_err(|e| {
-        if options.tokenizer.is_none() {
-            Error::user(format!("{} has no tokenizer.json: {e}", location.url()))
-                .hint("name the tokenizer the model was trained with: --tokenizer URL")
-        } else {
-            e
-        }
-    })?;
-    if encoder.info.vocab_size as usize > model.config.vocab_size {
-        return Err(Error::user(format!(
-            "{tokenizer} has {} tokens, the model's vocabulary {}",
-            encoder.info.vocab_size, model.config.vocab_size
-        ))
-        .hint("evaluate with the tokenizer the model was trained with"));
-    }
+    let (location, model, encoder) =
+        checkpoint::open(&options.checkpoint, options.tokenizer.as_deref(), options.eos.as_deref(), &device).await?;
     let context =
         options.context.unwrap_or(model.config.max_position_embeddings).min(model.config.max_position_embeddings);
     if context <= options.max_new_tokens {
@@ -282,7 +262,7 @@ pub async fn eval(lake: &Lake, options: &EvalOptions, progress: &ProgressBar) ->
 
     let report = EvalReport::new(
         location.url(),
-        tokenizer,
+        encoder.info.source.clone(),
         options,
         context,
         &exemplars,

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Llama, ModelConfig};
 use crate::error::{Context, Error, Result};
 use crate::lake::{Location, get_optional, put};
+use crate::tokenize::encoder::{Encoder, Engine};
 
 pub const FORMAT: &str = "mathlake-checkpoint/1";
 const CHECKPOINTS: &str = "checkpoints";
@@ -211,6 +212,36 @@ pub async fn load(location: &Location, device: &Device) -> Result<Checkpoint> {
         None => None,
     };
     Ok(Checkpoint { location: location.clone(), config, tensors, state })
+}
+
+/// A checkpoint ready to generate with: its folder, the model (f32 weights) and its
+/// tokenizer (`tokenizer`, else the folder's own tokenizer.json; `eos` names the EOS token).
+pub async fn open(
+    url: &str,
+    tokenizer: Option<&str>,
+    eos: Option<&str>,
+    device: &Device,
+) -> Result<(Location, Llama, Encoder)> {
+    let location = resolve(url, false).await?;
+    let saved = load(&location, device).await?;
+    let model = Llama::from_tensors(saved.config, saved.tensors, DType::F32).context(location.url())?;
+    let source = tokenizer.map_or_else(|| location.join("tokenizer.json").url(), str::to_string);
+    let encoder = Encoder::load(&source, eos, Engine::Auto).await.map_err(|e| {
+        if tokenizer.is_none() {
+            Error::user(format!("{} has no tokenizer.json: {e}", location.url()))
+                .hint("name the tokenizer the model was trained with: --tokenizer URL")
+        } else {
+            e
+        }
+    })?;
+    if encoder.info.vocab_size as usize > model.config.vocab_size {
+        return Err(Error::user(format!(
+            "{source} has {} tokens, the model's vocabulary {}",
+            encoder.info.vocab_size, model.config.vocab_size
+        ))
+        .hint("use the tokenizer the model was trained with"));
+    }
+    Ok((location, model, encoder))
 }
 
 /// The optimizer moments of a checkpoint of ours.

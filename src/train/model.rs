@@ -450,7 +450,7 @@ impl Llama {
     /// Logits `[rows * length, vocab]` in the master dtype for inputs `[rows, length]` (u32).
     pub fn forward(&self, inputs: &Tensor, context: &Context) -> Result<Tensor> {
         let (rows, length) = inputs.dims2()?;
-        let x = self.hidden(inputs, context, None)?;
+        let x = self.hidden(&inputs.flatten_all()?, &mut [Part { rows, length, context, cache: None }])?;
         let logits = self.logits(&x)?;
         debug_assert_eq!(logits.dims(), [rows * length, self.config.vocab_size]);
         Ok(logits)
@@ -460,26 +460,43 @@ impl Llama {
     /// `cache` (empty for a new one); the cache takes in their keys and values. A pure
     /// inference path: no graph is kept for a backward pass.
     pub fn decode(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        if tokens.is_empty() {
-            return Err(Error::Internal("decode needs at least one token".into()));
-        }
-        let device = self.embed.as_tensor().device();
-        let past = cache.len();
-        let context = Context::decoding(&self.config, past, tokens.len(), self.dtype, device)?;
-        let inputs = Tensor::new(tokens, device)?.unsqueeze(0)?;
-        let x = self.hidden(&inputs, &context, Some(cache))?.detach();
-        let last = x.narrow(0, tokens.len() - 1, 1)?;
-        Ok(self.logits(&last)?.squeeze(0)?.detach())
+        Ok(self.decode_batch(&mut [(tokens, cache)])?.squeeze(0)?)
     }
 
-    /// The final hidden states `[rows * length, hidden]` (normed) for inputs `[rows, length]`.
-    fn hidden(&self, inputs: &Tensor, context: &Context, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let (rows, length) = inputs.dims2()?;
-        let mut x = self.weight(&self.embed)?.index_select(&inputs.flatten_all()?, 0)?;
+    /// [`Llama::decode`] for several sequences at once, each with its own new tokens and
+    /// cache: logits `[sequences, vocab]`. The weight matrices multiply every sequence's
+    /// tokens in one product, which is what makes serving concurrent requests cheaper
+    /// than serving them one after another; attention stays per sequence.
+    pub fn decode_batch(&self, sequences: &mut [(&[u32], &mut KvCache)]) -> Result<Tensor> {
+        if sequences.is_empty() || sequences.iter().any(|(tokens, _)| tokens.is_empty()) {
+            return Err(Error::Internal("decode needs at least one token per sequence".into()));
+        }
+        let device = self.embed.as_tensor().device();
+        let contexts = sequences
+            .iter()
+            .map(|(tokens, cache)| Context::decoding(&self.config, cache.len(), tokens.len(), self.dtype, device))
+            .collect::<Result<Vec<_>>>()?;
+        let all: Vec<u32> = sequences.iter().flat_map(|(tokens, _)| tokens.iter().copied()).collect();
+        let mut last = Vec::with_capacity(sequences.len());
+        let mut parts = Vec::with_capacity(sequences.len());
+        let mut end = 0;
+        for ((tokens, cache), context) in sequences.iter_mut().zip(&contexts) {
+            end += tokens.len();
+            last.push(end as u32 - 1);
+            parts.push(Part { rows: 1, length: tokens.len(), context, cache: Some(&mut **cache) });
+        }
+        let x = self.hidden(&Tensor::new(all, device)?, &mut parts)?.detach();
+        let last = x.index_select(&Tensor::new(last, device)?, 0)?;
+        Ok(self.logits(&last)?.detach())
+    }
+
+    /// The final hidden states `[tokens, hidden]` (normed) for `inputs` `[tokens]`, the
+    /// parts' tokens one after another.
+    fn hidden(&self, inputs: &Tensor, parts: &mut [Part]) -> Result<Tensor> {
+        let mut x = self.weight(&self.embed)?.index_select(inputs, 0)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = self.rms_norm(&x, &layer.input_norm)?;
-            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = (x + self.attention(&h, layer, context, rows, length, layer_cache)?)?;
+            x = (x + self.attention(&h, layer, i, parts)?)?;
             let h = self.rms_norm(&x, &layer.post_norm)?;
             let gate = linear(&h, &self.weight(&layer.gate)?)?;
             let up = linear(&h, &self.weight(&layer.up)?)?;
@@ -503,62 +520,75 @@ impl Llama {
         Ok(normed.broadcast_mul(&self.weight(weight)?)?)
     }
 
-    /// Grouped-query attention over `x` `[rows * length, hidden]`; with a cache, the keys
-    /// and values of earlier tokens come before this call's.
-    fn attention(
-        &self,
-        x: &Tensor,
-        layer: &Layer,
-        context: &Context,
-        rows: usize,
-        length: usize,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
-    ) -> Result<Tensor> {
+    /// Grouped-query attention over `x` `[tokens, hidden]`, the parts' tokens one after
+    /// another; each part attends within itself, and with a cache, the keys and values of
+    /// its earlier tokens (layer `index` of the cache) come before this call's.
+    fn attention(&self, x: &Tensor, layer: &Layer, index: usize, parts: &mut [Part]) -> Result<Tensor> {
         let c = &self.config;
         let (heads, kv_heads, head_dim) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
-        let split = |t: Tensor, n: usize| -> Result<Tensor> {
-            Ok(t.reshape((rows, length, n, head_dim))?.transpose(1, 2)?.contiguous()?)
-        };
-        let q = split(linear(x, &self.weight(&layer.q)?)?, heads)?;
-        let k = split(linear(x, &self.weight(&layer.k)?)?, kv_heads)?;
-        let v = split(linear(x, &self.weight(&layer.v)?)?, kv_heads)?;
-        let q = rotate(&q, context)?;
-        let mut k = rotate(&k, context)?;
-        let mut v = v;
-        if let Some(cache) = cache {
-            if let Some((past_k, past_v)) = cache.as_ref() {
-                k = Tensor::cat(&[past_k, &k], 2)?;
-                v = Tensor::cat(&[past_v, &v], 2)?;
-            }
-            // Detached: the cache serves inference and must not keep each step's graph alive.
-            *cache = Some((k.detach(), v.detach()));
-        }
-        let keys = k.dim(2)?;
-        let (k, v) = if heads == kv_heads {
-            (k, v)
-        } else {
-            let repeat = |t: Tensor| -> Result<Tensor> {
-                let group = heads / kv_heads;
-                Ok(t.unsqueeze(2)?
-                    .broadcast_as((rows, kv_heads, group, keys, head_dim))?
-                    .reshape((rows, heads, keys, head_dim))?)
+        let q_all = linear(x, &self.weight(&layer.q)?)?;
+        let k_all = linear(x, &self.weight(&layer.k)?)?;
+        let v_all = linear(x, &self.weight(&layer.v)?)?;
+        let mut outs = Vec::with_capacity(parts.len());
+        let mut offset = 0;
+        for part in parts.iter_mut() {
+            let (rows, length) = (part.rows, part.length);
+            let split = |t: &Tensor, n: usize| -> Result<Tensor> {
+                Ok(t.narrow(0, offset, rows * length)?
+                    .reshape((rows, length, n, head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()?)
             };
-            (repeat(k)?, repeat(v)?)
-        };
-        // The softmax computes in f32 at least, as Hugging Face's eager attention does: in
-        // bf16 its sums over long rows lose most of their digits. The fused kernels read
-        // bf16 scores and write bf16 weights themselves.
-        let scores = q.matmul(&k.t()?)?;
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let attention = if ops::fused(&scores) {
-            ops::attention_softmax(&scores, &context.mask, scale)?
-        } else {
-            let scores = scores.to_dtype(self.master)?;
-            softmax_last_dim(&(scores * scale)?.broadcast_add(&context.mask)?)?.to_dtype(self.dtype)?
-        };
-        let out = attention.matmul(&v)?.transpose(1, 2)?.reshape((rows * length, heads * head_dim))?;
+            let q = rotate(&split(&q_all, heads)?, part.context)?;
+            let mut k = rotate(&split(&k_all, kv_heads)?, part.context)?;
+            let mut v = split(&v_all, kv_heads)?;
+            offset += rows * length;
+            if let Some(cache) = part.cache.as_deref_mut() {
+                let cache = &mut cache.layers[index];
+                if let Some((past_k, past_v)) = cache.as_ref() {
+                    k = Tensor::cat(&[past_k, &k], 2)?;
+                    v = Tensor::cat(&[past_v, &v], 2)?;
+                }
+                // Detached: the cache serves inference and must not keep each step's graph alive.
+                *cache = Some((k.detach(), v.detach()));
+            }
+            let keys = k.dim(2)?;
+            let (k, v) = if heads == kv_heads {
+                (k, v)
+            } else {
+                let repeat = |t: Tensor| -> Result<Tensor> {
+                    let group = heads / kv_heads;
+                    Ok(t.unsqueeze(2)?
+                        .broadcast_as((rows, kv_heads, group, keys, head_dim))?
+                        .reshape((rows, heads, keys, head_dim))?)
+                };
+                (repeat(k)?, repeat(v)?)
+            };
+            // The softmax computes in f32 at least, as Hugging Face's eager attention does: in
+            // bf16 its sums over long rows lose most of their digits. The fused kernels read
+            // bf16 scores and write bf16 weights themselves.
+            let scores = q.matmul(&k.t()?)?;
+            let scale = 1.0 / (head_dim as f64).sqrt();
+            let attention = if ops::fused(&scores) {
+                ops::attention_softmax(&scores, &part.context.mask, scale)?
+            } else {
+                let scores = scores.to_dtype(self.master)?;
+                softmax_last_dim(&(scores * scale)?.broadcast_add(&part.context.mask)?)?.to_dtype(self.dtype)?
+            };
+            outs.push(attention.matmul(&v)?.transpose(1, 2)?.reshape((rows * length, heads * head_dim))?);
+        }
+        let out = if outs.len() == 1 { outs.swap_remove(0) } else { Tensor::cat(&outs, 0)? };
         linear(&out, &self.weight(&layer.o)?)
     }
+}
+
+/// Tokens that attend among themselves: the whole batch in training (packed rows, the
+/// context's mask keeping documents apart), one sequence each when decoding several.
+struct Part<'a> {
+    rows: usize,
+    length: usize,
+    context: &'a Context,
+    cache: Option<&'a mut KvCache>,
 }
 
 /// Weights stay f32 under a lower-precision forward pass; f64 runs all in f64.
@@ -777,6 +807,37 @@ mod tests {
                 assert!(diff < 1e-10, "position {i} differs by {diff} (tied {tied})");
             }
         }
+        Ok(())
+    }
+
+    /// Sequences decoded together, at different lengths and stages (one starting, two
+    /// continuing), get the logits each would get alone.
+    #[test]
+    fn batched_decoding_matches_decoding_each_sequence_alone() -> Result<()> {
+        let model = model(false, DType::F64)?;
+        let prompts: [&[u32]; 3] = [&[1, 5, 7], &[2, 9], &[4, 3, 8, 6, 1]];
+        let news: [&[u32]; 3] = [&[11], &[3, 3, 0], &[12]];
+        let (mut alone, mut together) = (Vec::new(), Vec::new());
+        for (prompt, new) in prompts.iter().zip(&news) {
+            let mut cache = KvCache::new(&model.config);
+            model.decode(prompt, &mut cache)?;
+            alone.push(model.decode(new, &mut cache)?);
+            let mut cache = KvCache::new(&model.config);
+            model.decode(prompt, &mut cache)?;
+            together.push(cache);
+        }
+        // The first starts afresh with its prompt and token at once.
+        together[0] = KvCache::new(&model.config);
+        let first: Vec<u32> = [prompts[0], news[0]].concat();
+        let (a, rest) = together.split_at_mut(1);
+        let (b, c) = rest.split_at_mut(1);
+        let batched = model.decode_batch(&mut [(&first, &mut a[0]), (news[1], &mut b[0]), (news[2], &mut c[0])])?;
+        assert_eq!(batched.dims(), [3, model.config.vocab_size]);
+        for (i, logits) in alone.iter().enumerate() {
+            let diff = (batched.get(i)? - logits)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff < 1e-10, "sequence {i} differs by {diff}");
+        }
+        assert_eq!([a[0].len(), b[0].len(), c[0].len()], [4, 5, 6]);
         Ok(())
     }
 
