@@ -344,3 +344,87 @@ fn model_settings_are_checked_before_any_request() {
     let err = tutorship(&["--templates", empty.path().to_str().unwrap()]);
     assert!(err.contains("tutorship_student.txt"), "{err}");
 }
+
+/// The three model methods at once against a real `mathlake serve` of SmolLM2-135M-Instruct
+/// (student and teacher alike), on a few GSM8K training problems: every problem gets its
+/// record, accepted or rejected with a reason (a 135M model rarely follows the format), with
+/// its lineage; every request the runs report reached the server once.
+#[test]
+fn each_model_method_runs_end_to_end_against_mathlake_serve() {
+    let server = crate::serve::Server::start(&["--model", &crate::serve::smollm2(), "--max-batch", "32"]);
+    let endpoint = format!("http://{}/v1", server.address);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = gsm8k_lake(&dir);
+    let gold = gold_answers(&lake);
+    let model = "SmolLM2-135M-Instruct.Q4_1";
+    let methods = ["response_diversity", "query_expansion", "tutorship"];
+    let children: Vec<_> = methods
+        .iter()
+        .map(|method| {
+            let args = [
+                "synthesize",
+                "--method",
+                method,
+                "--endpoint",
+                &endpoint,
+                "--model",
+                model,
+                "--where",
+                "id < '003'",
+                "--max-tokens",
+                "96",
+                "--temperature",
+                "0.7",
+                "--to",
+                method,
+                "--json",
+                "--lake",
+                &lake,
+            ];
+            mathlake(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    let mut requests = 0;
+    for (method, child) in methods.iter().zip(children) {
+        let output = child.wait_with_output().unwrap();
+        assert_success(&output);
+        let report = json(&String::from_utf8(output.stdout).unwrap())["synthesize"].clone();
+        eprintln!("{method}: {report}");
+        let count = |key: &str| report[key].as_u64().unwrap();
+        let problems = count("problems");
+        assert!((3..12).contains(&problems), "{report}");
+        assert_eq!(count("records"), problems);
+        assert_eq!(count("accepted") + count("rejected") + count("failed"), problems, "{report}");
+        assert_eq!(count("failed"), 0, "the server answered every request: {report}");
+        requests += count("requests");
+
+        let sql = format!(
+            "SELECT s.*, p.question AS source_question FROM {method} s JOIN problems p ON s.problem_id = p.id ORDER BY s.id"
+        );
+        let rows = query(&lake, &sql, &[]);
+        assert_eq!(rows.len() as u64, problems);
+        for row in &rows {
+            assert_eq!(row["method"], *method, "{row}");
+            let models: BTreeMap<String, String> = serde_json::from_str(row["models"].as_str().unwrap()).unwrap();
+            let roles = if *method == "tutorship" { vec!["student", "teacher"] } else { vec!["writer"] };
+            assert_eq!(models.keys().map(String::as_str).collect::<Vec<_>>(), roles, "{row}");
+            assert!(models.values().all(|m| m == model), "{row}");
+            let ids: Vec<String> = serde_json::from_str(row["request_ids"].as_str().unwrap()).unwrap();
+            assert!(
+                !ids.is_empty() && row["tokens_in"].as_i64() > Some(50) && row["tokens_out"].as_i64() > Some(0),
+                "{row}"
+            );
+            match row["status"].as_str().unwrap() {
+                "accepted" if *method != "query_expansion" => {
+                    let question = row["source_question"].as_str().unwrap().trim();
+                    assert_eq!(row["final_answer"].as_str(), gold.get(question).map(String::as_str), "{row}");
+                }
+                "accepted" => assert!(row["final_answer"].is_string() && row["question"].is_string(), "{row}"),
+                _ => assert!(row["reason"].as_str().is_some_and(|r| !r.is_empty()), "{row}"),
+            }
+        }
+    }
+    let health = server.call("GET", "/health", None).1;
+    assert_eq!(health["completions"].as_u64(), Some(requests), "{health}");
+    assert!(health["largest_batch"].as_u64() > Some(3), "the three runs shared steps: {health}");
+}
