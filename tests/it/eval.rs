@@ -230,7 +230,7 @@ fn eval_fails_clearly_on_bad_input() {
     assert!(err.contains("no_such_column"), "{err}");
     let gpt2 = shared_data("tokenizers/gpt2.json");
     let err = eval(&["--checkpoint", run, "--benchmarks", "problems", "--tokenizer", gpt2.to_str().unwrap()]);
-    assert!(err.contains("50257 tokens") && err.contains("evaluate with the tokenizer"), "{err}");
+    assert!(err.contains("50257 tokens") && err.contains("use the tokenizer the model was trained with"), "{err}");
     let err = eval(&["--checkpoint", run, "--benchmarks", "problems", "--context", "64", "--max-new-tokens", "64"]);
     assert!(err.contains("leaves no room"), "{err}");
     assert!(!Path::new(report).exists(), "a failed eval writes no report");

@@ -199,3 +199,56 @@ fn a_missing_or_foreign_model_file_is_a_clear_error() {
     let stderr = crate::common::fails(&mut mathlake(&["serve", "--model", missing.to_str().unwrap(), "--port", "0"]));
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+/// A checkpoint of ours, served: greedy completions of the evaluation's zero-shot prompts
+/// are the generations `mathlake eval` wrote for the same items (same model, tokenizer,
+/// stop string and token limit), and a chat prompt is the message's content as it is.
+#[test]
+fn a_trained_checkpoint_serves_what_eval_generated() {
+    let (_, lake, _) = crate::ingest_shared_data::quickstart();
+    let run = std::path::Path::new(lake.strip_prefix("file://").unwrap_or(lake)).join("runs/test1-tiny");
+    let run = run.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("eval");
+    let subset = "split = 'test' AND source = 'gsm8k' AND id < '08'";
+    let args = [
+        "eval",
+        "--lake",
+        lake,
+        "--json",
+        "--checkpoint",
+        run,
+        "--benchmarks",
+        "gsm8k_test=problems",
+        "--benchmark-where",
+        subset,
+        "--shots",
+        "0",
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "24",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    crate::common::ok(&mut mathlake(&args));
+    let items: Vec<Value> = std::fs::read_to_string(report.join("items.jsonl"))
+        .unwrap()
+        .lines()
+        .map(crate::common::json)
+        .filter(|i| !i["generation"].is_null())
+        .collect();
+    assert_eq!(items.len(), 4);
+
+    let server = Server::start(&["--model", run, "--name", "tiny"]);
+    assert_eq!(server.call("GET", "/v1/models", None).1["data"][0]["id"], "tiny");
+    for item in &items {
+        let prompt = format!("Question: {}\nAnswer:", item["question"].as_str().unwrap());
+        let body = json!({"prompt": prompt, "temperature": 0, "max_tokens": 24, "stop": "\nQuestion:"});
+        let (status, reply) = server.call("POST", "/v1/completions", Some(&body));
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["choices"][0]["text"].as_str().map(str::trim), item["generation"].as_str(), "{item}");
+        let chat = server.chat(&prompt, json!({"max_tokens": 24, "stop": "\nQuestion:"}));
+        assert_eq!(content(&chat).trim(), item["generation"].as_str().unwrap(), "{chat}");
+    }
+}
