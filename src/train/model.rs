@@ -441,17 +441,19 @@ impl Llama {
         self.master
     }
 
-    /// A parameter in the forward dtype.
-    fn weight(&self, var: &Var) -> Result<Tensor> {
-        let t = var.as_tensor();
-        Ok(if t.dtype() == self.dtype { t.clone() } else { t.to_dtype(self.dtype)? })
+    /// A parameter in the forward dtype; detached unless the pass is one that a backward
+    /// pass follows (`track`): an inference pass that reads tracked weights keeps every
+    /// intermediate of every layer alive until its end (gigabytes for a few thousand tokens).
+    fn weight(&self, var: &Var, track: bool) -> Result<Tensor> {
+        let t = if track { var.as_tensor().clone() } else { var.as_tensor().detach() };
+        Ok(if t.dtype() == self.dtype { t } else { t.to_dtype(self.dtype)? })
     }
 
     /// Logits `[rows * length, vocab]` in the master dtype for inputs `[rows, length]` (u32).
     pub fn forward(&self, inputs: &Tensor, context: &Context) -> Result<Tensor> {
         let (rows, length) = inputs.dims2()?;
-        let x = self.hidden(&inputs.flatten_all()?, &mut [Part { rows, length, context, cache: None }])?;
-        let logits = self.logits(&x)?;
+        let x = self.hidden(&inputs.flatten_all()?, &mut [Part { rows, length, context, cache: None }], true)?;
+        let logits = self.logits(&x, true)?;
         debug_assert_eq!(logits.dims(), [rows * length, self.config.vocab_size]);
         Ok(logits)
     }
@@ -485,50 +487,50 @@ impl Llama {
             last.push(end as u32 - 1);
             parts.push(Part { rows: 1, length: tokens.len(), context, cache: Some(&mut **cache) });
         }
-        let x = self.hidden(&Tensor::new(all, device)?, &mut parts)?.detach();
+        let x = self.hidden(&Tensor::new(all, device)?, &mut parts, false)?;
         let last = x.index_select(&Tensor::new(last, device)?, 0)?;
-        Ok(self.logits(&last)?.detach())
+        self.logits(&last, false)
     }
 
     /// The final hidden states `[tokens, hidden]` (normed) for `inputs` `[tokens]`, the
     /// parts' tokens one after another.
-    fn hidden(&self, inputs: &Tensor, parts: &mut [Part]) -> Result<Tensor> {
-        let mut x = self.weight(&self.embed)?.index_select(inputs, 0)?;
+    fn hidden(&self, inputs: &Tensor, parts: &mut [Part], track: bool) -> Result<Tensor> {
+        let mut x = self.weight(&self.embed, track)?.index_select(inputs, 0)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let h = self.rms_norm(&x, &layer.input_norm)?;
-            x = (x + self.attention(&h, layer, i, parts)?)?;
-            let h = self.rms_norm(&x, &layer.post_norm)?;
-            let gate = linear(&h, &self.weight(&layer.gate)?)?;
-            let up = linear(&h, &self.weight(&layer.up)?)?;
-            x = (x + linear(&(gate.silu()? * up)?, &self.weight(&layer.down)?)?)?;
+            let h = self.rms_norm(&x, &layer.input_norm, track)?;
+            x = (x + self.attention(&h, layer, i, parts, track)?)?;
+            let h = self.rms_norm(&x, &layer.post_norm, track)?;
+            let gate = linear(&h, &self.weight(&layer.gate, track)?)?;
+            let up = linear(&h, &self.weight(&layer.up, track)?)?;
+            x = (x + linear(&(gate.silu()? * up)?, &self.weight(&layer.down, track)?)?)?;
         }
-        self.rms_norm(&x, &self.norm)
+        self.rms_norm(&x, &self.norm, track)
     }
 
     /// Logits in the master dtype of hidden states `[n, hidden]`.
-    fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let head = self.weight(self.lm_head.as_ref().unwrap_or(&self.embed))?;
+    fn logits(&self, x: &Tensor, track: bool) -> Result<Tensor> {
+        let head = self.weight(self.lm_head.as_ref().unwrap_or(&self.embed), track)?;
         Ok(linear(x, &head)?.to_dtype(self.master)?)
     }
 
     /// `x / sqrt(mean(x²) + eps) * weight`, over the last dimension, computed in the
     /// master dtype.
-    fn rms_norm(&self, x: &Tensor, weight: &Var) -> Result<Tensor> {
+    fn rms_norm(&self, x: &Tensor, weight: &Var, track: bool) -> Result<Tensor> {
         let x32 = x.to_dtype(self.master)?;
         let scale = x32.sqr()?.mean_keepdim(D::Minus1)?.affine(1.0, self.config.rms_norm_eps)?.sqrt()?.recip()?;
         let normed = x32.broadcast_mul(&scale)?.to_dtype(self.dtype)?;
-        Ok(normed.broadcast_mul(&self.weight(weight)?)?)
+        Ok(normed.broadcast_mul(&self.weight(weight, track)?)?)
     }
 
     /// Grouped-query attention over `x` `[tokens, hidden]`, the parts' tokens one after
     /// another; each part attends within itself, and with a cache, the keys and values of
     /// its earlier tokens (layer `index` of the cache) come before this call's.
-    fn attention(&self, x: &Tensor, layer: &Layer, index: usize, parts: &mut [Part]) -> Result<Tensor> {
+    fn attention(&self, x: &Tensor, layer: &Layer, index: usize, parts: &mut [Part], track: bool) -> Result<Tensor> {
         let c = &self.config;
         let (heads, kv_heads, head_dim) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim());
-        let q_all = linear(x, &self.weight(&layer.q)?)?;
-        let k_all = linear(x, &self.weight(&layer.k)?)?;
-        let v_all = linear(x, &self.weight(&layer.v)?)?;
+        let q_all = linear(x, &self.weight(&layer.q, track)?)?;
+        let k_all = linear(x, &self.weight(&layer.k, track)?)?;
+        let v_all = linear(x, &self.weight(&layer.v, track)?)?;
         let mut outs = Vec::with_capacity(parts.len());
         let mut offset = 0;
         for part in parts.iter_mut() {
@@ -578,7 +580,7 @@ impl Llama {
             outs.push(attention.matmul(&v)?.transpose(1, 2)?.reshape((rows * length, heads * head_dim))?);
         }
         let out = if outs.len() == 1 { outs.swap_remove(0) } else { Tensor::cat(&outs, 0)? };
-        linear(&out, &self.weight(&layer.o)?)
+        linear(&out, &self.weight(&layer.o, track)?)
     }
 }
 
