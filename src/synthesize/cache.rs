@@ -1,9 +1,13 @@
 //! The response cache: every request a model endpoint answered, kept in the lake so that a
 //! rerun, or a run after kill -9, sends only the requests not yet answered.
 //!
-//! A reply is made durable the moment it arrives, as one small object in the cache table's
-//! journal (`synthesis_cache/_journal/{key}.json`): a process killed a second later has
-//! lost nothing it paid for. At the end of a run the journal is compacted into the table
+//! A reply is made durable before anything uses it, in the cache table's journal
+//! (`synthesis_cache/_journal/{run}-{n}.jsonl`, one entry per line): a process killed a
+//! second later has lost nothing it paid for. The journal is written by group commit: the
+//! replies that arrive while one object is being written go together into the next, so a
+//! run at a concurrency of hundreds writes tens of objects a second, not one per reply
+//! (one file per reply spent most of the client's CPU in the kernel, creating and renaming
+//! files in one folder). At the end of a run the journal is compacted into the table
 //! `synthesis_cache` (schemas/synthesis_cache.json) in one append commit, and then
 //! deleted; a run killed between the two reads both, and keys make the overlap harmless.
 //!
@@ -20,6 +24,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::error::{Context, Error, Result};
 use crate::lake::{Commit, CommitMode, FileLimits, Lake, Location, Table, TableWriter, put, run_id, schema};
@@ -28,6 +34,8 @@ use crate::text::{IdScratch, content_id, texts};
 /// The cache table's name in every lake.
 pub const TABLE: &str = "synthesis_cache";
 const JOURNAL: &str = "_journal";
+/// The most entries one journal object holds.
+const ENTRIES_PER_OBJECT: usize = 4096;
 
 /// What identifies one request.
 #[derive(Debug, Clone)]
@@ -75,11 +83,19 @@ pub struct ResponseCache {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Keys already in the table: compaction appends only the others.
     committed: HashSet<String>,
-    /// Journal objects found at open or written since, deleted once compacted.
+    /// Keys in the journal, found at open or stored since.
     journaled: Mutex<Vec<String>>,
+    /// Objects in the journal folder at open, deleted once compacted.
+    found: Vec<Path>,
+    /// The journal writer's queue, and the writer, which ends with the objects it wrote.
+    queue: mpsc::UnboundedSender<Pending>,
+    writer: JoinHandle<Vec<Path>>,
     pub hits: AtomicU64,
     pub stored: AtomicU64,
 }
+
+/// A reply waiting for the journal, and who to tell once it is durable.
+type Pending = (Arc<Entry>, oneshot::Sender<std::result::Result<(), String>>);
 
 /// What a run's compaction did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -115,23 +131,28 @@ impl ResponseCache {
             .try_collect()
             .await
             .with_context(|| format!("listing the response journal at {journal}"))?;
-        // Many small objects after a long killed run: read them 64 at a time.
-        let found: Vec<Option<Entry>> = futures::stream::iter(listed)
-            .map(|meta| journal_entry(&store, meta.location))
-            .buffer_unordered(64)
+        let found: Vec<Path> = listed.into_iter().map(|meta| meta.location).collect();
+        let read: Vec<Vec<Entry>> = futures::stream::iter(found.iter().cloned())
+            .map(|path| journal_entries(&store, path))
+            .buffer_unordered(16)
             .try_collect()
             .await?;
         let mut journaled = Vec::new();
-        for entry in found.into_iter().flatten() {
+        for entry in read.into_iter().flatten() {
             journaled.push(entry.key.clone());
             entries.entry(entry.key.clone()).or_insert_with(|| Arc::new(entry));
         }
+        let (queue, pending) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_journal(journal.clone(), run_id(chrono::Utc::now()), pending));
         Ok(ResponseCache {
             table,
             journal,
             entries: Mutex::new(entries),
             committed,
             journaled: Mutex::new(journaled),
+            found,
+            queue,
+            writer,
             hits: AtomicU64::new(0),
             stored: AtomicU64::new(0),
         })
@@ -151,13 +172,15 @@ impl ResponseCache {
         found
     }
 
-    /// Makes `entry` durable (its journal object) before anyone relies on it.
+    /// Makes `entry` durable (in a journal object) before anyone relies on it.
     pub async fn store(&self, entry: Entry) -> Result<Arc<Entry>> {
-        let object = self.journal.join(&format!("{}.json", entry.key));
-        put(&object, serde_json::to_vec(&entry)?).await?;
+        let entry = Arc::new(entry);
+        let (done, durable) = oneshot::channel();
+        let stopped = || Error::Internal("the response journal's writer stopped".into());
+        self.queue.send((entry.clone(), done)).map_err(|_| stopped())?;
+        durable.await.map_err(|_| stopped())?.map_err(Error::user)?;
         self.stored.fetch_add(1, Ordering::Relaxed);
         self.journaled.lock().map_err(poisoned)?.push(entry.key.clone());
-        let entry = Arc::new(entry);
         self.lock_entries().insert(entry.key.clone(), entry.clone());
         Ok(entry)
     }
@@ -165,23 +188,26 @@ impl ResponseCache {
     /// Appends the journal's entries that the table lacks in one commit, then deletes the
     /// journal objects.
     pub async fn compact(self, entries_at_start: u64) -> Result<CacheReport> {
-        let journaled = std::mem::take(&mut *self.journaled.lock().map_err(poisoned)?);
-        let entries = self.entries.into_inner().map_err(poisoned)?;
+        let ResponseCache { table, journal, entries, committed, journaled, found, queue, writer, hits, stored } = self;
+        drop(queue);
+        let written =
+            writer.await.map_err(|e| Error::Internal(format!("the response journal's writer failed: {e}")))?;
+        let journaled = journaled.into_inner().map_err(poisoned)?;
+        let entries = entries.into_inner().map_err(poisoned)?;
         let mut fresh: Vec<&Arc<Entry>> =
-            journaled.iter().filter(|key| !self.committed.contains(*key)).filter_map(|key| entries.get(key)).collect();
+            journaled.iter().filter(|key| !committed.contains(*key)).filter_map(|key| entries.get(key)).collect();
         fresh.sort_by(|a, b| a.key.cmp(&b.key));
         fresh.dedup_by(|a, b| a.key == b.key);
         if !fresh.is_empty() {
             let table_schema = schema::builtin(TABLE)?;
             let arrow = table_schema.arrow()?;
             let started = chrono::Utc::now();
-            let mut writer =
-                TableWriter::new(self.table.clone(), &run_id(started), arrow.clone(), FileLimits::default());
+            let mut writer = TableWriter::new(table.clone(), &run_id(started), arrow.clone(), FileLimits::default());
             for chunk in fresh.chunks(4096) {
                 writer.write(&batch_of(chunk, arrow.clone())?).await?;
             }
             let files = writer.finish().await?;
-            let base = self.table.latest().await?;
+            let base = table.latest().await?;
             let details = serde_json::json!({ "entries": fresh.len() });
             let commit = Commit {
                 mode: CommitMode::Append,
@@ -190,22 +216,21 @@ impl ResponseCache {
                 files,
                 details,
             };
-            self.table.commit(base.as_ref(), commit).await?;
+            table.commit(base.as_ref(), commit).await?;
         }
         // In bulk: S3 deletes up to 1,000 objects per request.
-        let paths: Vec<object_store::Result<Path>> =
-            journaled.iter().map(|key| Ok(self.journal.join(&format!("{key}.json")).path().clone())).collect();
-        let mut deleted = self.journal.store()?.delete_stream(futures::stream::iter(paths).boxed());
+        let paths: Vec<object_store::Result<Path>> = found.into_iter().chain(written).map(Ok).collect();
+        let mut deleted = journal.store()?.delete_stream(futures::stream::iter(paths).boxed());
         while let Some(result) = deleted.next().await {
             match result {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e).with_context(|| format!("deleting the compacted journal at {}", self.journal)),
+                Err(e) => return Err(e).with_context(|| format!("deleting the compacted journal at {journal}")),
             }
         }
         Ok(CacheReport {
             entries_at_start,
-            hits: self.hits.load(Ordering::Relaxed),
-            stored: self.stored.load(Ordering::Relaxed),
+            hits: hits.load(Ordering::Relaxed),
+            stored: stored.load(Ordering::Relaxed),
             compacted: fresh.len() as u64,
         })
     }
@@ -216,14 +241,49 @@ impl ResponseCache {
     }
 }
 
-/// A journal object's entry; `None` for an object cut short by a crash on a local disk or
-/// named for another key: that request is sent again.
-async fn journal_entry(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Option<Entry>> {
-    let Some(key) = path.filename().and_then(|name| name.strip_suffix(".json")).map(str::to_string) else {
-        return Ok(None);
-    };
+/// Writes the replies queued in `pending` to the journal, all that arrived while the last
+/// object was being written in the next object, and tells each once it is durable. Ends
+/// when the queue closes, with the objects it wrote.
+async fn write_journal(journal: Location, run: String, mut pending: mpsc::UnboundedReceiver<Pending>) -> Vec<Path> {
+    let mut written = Vec::new();
+    let mut objects = 0;
+    while let Some(first) = pending.recv().await {
+        let mut group = vec![first];
+        while group.len() < ENTRIES_PER_OBJECT {
+            let Ok(next) = pending.try_recv() else { break };
+            group.push(next);
+        }
+        let object = journal.join(&format!("{run}-{objects:06}.jsonl"));
+        objects += 1;
+        let mut lines = Vec::new();
+        let result = match group.iter().try_for_each(|(entry, _)| {
+            serde_json::to_writer(&mut lines, &**entry)?;
+            lines.push(b'\n');
+            Ok::<_, serde_json::Error>(())
+        }) {
+            Ok(()) => put(&object, lines).await.map_err(|e| format!("cannot write the response journal: {e}")),
+            Err(e) => Err(format!("cannot write the response journal: {e}")),
+        };
+        if result.is_ok() {
+            written.push(object.path().clone());
+        }
+        for (_, done) in group {
+            // A request whose run was stopped no longer waits: nothing to tell.
+            let _ = done.send(result.clone());
+        }
+    }
+    written
+}
+
+/// The entries of a journal object. Anything else in the folder (the staging file of a
+/// local write cut short by a crash) has none: a request whose reply is not readable is
+/// sent again.
+async fn journal_entries(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Vec<Entry>> {
+    if !path.filename().is_some_and(|name| name.ends_with(".jsonl")) {
+        return Ok(Vec::new());
+    }
     let bytes = store.get(&path).await?.bytes().await?;
-    Ok(serde_json::from_slice::<Entry>(&bytes).ok().filter(|entry| entry.key == key))
+    Ok(bytes.split(|&b| b == b'\n').filter_map(|line| serde_json::from_slice::<Entry>(line).ok()).collect())
 }
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
@@ -300,4 +360,60 @@ fn batch_of(entries: &[&Arc<Entry>], schema: datafusion::arrow::datatypes::Schem
         text(|e| &e.answered_at),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> Entry {
+        Entry {
+            key: format!("key{n:04}"),
+            problem_id: format!("p{n}"),
+            method: "tutorship".into(),
+            rollout: 0,
+            role: "student".into(),
+            request_hash: format!("{n:032x}"),
+            model: "tiny".into(),
+            request: format!("{{\"n\": {n}}}"),
+            response: "{\"choices\": []}\nwith a line break".into(),
+            tokens_in: n as u64,
+            tokens_out: 1,
+            attempts: 1,
+            answered_at: "2026-12-06T00:00:00.000Z".into(),
+        }
+    }
+
+    fn journal_objects(lake: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(lake.join(TABLE).join(JOURNAL))
+            .map(|dir| dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replies_stored_together_share_journal_objects_and_survive_a_crash() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let lake = Lake::open(dir.path().to_str().ok_or_else(|| Error::Internal("path".into()))?)?;
+        let ctx = SessionContext::new();
+        let cache = ResponseCache::open(&lake, &ctx).await?;
+        let stored: Vec<Arc<Entry>> = futures::future::try_join_all((0..500).map(|n| cache.store(entry(n)))).await?;
+        assert_eq!(stored.len(), 500);
+        let objects = journal_objects(dir.path());
+        assert!(objects.iter().all(|name| name.ends_with(".jsonl")), "{objects:?}");
+        assert!(objects.len() < 100, "500 replies at once went into {} objects", objects.len());
+        // The process dies here: no compaction. A local write it cut short left a staging file.
+        drop(cache);
+        std::fs::write(dir.path().join(TABLE).join(JOURNAL).join("x.jsonl#1"), b"{\"key\": \"tor")?;
+
+        let reopened = ResponseCache::open(&lake, &ctx).await?;
+        assert_eq!(reopened.entries(), 500);
+        let found = reopened.get("key0123").ok_or_else(|| Error::Internal("key0123 lost".into()))?;
+        assert_eq!(*found, entry(123));
+        reopened.store(entry(500)).await?;
+        let report = reopened.compact(500).await?;
+        assert_eq!((report.entries_at_start, report.stored, report.compacted), (500, 1, 501));
+        // The staging file stays: the local store lists no names with a `#`.
+        assert_eq!(journal_objects(dir.path()), ["x.jsonl#1"]);
+        Ok(())
+    }
 }

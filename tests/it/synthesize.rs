@@ -243,10 +243,15 @@ fn tutorship_through_an_endpoint_survives_faults_and_a_kill_without_asking_twice
     let base = [&TUTORSHIP[..], &["--endpoint", &stopping.url, "--lake", &lake]].concat();
     let mut child = mathlake(&base).stdout(std::process::Stdio::null()).spawn().unwrap();
     let started = std::time::Instant::now();
-    // Whole objects only: a local store writes `{key}.json#N` and renames it.
+    // Replies in the journal, one per line of its objects. Whole objects only: a local
+    // store writes `{name}.jsonl#N` and renames it.
     let stored = || {
-        std::fs::read_dir(&journal)
-            .map_or(0, |d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+        std::fs::read_dir(&journal).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
+                .sum::<usize>()
+        })
     };
     while stored() < 60 {
         assert!(started.elapsed().as_secs() < 120, "the run never stored 60 replies");
