@@ -314,20 +314,63 @@ fn rotary(
     Ok((cos, sin))
 }
 
-/// Each layer's keys and values so far (after rotary, before the grouped-query repeat),
-/// so that generating a token costs one token's forward pass.
+/// Each layer's keys and values so far (after rotary, one per key-value head), so that
+/// generating a token costs one token's forward pass. New tokens are written in place into
+/// buffers that double when full: appending by concatenation copied the whole cache at
+/// every step of every layer, which grows with the context.
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<CachedLayer>>,
+}
+
+/// Keys and values `[1, kv_heads, capacity, head_dim]`, the first `len` positions filled.
+struct CachedLayer {
+    keys: Tensor,
+    values: Tensor,
+    len: usize,
+}
+
+impl CachedLayer {
+    /// Appends `keys` and `values` `[1, kv_heads, new, head_dim]` (contiguous) and returns
+    /// every position so far, as views of the buffers.
+    fn append(slot: &mut Option<CachedLayer>, keys: &Tensor, values: &Tensor) -> Result<(Tensor, Tensor)> {
+        let new = keys.dim(2)?;
+        let layer = match slot.take() {
+            Some(layer) if layer.len + new <= layer.keys.dim(2)? => layer,
+            old => {
+                let len = old.as_ref().map_or(0, |l| l.len);
+                let capacity = (len + new).max(2 * len).max(64);
+                let grow = |past: Option<&Tensor>, fresh: &Tensor| -> Result<Tensor> {
+                    let (kv, head_dim) = (fresh.dim(1)?, fresh.dim(3)?);
+                    let room = Tensor::zeros((1, kv, capacity - len, head_dim), fresh.dtype(), fresh.device())?;
+                    Ok(match past {
+                        Some(past) => Tensor::cat(&[&past.narrow(2, 0, len)?, &room], 2)?,
+                        None => room,
+                    })
+                };
+                CachedLayer {
+                    keys: grow(old.as_ref().map(|l| &l.keys), keys)?,
+                    values: grow(old.as_ref().map(|l| &l.values), values)?,
+                    len,
+                }
+            }
+        };
+        layer.keys.slice_set(keys, 2, layer.len)?;
+        layer.values.slice_set(values, 2, layer.len)?;
+        let len = layer.len + new;
+        let all = (layer.keys.narrow(2, 0, len)?, layer.values.narrow(2, 0, len)?);
+        *slot = Some(CachedLayer { len, ..layer });
+        Ok(all)
+    }
 }
 
 impl KvCache {
     pub fn new(config: &ModelConfig) -> KvCache {
-        KvCache { layers: vec![None; config.num_hidden_layers] }
+        KvCache { layers: (0..config.num_hidden_layers).map(|_| None).collect() }
     }
 
     /// Tokens cached.
     pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |l| l.len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -546,30 +589,18 @@ impl Llama {
             let mut v = split(&v_all, kv_heads)?;
             offset += rows * length;
             if let Some(cache) = part.cache.as_deref_mut() {
-                let cache = &mut cache.layers[index];
-                if let Some((past_k, past_v)) = cache.as_ref() {
-                    k = Tensor::cat(&[past_k, &k], 2)?;
-                    v = Tensor::cat(&[past_v, &v], 2)?;
-                }
                 // Detached: the cache serves inference and must not keep each step's graph alive.
-                *cache = Some((k.detach(), v.detach()));
+                (k, v) = CachedLayer::append(&mut cache.layers[index], &k.detach(), &v.detach())?;
             }
-            let keys = k.dim(2)?;
-            let (k, v) = if heads == kv_heads {
-                (k, v)
-            } else {
-                let repeat = |t: Tensor| -> Result<Tensor> {
-                    let group = heads / kv_heads;
-                    Ok(t.unsqueeze(2)?
-                        .broadcast_as((rows, kv_heads, group, keys, head_dim))?
-                        .reshape((rows, heads, keys, head_dim))?)
-                };
-                (repeat(k)?, repeat(v)?)
-            };
+            // Grouped-query attention without repeating keys and values per head: the query
+            // heads that share a key-value head are consecutive, so they become rows of one
+            // product against it, `[rows, kv_heads, group * length, keys]`.
+            let (group, keys) = (heads / kv_heads, k.dim(2)?);
+            let grouped = q.reshape((rows, kv_heads, group * length, head_dim))?;
+            let scores = grouped.matmul(&k.t()?)?.reshape((rows, heads, length, keys))?;
             // The softmax computes in f32 at least, as Hugging Face's eager attention does: in
             // bf16 its sums over long rows lose most of their digits. The fused kernels read
             // bf16 scores and write bf16 weights themselves.
-            let scores = q.matmul(&k.t()?)?;
             let scale = 1.0 / (head_dim as f64).sqrt();
             let attention = if ops::fused(&scores) {
                 ops::attention_softmax(&scores, &part.context.mask, scale)?
@@ -577,7 +608,13 @@ impl Llama {
                 let scores = scores.to_dtype(self.master)?;
                 softmax_last_dim(&(scores * scale)?.broadcast_add(&part.context.mask)?)?.to_dtype(self.dtype)?
             };
-            outs.push(attention.matmul(&v)?.transpose(1, 2)?.reshape((rows * length, heads * head_dim))?);
+            let attended = attention.reshape((rows, kv_heads, group * length, keys))?.matmul(&v)?;
+            outs.push(
+                attended
+                    .reshape((rows, heads, length, head_dim))?
+                    .transpose(1, 2)?
+                    .reshape((rows * length, heads * head_dim))?,
+            );
         }
         let out = if outs.len() == 1 { outs.swap_remove(0) } else { Tensor::cat(&outs, 0)? };
         linear(&out, &self.weight(&layer.o, track)?)
@@ -809,6 +846,28 @@ mod tests {
                 assert!(diff < 1e-10, "position {i} differs by {diff} (tied {tied})");
             }
         }
+        Ok(())
+    }
+
+    /// The cache's buffers grow (past 64 positions, then 128) under prompts and single
+    /// tokens alike, and what was cached before stays where attention reads it.
+    #[test]
+    fn decoding_past_the_cache_capacity_matches_the_full_forward_pass() -> Result<()> {
+        let model = model(false, DType::F64)?;
+        let dev = Device::Cpu;
+        let tokens: Vec<u32> = (0..140u32).map(|i| (i * 7 + i / 5) % 13).collect();
+        let positions: Vec<u32> = (0..140).collect();
+        let context = Context::new(&model.config, &positions, &[0; 140], 1, 140, DType::F64, &dev)?;
+        let full = model.forward(&Tensor::new(&tokens[..], &dev)?.unsqueeze(0)?, &context)?;
+        let mut cache = KvCache::new(&model.config);
+        let mut end = 0;
+        for chunk in [60].into_iter().chain([1; 10]).chain([50]).chain([1; 20]) {
+            let logits = model.decode(&tokens[end..end + chunk], &mut cache)?;
+            end += chunk;
+            let diff = (full.get(end - 1)? - logits)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff < 1e-10, "position {} differs by {diff}", end - 1);
+        }
+        assert_eq!(cache.len(), 140);
         Ok(())
     }
 
