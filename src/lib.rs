@@ -9,6 +9,7 @@
 //!   -> tokenize    -> tokens and loss mask per record                  [tokenize]
 //!   -> mix + pack  -> training shards, manifest and loader             [shards]
 //!   -> train, eval -> checkpoints, held-out loss, graded answers       [train, eval]
+//!   -> report      -> arms over seeds: means, intervals, findings      [experiment]
 //! ```
 //!
 //! Dependencies point one way, from the bottom up:
@@ -20,7 +21,8 @@
 //!   through their logs, and the DataFusion session over them with the functions;
 //! - the stages, each with its settings type: [`ingest`], [`curate`] (SQL files),
 //!   [`dedup`], [`decontaminate`], [`synthesize`], [`tokenize`], [`shards`], [`train`],
-//!   [`eval`], and [`query`] to look at the result;
+//!   [`eval`], [`experiment`] (arms over seeds, and what their differences show), and
+//!   [`query`] to look at the result;
 //! - [`job`], which chains stages from a TOML file; [`cli`], the thin command line over
 //!   all of it, and [`terminal`], how results and progress look there (the trainer's
 //!   step bar too). Nothing below [`cli`] uses it (a unit test here checks).
@@ -31,6 +33,7 @@ pub mod decontaminate;
 pub mod dedup;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod functions;
 pub mod ingest;
 pub mod job;

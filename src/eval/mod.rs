@@ -16,7 +16,7 @@
 //!   content hashes, so the set does not depend on file order.
 
 pub mod grade;
-mod report;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
