@@ -9,6 +9,7 @@ mod dedup;
 mod eval;
 mod ingest;
 mod lake;
+mod report;
 mod run;
 mod serve;
 mod shards;
@@ -29,6 +30,7 @@ use crate::decontaminate::DecontamSpec;
 use crate::dedup::DedupSpec;
 use crate::error::{Error, Result};
 use crate::eval::EvalSpec;
+use crate::experiment::report::ReportSpec;
 use crate::ingest::IngestSpec;
 use crate::lake::{DEFAULT_LAKE, Lake};
 use crate::serve::ServeSpec;
@@ -198,6 +200,14 @@ pub enum Command {
         after_help = "Examples:\n  mathlake eval --checkpoint lake/runs/test1-tiny --benchmarks problems --benchmark-where \"split = 'test' AND source IN ('gsm8k', 'math500')\" --report lake/evals/test1-tiny\n  mathlake eval --checkpoint runs/x/checkpoints/step-000400 --tokenizer tok.json --benchmarks gsm8k=evals/gsm8k.parquet --shots 0 --limit 100 --report evals/x"
     )]
     Eval(EvalSpec),
+    /// Compare the arms of an experiment over their seeds: per benchmark, level and
+    /// difficulty, each arm's loss and accuracy (mean +- std over seeds) and its difference
+    /// to the baseline arm with a 95% interval; with --findings, one verdict per claim (held,
+    /// reversed, or within the seed spread). Writes report.md and report.json.
+    #[command(
+        after_help = "Example:\n  mathlake report lake/experiments/rq1-tiny --baseline base1 --findings jobs/experiments/rq1-findings.toml"
+    )]
+    Report(ReportSpec),
     /// Serve a model over an OpenAI-compatible HTTP API (`/v1/models`,
     /// `/v1/chat/completions`, `/v1/completions`), for synthesis or any OpenAI client.
     ///
@@ -366,6 +376,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(spec) => train::run(&cli, spec).await,
         Command::Eval(spec) => eval::run(&cli, spec).await,
+        Command::Report(spec) => report::run(&cli, spec).await,
         Command::Serve(spec) => serve::run(&cli, spec).await,
         Command::Run { job, dry_run, force, until } => run::run(&cli, job, *dry_run, *force, until.as_deref()).await,
     }
@@ -425,7 +436,7 @@ mod tests {
     /// only a stage of a job has (and `list_presets`, which only the command has).
     #[test]
     fn each_stage_takes_the_same_settings_on_the_command_line_and_in_a_job() {
-        let stages: [(&[&str], BTreeSet<String>); 10] = [
+        let stages: [(&[&str], BTreeSet<String>); 11] = [
             (&["ingest"], job_keys::<IngestSpec>()),
             (&["sql"], job_keys::<SqlSpec>()),
             (&["dedup"], job_keys::<DedupSpec>()),
@@ -436,6 +447,7 @@ mod tests {
             (&["shards", "build"], job_keys::<BuildSpec>()),
             (&["train"], job_keys::<TrainSpec>()),
             (&["eval"], job_keys::<EvalSpec>()),
+            (&["report"], job_keys::<ReportSpec>()),
         ];
         for (path, keys) in stages {
             let mut cli: BTreeSet<String> = flags(path);

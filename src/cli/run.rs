@@ -116,6 +116,7 @@ fn print_stage(report: &StageReport, widths: &HashMap<String, usize>) {
         StageReport::Shards { report, .. } => print_shards(report),
         StageReport::Train { report, .. } => print_train(report),
         StageReport::Eval { report, .. } => print_eval(report),
+        StageReport::Report { report, .. } => println!("experiment report: {}", report.report),
         StageReport::Skipped { .. } => {}
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::EvalOptions;
 use crate::error::Result;
@@ -36,7 +36,7 @@ pub struct ItemResult {
 }
 
 /// The aggregate of a set of items: `group` is `all`, `level`, `subject` or `difficulty`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GroupResult {
     pub benchmark: String,
     pub group: String,

@@ -3,13 +3,195 @@
 //! interval, and one sentence per finding saying whether the expected direction held here
 //! and whether the difference is larger than what the seeds alone move.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::stats::{Difference, Spread};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::eval::report::GroupResult;
+use crate::lake::{Lake, Location, get_optional, put};
+
+/// The settings of `mathlake report` and of a job's `kind = "report"` stage.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// In a job file: the stage's name in logs and summaries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The experiment's folder (a path or URL; `{lake}` allowed): a folder per arm, in
+    /// it a `seed-N` folder per seed with that seed's evaluation in `eval/report.json`.
+    /// report.md and report.json are written there.
+    pub experiment: String,
+    /// The arm every other arm is compared with.
+    #[arg(long)]
+    pub baseline: String,
+    /// A TOML file of the claims to check, each a `[[finding]]` with `claim`, `arm`,
+    /// `baseline`, `benchmark` and `metric` ("loss", the default, or "accuracy").
+    #[arg(long)]
+    #[serde(default)]
+    pub findings: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingsFile {
+    finding: Vec<Finding>,
+}
+
+/// What `mathlake report` found and wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentReport {
+    pub experiment: String,
+    pub baseline: String,
+    /// Each arm with the seeds that have an evaluation.
+    pub arms: Vec<(String, Vec<u64>)>,
+    /// Seed folders without `eval/report.json` (a run not finished or not evaluated).
+    pub missing: Vec<String>,
+    pub findings: Vec<JudgedFinding>,
+    /// report.md's location.
+    pub report: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JudgedFinding {
+    pub claim: String,
+    pub verdict: Verdict,
+    pub sentence: String,
+}
+
+/// Reads every arm's seeds under `spec.experiment`, writes report.md and report.json
+/// beside them.
+pub async fn report(lake: &Lake, spec: &ReportSpec) -> Result<ExperimentReport> {
+    let folder = Location::parse(&lake.expand(&spec.experiment))?;
+    let findings = match &spec.findings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::user(format!("cannot read the findings file {}: {e}", path.display())))?;
+            toml::from_str::<FindingsFile>(&text).map_err(|e| Error::user(format!("{}: {e}", path.display())))?.finding
+        }
+        None => Vec::new(),
+    };
+    let (arms, missing) = read_arms(&folder).await?;
+    if arms.is_empty() {
+        return Err(Error::user(format!("no evaluated seeds under {folder}"))
+            .hint("expected {arm}/seed-{n}/eval/report.json below the experiment's folder"));
+    }
+    arm(&arms, &spec.baseline)?;
+    let mut judged = Vec::with_capacity(findings.len());
+    for finding in &findings {
+        let (verdict, sentence) = judge(finding, &arms)?;
+        judged.push(JudgedFinding { claim: finding.claim.clone(), verdict, sentence });
+    }
+    let markdown = markdown(&folder, &arms, &spec.baseline, &judged, &missing)?;
+    put(&folder.join("report.md"), markdown.into_bytes()).await?;
+    let report = ExperimentReport {
+        experiment: folder.url(),
+        baseline: spec.baseline.clone(),
+        arms: arms.iter().map(|a| (a.arm.clone(), a.seeds.iter().map(|(seed, _)| *seed).collect())).collect(),
+        missing,
+        findings: judged,
+        report: folder.join("report.md").url(),
+    };
+    put(&folder.join("report.json"), serde_json::to_vec_pretty(&report)?).await?;
+    Ok(report)
+}
+
+/// The arms below `folder` (sorted by name) with their evaluated seeds (by seed), and the
+/// seed folders that have no evaluation.
+async fn read_arms(folder: &Location) -> Result<(Vec<ArmResults>, Vec<String>)> {
+    let store = folder.store()?;
+    let children = |location: Location| {
+        let store = store.clone();
+        async move {
+            let listing = store
+                .list_with_delimiter(Some(location.path()))
+                .await
+                .with_context(|| format!("listing {location}"))?;
+            let mut names: Vec<String> =
+                listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+            names.sort();
+            Ok::<_, Error>(names)
+        }
+    };
+    let (mut arms, mut missing) = (Vec::new(), Vec::new());
+    for name in children(folder.clone()).await? {
+        let mut seeds = Vec::new();
+        for seed_folder in children(folder.join(&name)).await? {
+            let Some(seed) = seed_folder.strip_prefix("seed-").and_then(|n| n.parse::<u64>().ok()) else { continue };
+            let location = folder.join(&name).join(&seed_folder).join("eval/report.json");
+            let Some(bytes) = get_optional(&location).await? else {
+                missing.push(format!("{name}/{seed_folder}"));
+                continue;
+            };
+            let groups: EvalGroups = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::user(format!("{location} is not an evaluation report: {e}")))?;
+            seeds.push((seed, groups.groups));
+        }
+        seeds.sort_by_key(|(seed, _)| *seed);
+        if !seeds.is_empty() {
+            arms.push(ArmResults { arm: name, seeds });
+        }
+    }
+    Ok((arms, missing))
+}
+
+/// The part of an evaluation's report.json that the report reads.
+#[derive(Debug, Deserialize)]
+struct EvalGroups {
+    groups: Vec<GroupResult>,
+}
+
+fn markdown(
+    folder: &Location,
+    arms: &[ArmResults],
+    baseline: &str,
+    findings: &[JudgedFinding],
+    missing: &[String],
+) -> Result<String> {
+    let mut out = format!("# Experiment {}\n\n", folder.path().filename().unwrap_or("report"));
+    for results in arms {
+        let seeds: Vec<String> = results.seeds.iter().map(|(seed, _)| seed.to_string()).collect();
+        let _ = writeln!(out, "- {}: seeds {}", results.arm, seeds.join(", "));
+    }
+    if !missing.is_empty() {
+        let _ = writeln!(out, "- not evaluated yet: {}", missing.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "\nLoss is the held-out loss of the gold solution per token (lower is better); accuracy, of the \
+         generated answers. Every difference is to {baseline}, with Welch's 95% interval over the seeds; \
+         `*` marks one that leaves out zero (the arms differ by more than their seeds do)."
+    );
+    if !findings.is_empty() {
+        out.push_str("\n## Findings\n\n");
+        for finding in findings {
+            let _ = writeln!(out, "- {}\n  {}", finding.claim, finding.sentence);
+        }
+    }
+    let benchmarks: BTreeSet<&str> =
+        arms.iter().flat_map(|a| a.seeds.iter().flat_map(|(_, g)| g.iter().map(|g| g.benchmark.as_str()))).collect();
+    for benchmark in benchmarks {
+        let _ = writeln!(out, "\n## {benchmark}\n");
+        out.push_str(&table(arms, baseline, &Slice::all(benchmark))?);
+        let mut slices: Vec<Slice> = arms
+            .iter()
+            .flat_map(|a| a.seeds.iter().flat_map(|(_, groups)| groups.iter()))
+            .filter(|g| g.benchmark == benchmark && (g.group == "difficulty" || g.group == "level"))
+            .map(|g| Slice { benchmark: benchmark.to_string(), group: g.group.clone(), value: g.value.clone() })
+            .collect();
+        slices.sort_by(|a, b| (&a.group, &a.value).cmp(&(&b.group, &b.value)));
+        slices.dedup();
+        for slice in slices {
+            out.push('\n');
+            out.push_str(&table(arms, baseline, &slice)?);
+        }
+    }
+    Ok(out)
+}
 
 /// A metric of an evaluation group, and which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,7 +293,8 @@ fn loss() -> Metric {
 }
 
 /// What the seeds say about a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Better, by more than the seeds move.
     Held,
@@ -190,7 +373,6 @@ pub fn table(arms: &[ArmResults], baseline: &str, slice: &Slice) -> Result<Strin
         }
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
-    out.push_str("\n`*`: the interval leaves out zero (the arms differ by more than their seeds do).\n");
     Ok(out)
 }
 
@@ -263,6 +445,98 @@ mod tests {
         assert!(error.contains("no arm `test9`") && error.contains("base1, test2"), "{error}");
         let other = Finding { benchmark: "math500".into(), ..finding("test2") };
         assert_eq!(judge(&other, &arms)?.0, Verdict::Untestable);
+        Ok(())
+    }
+
+    /// An experiment folder as evaluations leave it: base1 and test2 with three seeds,
+    /// one more seed of test2 not evaluated yet.
+    async fn experiment_folder(dir: &std::path::Path) -> Result<Lake> {
+        let lake = Lake::open(dir.to_str().ok_or_else(|| Error::Internal("path".into()))?)?;
+        let arms = [
+            with_accuracy("base1", &[1.40, 1.35, 1.50], &[0.05, 0.10, 0.05]),
+            with_accuracy("test2", &[1.10, 1.20, 1.15], &[0.10, 0.15, 0.10]),
+        ];
+        for results in &arms {
+            for (seed, groups) in &results.seeds {
+                let mut groups = groups.clone();
+                groups.push(GroupResult { group: "difficulty".into(), value: "hard".into(), ..groups[0].clone() });
+                let json = serde_json::json!({ "checkpoint": "runs/x", "groups": groups });
+                let location =
+                    lake.root().join(&format!("experiments/rq1/{}/seed-{seed}/eval/report.json", results.arm));
+                put(&location, serde_json::to_vec(&json)?).await?;
+            }
+        }
+        put(&lake.root().join("experiments/rq1/test2/seed-4/run/log.jsonl"), b"{}".to_vec()).await?;
+        Ok(lake)
+    }
+
+    #[tokio::test]
+    async fn the_report_reads_every_seed_and_judges_the_findings() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let lake = experiment_folder(dir.path()).await?;
+        let findings = dir.path().join("findings.toml");
+        std::fs::write(
+            &findings,
+            "[[finding]]\nclaim = \"Problem-solving data lowers GSM8K loss\"\narm = \"test2\"\nbaseline = \"base1\"\n\
+             benchmark = \"gsm8k\"\n\n[[finding]]\nclaim = \"and raises accuracy\"\narm = \"test2\"\n\
+             baseline = \"base1\"\nbenchmark = \"gsm8k\"\nmetric = \"accuracy\"\n",
+        )?;
+        let spec = ReportSpec {
+            name: None,
+            experiment: "{lake}/experiments/rq1".into(),
+            baseline: "base1".into(),
+            findings: Some(findings.clone()),
+        };
+        let report = report(&lake, &spec).await?;
+        assert_eq!(report.arms, [("base1".to_string(), vec![1, 2, 3]), ("test2".to_string(), vec![1, 2, 3])]);
+        assert_eq!(report.missing, ["test2/seed-4"]);
+        let verdicts: Vec<Verdict> = report.findings.iter().map(|f| f.verdict).collect();
+        assert_eq!(verdicts, [Verdict::Held, Verdict::WithinSeedSpread]);
+        let markdown = std::fs::read_to_string(dir.path().join("experiments/rq1/report.md"))?;
+        assert!(markdown.contains("- test2: seeds 1, 2, 3\n- not evaluated yet: test2/seed-4"), "{markdown}");
+        assert!(markdown.contains("  Held: test2's gsm8k loss is 0.2667 lower than base1's"), "{markdown}");
+        assert!(markdown.contains("| gsm8k difficulty hard | seeds |"), "{markdown}");
+        assert_eq!(markdown.matches("| test2 | 3 | 1.1500 +- 0.0500 | -0.2667 (-0.4227 to -0.1106) * |").count(), 2);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("experiments/rq1/report.json"))?)?;
+        assert_eq!(json["findings"][1]["verdict"], "within_seed_spread");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn bad_experiments_and_findings_are_clear_errors() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let lake = experiment_folder(dir.path()).await?;
+        let spec = |experiment: &str, baseline: &str, findings: Option<PathBuf>| ReportSpec {
+            name: None,
+            experiment: experiment.into(),
+            baseline: baseline.into(),
+            findings,
+        };
+        let error = |spec: ReportSpec| {
+            let lake = lake.clone();
+            async move {
+                let error = report(&lake, &spec).await.expect_err("an error");
+                format!("{error} {}", error.hint_text().unwrap_or_default())
+            }
+        };
+        let message = error(spec("{lake}/experiments/none", "base1", None)).await;
+        assert!(
+            message.contains("no evaluated seeds under") && message.contains("seed-{n}/eval/report.json"),
+            "{message}"
+        );
+        let message = error(spec("{lake}/experiments/rq1", "base9", None)).await;
+        assert!(message.contains("no arm `base9` among the evaluated arms (base1, test2)"), "{message}");
+        let findings = dir.path().join("findings.toml");
+        std::fs::write(
+            &findings,
+            "[[finding]]\nclaim = \"x\"\narm = \"test2\"\nbaseline = \"base1\"\nbench = \"gsm8k\"\n",
+        )?;
+        let message = error(spec("{lake}/experiments/rq1", "base1", Some(findings))).await;
+        assert!(message.contains("findings.toml") && message.contains("unknown field `bench`"), "{message}");
+        put(&lake.root().join("experiments/rq1/base1/seed-9/eval/report.json"), b"{\"groups\": 3}".to_vec()).await?;
+        let message = error(spec("{lake}/experiments/rq1", "base1", None)).await;
+        assert!(message.contains("seed-9/eval/report.json is not an evaluation report"), "{message}");
         Ok(())
     }
 

@@ -32,6 +32,7 @@ use crate::decontaminate::{self, DecontamReport, DecontamSpec};
 use crate::dedup::{self, DedupReport, DedupSpec};
 use crate::error::{Error, Result};
 use crate::eval::{self, EvalReport, EvalSpec};
+use crate::experiment::report::{self as experiment_report, ExperimentReport, ReportSpec};
 use crate::ingest::{self, IngestSpec, IngestSummary};
 use crate::lake::{Lake, Location, Target};
 use crate::shards::mixture::Mixture;
@@ -77,6 +78,8 @@ pub enum Stage {
     Train(TrainSpec),
     /// `mathlake eval`.
     Eval(EvalSpec),
+    /// `mathlake report`: an experiment's arms compared over their seeds.
+    Report(ReportSpec),
 }
 
 /// `error`, said to come from stage `name`.
@@ -106,6 +109,10 @@ impl Stage {
                 Some(t) => vec![FileStamp::content(&lake.expand(t)).await?],
                 None => Vec::new(),
             },
+            Stage::Report(stage) => match &stage.findings {
+                Some(f) => vec![FileStamp::content(&f.display().to_string()).await?],
+                None => Vec::new(),
+            },
             Stage::Dedup(_) | Stage::Decontaminate(_) | Stage::Synthesize(_) | Stage::Tokenizer(_) => Vec::new(),
         })
     }
@@ -122,6 +129,7 @@ impl Stage {
                 vec![Location::parse(&stage.config(lake)?.out)?.join(train::checkpoint::LATEST).url()]
             }
             Stage::Eval(stage) => vec![Location::parse(&lake.expand(&stage.report))?.join("report.json").url()],
+            Stage::Report(stage) => vec![Location::parse(&lake.expand(&stage.experiment))?.join("report.md").url()],
             Stage::Ingest(_)
             | Stage::Sql(_)
             | Stage::Dedup(_)
@@ -146,6 +154,7 @@ impl Stage {
             Stage::Shards(stage) => stage.name.clone().unwrap_or_else(|| format!("shards-{}", index + 1)),
             Stage::Train(stage) => stage.name.clone().unwrap_or_else(|| format!("train-{}", index + 1)),
             Stage::Eval(stage) => stage.name.clone().unwrap_or_else(|| format!("eval-{}", index + 1)),
+            Stage::Report(stage) => stage.name.clone().unwrap_or_else(|| format!("report-{}", index + 1)),
         }
     }
 }
@@ -204,6 +213,10 @@ pub enum StageReport {
         name: String,
         report: EvalReport,
     },
+    Report {
+        name: String,
+        report: ExperimentReport,
+    },
     /// Not run: its last run (started at `since`) stands.
     Skipped {
         name: String,
@@ -225,6 +238,7 @@ impl StageReport {
             | StageReport::Shards { name, .. }
             | StageReport::Train { name, .. }
             | StageReport::Eval { name, .. }
+            | StageReport::Report { name, .. }
             | StageReport::Skipped { name, .. } => name,
         }
     }
@@ -365,6 +379,10 @@ impl Job {
                         resolved["kind"] = "eval".into();
                         resolved
                     }
+                    Stage::Report(stage) => serde_json::json!({
+                        "kind": "report", "experiment": lake.expand(&stage.experiment), "baseline": stage.baseline,
+                        "findings": stage.findings,
+                    }),
                 };
                 Ok((name, resolved))
             })
@@ -384,6 +402,10 @@ impl Job {
                 Stage::Eval(stage) => {
                     let report = Location::parse(&lake.expand(&stage.report))?;
                     results.push(("evaluation report", report.join("report.md").url()));
+                }
+                Stage::Report(stage) => {
+                    let folder = Location::parse(&lake.expand(&stage.experiment))?;
+                    results.push(("experiment report", folder.join("report.md").url()));
                 }
                 _ => {}
             }
@@ -612,6 +634,10 @@ impl Job {
                 let report = eval::eval(lake, &stage.to_options(lake)?, &bar).await.map_err(|e| in_stage(&name, e))?;
                 bar.finish_and_clear();
                 StageReport::Eval { name, report }
+            }
+            Stage::Report(stage) => {
+                let report = experiment_report::report(lake, stage).await.map_err(|e| in_stage(&name, e))?;
+                StageReport::Report { name, report }
             }
         })
     }
