@@ -39,6 +39,7 @@ pub mod ingest;
 pub mod job;
 pub mod lake;
 pub mod malloc;
+pub mod plot;
 pub mod query;
 pub mod random;
 pub mod serve;

@@ -13,6 +13,7 @@ use super::stats::{Difference, Spread};
 use crate::error::{Context, Error, Result};
 use crate::eval::report::GroupResult;
 use crate::lake::{Lake, Location, get_optional, put};
+use crate::plot::{Bar, bars_png};
 
 /// The settings of `mathlake report` and of a job's `kind = "report"` stage.
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
@@ -54,6 +55,8 @@ pub struct ExperimentReport {
     pub findings: Vec<JudgedFinding>,
     /// report.md's location.
     pub report: String,
+    /// The bar charts beside it, one per benchmark and metric.
+    pub plots: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +89,31 @@ pub async fn report(lake: &Lake, spec: &ReportSpec) -> Result<ExperimentReport> 
         let (verdict, sentence) = judge(finding, &arms)?;
         judged.push(JudgedFinding { claim: finding.claim.clone(), verdict, sentence });
     }
-    let markdown = markdown(&folder, &arms, &spec.baseline, &judged, &missing)?;
+    let mut plots = Vec::new();
+    for benchmark in benchmarks(&arms) {
+        for metric in [Metric::Loss, Metric::Accuracy] {
+            let slice = Slice::all(benchmark);
+            let bars: Vec<Bar> = arms
+                .iter()
+                .map(|a| {
+                    let spread = a.spread(&slice, metric);
+                    Bar {
+                        label: a.arm.clone(),
+                        mean: spread.map_or(f64::NAN, |s| s.mean),
+                        std: spread.map_or(f64::NAN, |s| s.std),
+                        baseline: a.arm == spec.baseline,
+                    }
+                })
+                .collect();
+            if bars.iter().any(|b| b.mean.is_finite()) {
+                let title = format!("{benchmark}: {}, mean +- std over seeds", metric.name());
+                let location = folder.join(&plot_name(benchmark, metric));
+                put(&location, bars_png(&title, &bars)?).await?;
+                plots.push(location.url());
+            }
+        }
+    }
+    let markdown = markdown(&folder, &arms, &spec.baseline, &judged, &missing, &plots)?;
     put(&folder.join("report.md"), markdown.into_bytes()).await?;
     let report = ExperimentReport {
         experiment: folder.url(),
@@ -95,6 +122,7 @@ pub async fn report(lake: &Lake, spec: &ReportSpec) -> Result<ExperimentReport> 
         missing,
         findings: judged,
         report: folder.join("report.md").url(),
+        plots,
     };
     put(&folder.join("report.json"), serde_json::to_vec_pretty(&report)?).await?;
     Ok(report)
@@ -139,6 +167,16 @@ async fn read_arms(folder: &Location) -> Result<(Vec<ArmResults>, Vec<String>)> 
     Ok((arms, missing))
 }
 
+/// The bar chart of `metric` on `benchmark`, beside report.md.
+fn plot_name(benchmark: &str, metric: Metric) -> String {
+    format!("{benchmark}-{}.png", metric.name())
+}
+
+/// Every benchmark some arm was evaluated on, sorted.
+fn benchmarks(arms: &[ArmResults]) -> BTreeSet<&str> {
+    arms.iter().flat_map(|a| a.seeds.iter().flat_map(|(_, g)| g.iter().map(|g| g.benchmark.as_str()))).collect()
+}
+
 /// The part of an evaluation's report.json that the report reads.
 #[derive(Debug, Deserialize)]
 struct EvalGroups {
@@ -151,6 +189,7 @@ fn markdown(
     baseline: &str,
     findings: &[JudgedFinding],
     missing: &[String],
+    plots: &[String],
 ) -> Result<String> {
     let mut out = format!("# Experiment {}\n\n", folder.path().filename().unwrap_or("report"));
     for results in arms {
@@ -172,10 +211,15 @@ fn markdown(
             let _ = writeln!(out, "- {}\n  {}", finding.claim, finding.sentence);
         }
     }
-    let benchmarks: BTreeSet<&str> =
-        arms.iter().flat_map(|a| a.seeds.iter().flat_map(|(_, g)| g.iter().map(|g| g.benchmark.as_str()))).collect();
-    for benchmark in benchmarks {
+    for benchmark in benchmarks(arms) {
         let _ = writeln!(out, "\n## {benchmark}\n");
+        for metric in [Metric::Loss, Metric::Accuracy] {
+            let name = plot_name(benchmark, metric);
+            if plots.iter().any(|p| p.ends_with(&format!("/{name}"))) {
+                let _ = writeln!(out, "![{benchmark} {}]({name})", metric.name());
+            }
+        }
+        out.push('\n');
         out.push_str(&table(arms, baseline, &Slice::all(benchmark))?);
         let mut slices: Vec<Slice> = arms
             .iter()
@@ -500,6 +544,15 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("experiments/rq1/report.json"))?)?;
         assert_eq!(json["findings"][1]["verdict"], "within_seed_spread");
+        assert!(
+            markdown.contains("![gsm8k loss](gsm8k-loss.png)\n![gsm8k accuracy](gsm8k-accuracy.png)"),
+            "{markdown}"
+        );
+        for plot in ["gsm8k-loss.png", "gsm8k-accuracy.png"] {
+            let png = std::fs::read(dir.path().join("experiments/rq1").join(plot))?;
+            assert!(png.starts_with(b"\x89PNG"), "{plot}");
+        }
+        assert_eq!(report.plots.len(), 2);
         Ok(())
     }
 

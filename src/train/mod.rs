@@ -17,7 +17,6 @@ mod cuda;
 pub mod model;
 pub mod ops;
 pub mod optim;
-pub mod plot;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -594,7 +593,7 @@ async fn write_log(out: &Location, log: &[LogRecord]) -> Result<()> {
     let points = |split: &str| -> Vec<(u64, f64)> {
         log.iter().filter(|r| r.split == split).map(|r| (r.step, r.loss)).collect()
     };
-    let png = plot::loss_png(&points("train"), &points("validation"))?;
+    let png = crate::plot::loss_png(&points("train"), &points("validation"))?;
     crate::lake::put(&out.join(PLOT), png).await
 }
 

@@ -1,7 +1,7 @@
-//! The loss plot written next to the checkpoints: training loss per step and validation
-//! loss at each evaluation, as a PNG.
+//! The plots mathlake writes as PNG: a training run's loss curves (next to its
+//! checkpoints) and an experiment's arms as bars with error bars (next to its report).
 //!
-//! A line chart needs little: a raster, lines, a 5x7 font for the labels, and the PNG
+//! A chart needs little: a raster, lines, a 5x7 font for the labels, and the PNG
 //! container (zlib through flate2, which the project already uses, and its CRC-32). That
 //! is less code than adapting a plotting crate and its font stack.
 
@@ -20,6 +20,7 @@ const TOP: usize = 30;
 const BOTTOM: usize = 50;
 const TRAIN: [u8; 3] = [31, 119, 180];
 const VALIDATION: [u8; 3] = [255, 127, 14];
+const BASELINE: [u8; 3] = [160, 160, 160];
 const INK: [u8; 3] = [40, 40, 40];
 const GRID: [u8; 3] = [225, 225, 225];
 
@@ -81,6 +82,71 @@ pub fn loss_png(train: &[(u64, f64)], validation: &[(u64, f64)]) -> Result<Vec<u
     canvas.text(legend_x + 10, 9, "train", INK);
     canvas.square(legend_x + 90, 16, 4, VALIDATION);
     canvas.text(legend_x + 100, 9, "val", INK);
+    canvas.png()
+}
+
+/// One bar: an arm's mean over its seeds and their standard deviation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub label: String,
+    pub mean: f64,
+    pub std: f64,
+    /// Drawn grey: the arm the others are compared with.
+    pub baseline: bool,
+}
+
+/// Bars with +-std error bars under `title`; the value axis covers every bar's error bar
+/// (not from zero: losses of close arms would all look alike), each bar rising from the
+/// axis's lowest tick, which is never below zero for values that are not.
+pub fn bars_png(title: &str, bars: &[Bar]) -> Result<Vec<u8>> {
+    let mut canvas = Canvas::new();
+    let finite: Vec<&Bar> = bars.iter().filter(|b| b.mean.is_finite()).collect();
+    let spread = |b: &&Bar| if b.std.is_finite() { b.std } else { 0.0 };
+    let (mut lo, mut hi) = finite
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), b| (lo.min(b.mean - spread(b)), hi.max(b.mean + spread(b))));
+    if finite.is_empty() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.15).max(1e-6);
+    // Values that cannot be negative (losses, accuracies) keep the axis at or above zero.
+    let floor = if lo >= 0.0 { 0.0 } else { f64::MIN };
+    (lo, hi) = ((lo - pad).max(floor), hi + pad);
+    let y_ticks = ticks(lo, hi);
+    let (lo, hi) = (y_ticks[0].max(floor).min(lo), y_ticks.last().copied().unwrap_or(hi).max(hi));
+    let plot_h = (HEIGHT - TOP - BOTTOM) as f64;
+    let y_of = |v: f64| (TOP as f64 + (hi - v) / (hi - lo) * plot_h).round() as i64;
+    for &t in &y_ticks {
+        let y = y_of(t);
+        canvas.line((LEFT as i64, y), ((WIDTH - RIGHT) as i64, y), GRID);
+        let label = number(t);
+        canvas.text(LEFT as i64 - 8 - text_width(&label), y - 7, &label, INK);
+    }
+    let (x0, y0, x1, y1) = (LEFT as i64, TOP as i64, (WIDTH - RIGHT) as i64, (HEIGHT - BOTTOM) as i64);
+    let slot = (x1 - x0) / bars.len().max(1) as i64;
+    for (i, bar) in bars.iter().enumerate() {
+        let center = x0 + slot * i as i64 + slot / 2;
+        let half = (slot * 3 / 10).max(2);
+        let fits = (slot / (6 * SCALE)).max(1) as usize;
+        let label: String = bar.label.chars().take(fits).collect();
+        canvas.text(center - text_width(&label) / 2, y1 + 8, &label, INK);
+        if !bar.mean.is_finite() {
+            continue;
+        }
+        let top = y_of(bar.mean);
+        canvas.rect(center - half, top, center + half, y1, if bar.baseline { BASELINE } else { TRAIN });
+        if bar.std.is_finite() && bar.std > 0.0 {
+            let (upper, lower) = (y_of(bar.mean + bar.std), y_of(bar.mean - bar.std));
+            canvas.line((center, upper), (center, lower), INK);
+            for y in [upper, lower] {
+                canvas.line((center - half / 2, y), (center + half / 2, y), INK);
+            }
+        }
+    }
+    for (a, b) in [((x0, y1), (x1, y1)), ((x0, y0), (x0, y1))] {
+        canvas.line(a, b, INK);
+    }
+    canvas.text(8, 2, title, INK);
     canvas.png()
 }
 
@@ -150,9 +216,14 @@ impl Canvas {
     }
 
     fn square(&mut self, x: i64, y: i64, half: i64, color: [u8; 3]) {
-        for dy in -half..=half {
-            for dx in -half..=half {
-                self.set(x + dx, y + dy, color);
+        self.rect(x - half, y - half, x + half, y + half, color);
+    }
+
+    /// Filled, corners included.
+    fn rect(&mut self, left: i64, top: i64, right: i64, bottom: i64, color: [u8; 3]) {
+        for y in top..=bottom {
+            for x in left..=right {
+                self.set(x, y, color);
             }
         }
     }
@@ -203,9 +274,10 @@ fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     png.extend_from_slice(&crc.sum().to_be_bytes());
 }
 
-/// 5x7 glyphs, one row per byte, the leftmost pixel in bit 4; what the labels use.
+/// 5x7 glyphs, one row per byte, the leftmost pixel in bit 4: digits, lowercase letters
+/// (capitals are drawn as these) and the punctuation labels use.
 fn glyph(c: char) -> [u8; 7] {
-    match c {
+    match c.to_ascii_lowercase() {
         '0' => [14, 17, 19, 21, 25, 17, 14],
         '1' => [4, 12, 4, 4, 4, 4, 14],
         '2' => [14, 17, 1, 2, 4, 8, 31],
@@ -216,20 +288,43 @@ fn glyph(c: char) -> [u8; 7] {
         '7' => [31, 1, 2, 4, 8, 8, 8],
         '8' => [14, 17, 17, 14, 17, 17, 14],
         '9' => [14, 17, 17, 15, 1, 2, 12],
-        '.' => [0, 0, 0, 0, 0, 12, 12],
-        '-' => [0, 0, 0, 31, 0, 0, 0],
         'a' => [0, 0, 14, 1, 15, 17, 15],
+        'b' => [16, 16, 22, 25, 17, 17, 30],
+        'c' => [0, 0, 14, 16, 16, 17, 14],
+        'd' => [1, 1, 13, 19, 17, 17, 15],
         'e' => [0, 0, 14, 17, 31, 16, 14],
+        'f' => [6, 9, 8, 28, 8, 8, 8],
+        'g' => [0, 0, 15, 17, 15, 1, 14],
+        'h' => [16, 16, 22, 25, 17, 17, 17],
         'i' => [4, 0, 12, 4, 4, 4, 14],
+        'j' => [2, 0, 6, 2, 2, 18, 12],
         'k' => [16, 16, 18, 20, 24, 20, 18],
         'l' => [12, 4, 4, 4, 4, 4, 14],
+        'm' => [0, 0, 26, 21, 21, 17, 17],
         'n' => [0, 0, 22, 25, 17, 17, 17],
         'o' => [0, 0, 14, 17, 17, 17, 14],
         'p' => [0, 0, 30, 17, 30, 16, 16],
+        'q' => [0, 0, 13, 19, 15, 1, 1],
         'r' => [0, 0, 22, 25, 16, 16, 16],
         's' => [0, 0, 15, 16, 14, 1, 30],
         't' => [8, 8, 28, 8, 8, 9, 6],
+        'u' => [0, 0, 17, 17, 17, 19, 13],
         'v' => [0, 0, 17, 17, 17, 10, 4],
+        'w' => [0, 0, 17, 17, 21, 21, 10],
+        'x' => [0, 0, 17, 10, 4, 10, 17],
+        'y' => [0, 0, 17, 17, 15, 1, 14],
+        'z' => [0, 0, 31, 2, 4, 8, 31],
+        '.' => [0, 0, 0, 0, 0, 12, 12],
+        ',' => [0, 0, 0, 0, 12, 4, 8],
+        ':' => [0, 12, 12, 0, 12, 12, 0],
+        '-' => [0, 0, 0, 31, 0, 0, 0],
+        '+' => [0, 4, 4, 31, 4, 4, 0],
+        '_' => [0, 0, 0, 0, 0, 0, 31],
+        '=' => [0, 0, 31, 0, 31, 0, 0],
+        '/' => [0, 1, 2, 4, 8, 16, 0],
+        '(' => [2, 4, 8, 8, 8, 4, 2],
+        ')' => [8, 4, 2, 2, 2, 4, 8],
+        '%' => [24, 25, 2, 4, 8, 19, 3],
         _ => [0; 7],
     }
 }
@@ -282,6 +377,33 @@ mod tests {
         // A NaN loss (a diverged step) is left out rather than breaking the scale.
         let (_, _, with_nan) = decode(&loss_png(&[(1, f64::NAN), (2, 3.0), (3, 2.0)], &[])?);
         assert!(with_nan.chunks(3).filter(|p| *p == TRAIN).count() > 10);
+        Ok(())
+    }
+
+    #[test]
+    fn bars_have_error_bars_and_the_baseline_in_grey() -> Result<()> {
+        let bars = [
+            Bar { label: "base1".into(), mean: 6.2, std: 0.05, baseline: true },
+            Bar { label: "test2".into(), mean: 5.9, std: 0.1, baseline: false },
+            Bar { label: "tutorship".into(), mean: f64::NAN, std: f64::NAN, baseline: false },
+        ];
+        let png = bars_png("gsm8k: loss, mean +- std over 3 seeds", &bars)?;
+        let (w, h, pixels) = decode(&png);
+        assert_eq!((w, h), (WIDTH as u32, HEIGHT as u32));
+        let at = |x: usize, y: usize| &pixels[(y * WIDTH + x) * 3..(y * WIDTH + x) * 3 + 3];
+        let column = |x: usize, color: [u8; 3]| (0..HEIGHT).filter(|&y| at(x, y) == color).count();
+        // Three slots of 233 px: the baseline's bar is grey, the next blue and taller
+        // (a lower loss is a shorter bar, so base1's is the taller one here).
+        let slot = (WIDTH - LEFT - RIGHT) / 3;
+        let (first, second) = (LEFT + slot / 2 + 20, LEFT + slot + slot / 2 + 20);
+        assert!(column(first, BASELINE) > column(second, TRAIN), "base1's mean is higher");
+        assert!(column(second, TRAIN) > 50, "test2 is drawn");
+        // The error bar: ink on the bar's centre line above and below its top.
+        let centre = LEFT + slot + slot / 2;
+        assert!(column(centre, INK) > 10, "test2's error bar is drawn");
+        // The NaN arm keeps its slot and label, without a bar.
+        let third = LEFT + 2 * slot + slot / 2 + 20;
+        assert_eq!(column(third, TRAIN), 0);
         Ok(())
     }
 
