@@ -9,6 +9,7 @@
 #   scripts/demo_synthesis.sh                        # id < '037' (about 100 problems), 512 tokens
 #   scripts/demo_synthesis.sh "id < '010'" 256       # fewer problems, shorter replies
 #   MATHLAKE=target/ci/mathlake scripts/demo_synthesis.sh   # a binary already built
+#   METHODS=response_diversity scripts/demo_synthesis.sh      # one method
 set -euo pipefail
 cd "$(dirname "$0")/.."
 where=${1:-"id < '037'"}
@@ -31,10 +32,13 @@ done
 endpoint=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["address"])' "$work/serve.out")
 "$MATHLAKE" ingest ../shared/data/problems/gsm8k_train.jsonl --preset gsm8k --lake "$work/lake" --quiet >/dev/null
 
-for method in tutorship response_diversity; do
+for method in ${METHODS:-tutorship response_diversity}; do
+  # Response diversity writes two more solutions per problem; tutorship, one attempt.
+  rollouts=1
+  [ "$method" = response_diversity ] && rollouts=2
   "$MATHLAKE" synthesize --method "$method" --lake "$work/lake" --where "$where" --endpoint "$endpoint" \
     --model SmolLM2-135M-Instruct.Q4_1 --max-tokens "$max_tokens" --to "$method" --quiet --json \
-    --concurrency 32 --timeout 1800 >"$work/$method.json"
+    --concurrency 32 --timeout 1800 --rollouts "$rollouts" >"$work/$method.json"
   python3 - "$work/$method.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["synthesize"]
@@ -46,6 +50,7 @@ for reason, n in sorted(r["reasons"].items(), key=lambda x: -x[1]):
     print(f'  {reason}: {n}')
 PY
 done
+tables=$(for method in ${METHODS:-tutorship response_diversity}; do echo "SELECT * FROM $method"; done | paste -sd'|' | sed 's/|/ UNION ALL /g')
 "$MATHLAKE" query --lake "$work/lake" --max-width 100 \
-  "SELECT method, verdict, status, count(*) AS records FROM (SELECT * FROM tutorship UNION ALL SELECT * FROM response_diversity) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+  "SELECT method, verdict, status, count(*) AS records FROM ($tables) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 echo "server: $(curl -s "${endpoint%/v1}/health")"
