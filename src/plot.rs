@@ -37,18 +37,10 @@ pub fn loss_png(train: &[(u64, f64)], validation: &[(u64, f64)]) -> Result<Vec<u
     if hi - lo < 1e-9 {
         (lo, hi) = (lo - 0.5, hi + 0.5);
     }
-    let y_ticks = ticks(lo, hi);
-    let (lo, hi) = (lo.min(y_ticks[0]), hi.max(*y_ticks.last().unwrap_or(&hi)));
-    let (plot_w, plot_h) = ((WIDTH - LEFT - RIGHT) as f64, (HEIGHT - TOP - BOTTOM) as f64);
+    let axis = ValueAxis::new(lo, hi);
+    axis.draw(&mut canvas);
+    let plot_w = (WIDTH - LEFT - RIGHT) as f64;
     let x_of = |step: f64| LEFT as f64 + step / max_step * plot_w;
-    let y_of = |loss: f64| TOP as f64 + (hi - loss) / (hi - lo) * plot_h;
-
-    for &t in &y_ticks {
-        let y = y_of(t).round() as i64;
-        canvas.line((LEFT as i64, y), ((WIDTH - RIGHT) as i64, y), GRID);
-        let label = number(t);
-        canvas.text(LEFT as i64 - 8 - text_width(&label), y - 7, &label, INK);
-    }
     for t in ticks(0.0, max_step) {
         if t > max_step {
             continue;
@@ -58,14 +50,11 @@ pub fn loss_png(train: &[(u64, f64)], validation: &[(u64, f64)]) -> Result<Vec<u
         let label = number(t);
         canvas.text(x - text_width(&label) / 2, (HEIGHT - BOTTOM) as i64 + 8, &label, INK);
     }
-    let (x0, y0, x1, y1) = (LEFT as i64, TOP as i64, (WIDTH - RIGHT) as i64, (HEIGHT - BOTTOM) as i64);
-    for (a, b) in [((x0, y1), (x1, y1)), ((x0, y0), (x0, y1))] {
-        canvas.line(a, b, INK);
-    }
+    canvas.frame();
     canvas.text((WIDTH as i64 - text_width("step")) / 2, HEIGHT as i64 - 20, "step", INK);
     canvas.text(8, 8, "loss", INK);
 
-    let point = |p: &(u64, f64)| (x_of(p.0 as f64).round() as i64, y_of(p.1).round() as i64);
+    let point = |p: &(u64, f64)| (x_of(p.0 as f64).round() as i64, axis.y(p.1));
     let train: Vec<(i64, i64)> = train.iter().filter(finite).map(point).collect();
     let validation: Vec<(i64, i64)> = validation.iter().filter(finite).map(point).collect();
     for pair in train.windows(2) {
@@ -111,18 +100,9 @@ pub fn bars_png(title: &str, bars: &[Bar]) -> Result<Vec<u8>> {
     let pad = ((hi - lo) * 0.15).max(1e-6);
     // Values that cannot be negative (losses, accuracies) keep the axis at or above zero.
     let floor = if lo >= 0.0 { 0.0 } else { f64::MIN };
-    (lo, hi) = ((lo - pad).max(floor), hi + pad);
-    let y_ticks = ticks(lo, hi);
-    let (lo, hi) = (y_ticks[0].max(floor).min(lo), y_ticks.last().copied().unwrap_or(hi).max(hi));
-    let plot_h = (HEIGHT - TOP - BOTTOM) as f64;
-    let y_of = |v: f64| (TOP as f64 + (hi - v) / (hi - lo) * plot_h).round() as i64;
-    for &t in &y_ticks {
-        let y = y_of(t);
-        canvas.line((LEFT as i64, y), ((WIDTH - RIGHT) as i64, y), GRID);
-        let label = number(t);
-        canvas.text(LEFT as i64 - 8 - text_width(&label), y - 7, &label, INK);
-    }
-    let (x0, y0, x1, y1) = (LEFT as i64, TOP as i64, (WIDTH - RIGHT) as i64, (HEIGHT - BOTTOM) as i64);
+    let axis = ValueAxis::new((lo - pad).max(floor), hi + pad);
+    axis.draw(&mut canvas);
+    let (x0, x1, y1) = (LEFT as i64, (WIDTH - RIGHT) as i64, (HEIGHT - BOTTOM) as i64);
     let slot = (x1 - x0) / bars.len().max(1) as i64;
     for (i, bar) in bars.iter().enumerate() {
         let center = x0 + slot * i as i64 + slot / 2;
@@ -133,21 +113,50 @@ pub fn bars_png(title: &str, bars: &[Bar]) -> Result<Vec<u8>> {
         if !bar.mean.is_finite() {
             continue;
         }
-        let top = y_of(bar.mean);
+        let top = axis.y(bar.mean);
         canvas.rect(center - half, top, center + half, y1, if bar.baseline { BASELINE } else { TRAIN });
         if bar.std.is_finite() && bar.std > 0.0 {
-            let (upper, lower) = (y_of(bar.mean + bar.std), y_of(bar.mean - bar.std));
+            let (upper, lower) = (axis.y(bar.mean + bar.std), axis.y(bar.mean - bar.std));
             canvas.line((center, upper), (center, lower), INK);
             for y in [upper, lower] {
                 canvas.line((center - half / 2, y), (center + half / 2, y), INK);
             }
         }
     }
-    for (a, b) in [((x0, y1), (x1, y1)), ((x0, y0), (x0, y1))] {
-        canvas.line(a, b, INK);
-    }
+    canvas.frame();
     canvas.text(8, 2, title, INK);
     canvas.png()
+}
+
+/// The vertical value axis: a range widened to round ticks (a range from zero or above
+/// keeps its ticks there), drawn as grid lines with labels.
+struct ValueAxis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl ValueAxis {
+    fn new(lo: f64, hi: f64) -> ValueAxis {
+        let ticks = ticks(lo, hi);
+        let (lo, hi) = (lo.min(ticks[0]), hi.max(*ticks.last().unwrap_or(&hi)));
+        ValueAxis { lo, hi, ticks }
+    }
+
+    /// The pixel row of `value`.
+    fn y(&self, value: f64) -> i64 {
+        let plot_h = (HEIGHT - TOP - BOTTOM) as f64;
+        (TOP as f64 + (self.hi - value) / (self.hi - self.lo) * plot_h).round() as i64
+    }
+
+    fn draw(&self, canvas: &mut Canvas) {
+        for &t in &self.ticks {
+            let y = self.y(t);
+            canvas.line((LEFT as i64, y), ((WIDTH - RIGHT) as i64, y), GRID);
+            let label = number(t);
+            canvas.text(LEFT as i64 - 8 - text_width(&label), y - 7, &label, INK);
+        }
+    }
 }
 
 /// About five round tick values covering `lo..=hi`.
@@ -213,6 +222,13 @@ impl Canvas {
                 y += sy;
             }
         }
+    }
+
+    /// The plot area's left and bottom edges.
+    fn frame(&mut self) {
+        let (x0, y0, x1, y1) = (LEFT as i64, TOP as i64, (WIDTH - RIGHT) as i64, (HEIGHT - BOTTOM) as i64);
+        self.line((x0, y1), (x1, y1), INK);
+        self.line((x0, y0), (x0, y1), INK);
     }
 
     fn square(&mut self, x: i64, y: i64, half: i64, color: [u8; 3]) {

@@ -89,6 +89,7 @@ pub async fn report(lake: &Lake, spec: &ReportSpec) -> Result<ExperimentReport> 
         let (verdict, sentence) = judge(finding, &arms)?;
         judged.push(JudgedFinding { claim: finding.claim.clone(), verdict, sentence });
     }
+    // The charts drawn, by file name beside report.md.
     let mut plots = Vec::new();
     for benchmark in benchmarks(&arms) {
         for metric in [Metric::Loss, Metric::Accuracy] {
@@ -107,9 +108,9 @@ pub async fn report(lake: &Lake, spec: &ReportSpec) -> Result<ExperimentReport> 
                 .collect();
             if bars.iter().any(|b| b.mean.is_finite()) {
                 let title = format!("{benchmark}: {}, mean +- std over seeds", metric.name());
-                let location = folder.join(&plot_name(benchmark, metric));
-                put(&location, bars_png(&title, &bars)?).await?;
-                plots.push(location.url());
+                let name = plot_name(benchmark, metric);
+                put(&folder.join(&name), bars_png(&title, &bars)?).await?;
+                plots.push(name);
             }
         }
     }
@@ -122,7 +123,7 @@ pub async fn report(lake: &Lake, spec: &ReportSpec) -> Result<ExperimentReport> 
         missing,
         findings: judged,
         report: folder.join("report.md").url(),
-        plots,
+        plots: plots.iter().map(|name| folder.join(name).url()).collect(),
     };
     put(&folder.join("report.json"), serde_json::to_vec_pretty(&report)?).await?;
     Ok(report)
@@ -215,7 +216,7 @@ fn markdown(
         let _ = writeln!(out, "\n## {benchmark}\n");
         for metric in [Metric::Loss, Metric::Accuracy] {
             let name = plot_name(benchmark, metric);
-            if plots.iter().any(|p| p.ends_with(&format!("/{name}"))) {
+            if plots.contains(&name) {
                 let _ = writeln!(out, "![{benchmark} {}]({name})", metric.name());
             }
         }

@@ -178,7 +178,9 @@ impl ResponseCache {
         let (done, durable) = oneshot::channel();
         let stopped = || Error::Internal("the response journal's writer stopped".into());
         self.queue.send((entry.clone(), done)).map_err(|_| stopped())?;
-        durable.await.map_err(|_| stopped())?.map_err(Error::user)?;
+        durable.await.map_err(|_| stopped())?.map_err(|e| {
+            Error::user(e).hint("check that the lake is writable (folder permissions, S3 credentials); replies already journaled are kept for the next run")
+        })?;
         self.stored.fetch_add(1, Ordering::Relaxed);
         self.journaled.lock().map_err(poisoned)?.push(entry.key.clone());
         self.lock_entries().insert(entry.key.clone(), entry.clone());
