@@ -18,18 +18,50 @@ const LEFT: usize = 80;
 const RIGHT: usize = 20;
 const TOP: usize = 30;
 const BOTTOM: usize = 50;
-const TRAIN: [u8; 3] = [31, 119, 180];
-const VALIDATION: [u8; 3] = [255, 127, 14];
+/// Line colors, told apart in print: blue, orange, green, red, purple, brown, pink, olive.
+const PALETTE: [[u8; 3]; 8] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [188, 189, 34],
+];
 const BASELINE: [u8; 3] = [160, 160, 160];
 const INK: [u8; 3] = [40, 40, 40];
 const GRID: [u8; 3] = [225, 225, 225];
 
-/// Training `(step, loss)` and validation `(step, loss)` points as a PNG.
+/// A training run's loss: every update's training loss and each validation, by step.
 pub fn loss_png(train: &[(u64, f64)], validation: &[(u64, f64)]) -> Result<Vec<u8>> {
+    let points = |p: &[(u64, f64)]| p.iter().map(|&(step, loss)| (step as f64, loss)).collect();
+    let series = [
+        Series { label: Some("train".into()), color: 0, points: points(train), markers: false },
+        Series { label: Some("val".into()), color: 1, points: points(validation), markers: true },
+    ];
+    lines_png("", "step", "loss", &series)
+}
+
+/// One line of a line chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its legend entry; `None` for a line that shares an entry (another seed of an arm).
+    pub label: Option<String>,
+    /// Index into the palette: lines of one color belong together.
+    pub color: usize,
+    /// (x, y), in drawing order; points with a value that is not finite are left out.
+    pub points: Vec<(f64, f64)>,
+    /// A square on every point (sparse points such as validations).
+    pub markers: bool,
+}
+
+/// Lines over a shared x axis from zero, with a legend at the top right.
+pub fn lines_png(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<Vec<u8>> {
     let mut canvas = Canvas::new();
-    let finite = |p: &&(u64, f64)| p.1.is_finite();
-    let all: Vec<(u64, f64)> = train.iter().chain(validation).filter(finite).copied().collect();
-    let max_step = all.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().filter(finite)).copied().collect();
+    let max_x = all.iter().map(|p| p.0).fold(1e-9, f64::max);
     let (mut lo, mut hi) = all.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     if all.is_empty() {
         (lo, hi) = (0.0, 1.0);
@@ -40,9 +72,9 @@ pub fn loss_png(train: &[(u64, f64)], validation: &[(u64, f64)]) -> Result<Vec<u
     let axis = ValueAxis::new(lo, hi);
     axis.draw(&mut canvas);
     let plot_w = (WIDTH - LEFT - RIGHT) as f64;
-    let x_of = |step: f64| LEFT as f64 + step / max_step * plot_w;
-    for t in ticks(0.0, max_step) {
-        if t > max_step {
+    let x_of = |x: f64| LEFT as f64 + x / max_x * plot_w;
+    for t in ticks(0.0, max_x) {
+        if t > max_x {
             continue;
         }
         let x = x_of(t).round() as i64;
@@ -51,26 +83,33 @@ pub fn loss_png(train: &[(u64, f64)], validation: &[(u64, f64)]) -> Result<Vec<u
         canvas.text(x - text_width(&label) / 2, (HEIGHT - BOTTOM) as i64 + 8, &label, INK);
     }
     canvas.frame();
-    canvas.text((WIDTH as i64 - text_width("step")) / 2, HEIGHT as i64 - 20, "step", INK);
-    canvas.text(8, 8, "loss", INK);
-
-    let point = |p: &(u64, f64)| (x_of(p.0 as f64).round() as i64, axis.y(p.1));
-    let train: Vec<(i64, i64)> = train.iter().filter(finite).map(point).collect();
-    let validation: Vec<(i64, i64)> = validation.iter().filter(finite).map(point).collect();
-    for pair in train.windows(2) {
-        canvas.line(pair[0], pair[1], TRAIN);
+    canvas.text((WIDTH as i64 - text_width(x_label)) / 2, HEIGHT as i64 - 20, x_label, INK);
+    canvas.text(8, 8, y_label, INK);
+    canvas.text(8 + text_width(y_label) + 24, 8, title, INK);
+    for line in series {
+        let color = PALETTE[line.color % PALETTE.len()];
+        let points: Vec<(i64, i64)> =
+            line.points.iter().filter(finite).map(|p| (x_of(p.0).round() as i64, axis.y(p.1))).collect();
+        for pair in points.windows(2) {
+            canvas.line(pair[0], pair[1], color);
+        }
+        if line.markers {
+            for &(x, y) in &points {
+                canvas.square(x, y, 3, color);
+            }
+        }
     }
-    for pair in validation.windows(2) {
-        canvas.line(pair[0], pair[1], VALIDATION);
+    let entries: Vec<(&str, [u8; 3])> = series
+        .iter()
+        .filter_map(|s| s.label.as_deref().map(|label| (label, PALETTE[s.color % PALETTE.len()])))
+        .collect();
+    let widest = entries.iter().map(|(label, _)| text_width(label)).max().unwrap_or(0);
+    let legend_x = (WIDTH - RIGHT) as i64 - widest - 24;
+    for (row, (label, color)) in entries.iter().enumerate() {
+        let y = TOP as i64 + 10 + 20 * row as i64;
+        canvas.square(legend_x, y + 7, 4, *color);
+        canvas.text(legend_x + 10, y, label, INK);
     }
-    for &(x, y) in &validation {
-        canvas.square(x, y, 3, VALIDATION);
-    }
-    let legend_x = (WIDTH - RIGHT) as i64 - 170;
-    canvas.square(legend_x, 16, 4, TRAIN);
-    canvas.text(legend_x + 10, 9, "train", INK);
-    canvas.square(legend_x + 90, 16, 4, VALIDATION);
-    canvas.text(legend_x + 100, 9, "val", INK);
     canvas.png()
 }
 
@@ -114,7 +153,7 @@ pub fn bars_png(title: &str, bars: &[Bar]) -> Result<Vec<u8>> {
             continue;
         }
         let top = axis.y(bar.mean);
-        canvas.rect(center - half, top, center + half, y1, if bar.baseline { BASELINE } else { TRAIN });
+        canvas.rect(center - half, top, center + half, y1, if bar.baseline { BASELINE } else { PALETTE[0] });
         if bar.std.is_finite() && bar.std > 0.0 {
             let (upper, lower) = (axis.y(bar.mean + bar.std), axis.y(bar.mean - bar.std));
             canvas.line((center, upper), (center, lower), INK);
@@ -387,12 +426,12 @@ mod tests {
         let (w, h, pixels) = decode(&loss_png(&train, &validation)?);
         assert_eq!((w, h), (WIDTH as u32, HEIGHT as u32));
         let count = |c: [u8; 3]| pixels.chunks(3).filter(|p| *p == c).count();
-        assert!(count(TRAIN) > 300, "the train curve is drawn: {} pixels", count(TRAIN));
-        assert!(count(VALIDATION) > 100, "the validation curve and points are drawn");
+        assert!(count(PALETTE[0]) > 300, "the train curve is drawn: {} pixels", count(PALETTE[0]));
+        assert!(count(PALETTE[1]) > 100, "the validation curve and points are drawn");
         assert!(count(INK) > 500, "axes and labels are drawn");
         // A NaN loss (a diverged step) is left out rather than breaking the scale.
         let (_, _, with_nan) = decode(&loss_png(&[(1, f64::NAN), (2, 3.0), (3, 2.0)], &[])?);
-        assert!(with_nan.chunks(3).filter(|p| *p == TRAIN).count() > 10);
+        assert!(with_nan.chunks(3).filter(|p| *p == PALETTE[0]).count() > 10);
         Ok(())
     }
 
@@ -412,14 +451,14 @@ mod tests {
         // (a lower loss is a shorter bar, so base1's is the taller one here).
         let slot = (WIDTH - LEFT - RIGHT) / 3;
         let (first, second) = (LEFT + slot / 2 + 20, LEFT + slot + slot / 2 + 20);
-        assert!(column(first, BASELINE) > column(second, TRAIN), "base1's mean is higher");
-        assert!(column(second, TRAIN) > 50, "test2 is drawn");
+        assert!(column(first, BASELINE) > column(second, PALETTE[0]), "base1's mean is higher");
+        assert!(column(second, PALETTE[0]) > 50, "test2 is drawn");
         // The error bar: ink on the bar's centre line above and below its top.
         let centre = LEFT + slot + slot / 2;
         assert!(column(centre, INK) > 10, "test2's error bar is drawn");
         // The NaN arm keeps its slot and label, without a bar.
         let third = LEFT + 2 * slot + slot / 2 + 20;
-        assert_eq!(column(third, TRAIN), 0);
+        assert_eq!(column(third, PALETTE[0]), 0);
         Ok(())
     }
 

@@ -53,7 +53,7 @@ Examples:
   mathlake decontaminate --input training_problems --benchmarks problems --to clean_problems --report contamination
   mathlake synthesize --method retrospective --where \"source = 'gsm8k'\"
   mathlake tokenize --input training_problems_clean --tokenizer ../shared/data/tokenizers/gpt2.json --to problem_tokens
-  mathlake shards build --mixture jobs/mixtures/test1.toml --to lake/shards/test1
+  mathlake shards build --mixture jobs/experiments/rq1/test1.toml --to lake/shards/test1
   mathlake run jobs/quickstart.toml";
 
 /// A streaming data-lake processor for math pre-training corpora.
@@ -292,7 +292,7 @@ pub enum ShardsCommand {
     /// (SFT), upsampled where it must be; validation_fraction of each source's records is
     /// held out for the validation shards. Writes Arrow IPC shards and manifest.json.
     #[command(
-        after_help = "Example:\n  mathlake shards build --mixture jobs/mixtures/test1.toml --to lake/shards/test1"
+        after_help = "Example:\n  mathlake shards build --mixture jobs/experiments/rq1/test1.toml --to lake/shards/test1"
     )]
     Build(BuildSpec),
     /// Show a shard set's manifest, the mixture achieved against the one asked for, and

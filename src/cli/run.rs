@@ -13,25 +13,47 @@ use super::tokenize::{print_tokenize, print_trained_tokenizer};
 use super::train::print_train;
 use super::{Cli, print_json};
 use crate::error::Result;
+use crate::experiment::arm::ArmReport;
 use crate::job::log::RunLog;
 use crate::job::{Job, ProgressUnit, Stage, StageReport};
+use crate::lake::Lake;
 use crate::terminal;
 
 pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Option<&str>) -> Result<()> {
-    let threads = cli.threads();
     let mut loaded = Job::load(job)?;
     if let Some(last) = until {
         loaded.until(last)?;
     }
     let lake = cli.open_lake(loaded.lake.as_deref())?;
+    // The job that makes this one's tables first, on the same lake; `--force` is for the
+    // named job alone. With --json, its stages come first in the one array.
+    let mut stages = Vec::new();
+    if let Some(needed) = loaded.needed()? {
+        if !dry_run && !cli.json {
+            println!("== job {} first: this job needs its tables", needed.label);
+        }
+        stages = run_job(cli, &needed, &lake, dry_run, false).await?;
+    }
+    stages.extend(run_job(cli, &loaded, &lake, dry_run, force).await?);
+    if cli.json {
+        return print_json(&stages);
+    }
+    Ok(())
+}
+
+/// Runs (or with `dry_run` plans) one job, printing as it goes unless --json; returns
+/// its stages' reports (or decisions) for --json.
+async fn run_job(cli: &Cli, loaded: &Job, lake: &Lake, dry_run: bool, force: bool) -> Result<Vec<serde_json::Value>> {
+    let threads = cli.threads();
+    let lake = lake.clone();
     let log_location = RunLog::location(&lake, &loaded.label);
     if dry_run {
         let log = RunLog::read(&log_location, &loaded.label).await?;
         let decisions = loaded.decide(&lake, threads, force, &log).await?;
         if cli.json {
-            return print_json(&decisions);
+            return decisions.iter().map(|d| Ok(serde_json::to_value(d)?)).collect();
         }
-        println!("lake: {}\nrun log: {}", lake.root(), log_location.url());
+        println!("job {}\nlake: {}\nrun log: {}", loaded.label, lake.root(), log_location.url());
         for d in decisions {
             let verdict = match &d.reason {
                 Some(reason) => format!("runs ({reason})"),
@@ -39,7 +61,7 @@ pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Optio
             };
             println!("stage {}: {verdict}\n{}", d.name, serde_json::to_string_pretty(&d.settings)?);
         }
-        return Ok(());
+        return Ok(Vec::new());
     }
     // SQL stages show their results cut as their own settings say.
     let widths: HashMap<String, usize> = loaded
@@ -73,12 +95,12 @@ pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Optio
         )
         .await?;
     if json {
-        return print_json(&reports);
+        return reports.iter().map(|r| Ok(serde_json::to_value(r)?)).collect();
     }
     let skipped = reports.iter().filter(|r| matches!(r, StageReport::Skipped { .. })).count();
     println!(
         "job {} done: {} stages run, {skipped} skipped as unchanged; run log {}",
-        job.display(),
+        loaded.label,
         reports.len() - skipped,
         log_location.url()
     );
@@ -86,7 +108,7 @@ pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Optio
         println!("{what}: {url}");
     }
     println!("`mathlake tables --lake {}` lists the tables", lake.root());
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// One stage's report as its own command prints it, under the stage's name.
@@ -116,7 +138,34 @@ fn print_stage(report: &StageReport, widths: &HashMap<String, usize>) {
         StageReport::Shards { report, .. } => print_shards(report),
         StageReport::Train { report, .. } => print_train(report),
         StageReport::Eval { report, .. } => print_eval(report),
+        StageReport::Arm { report, .. } => print_arm(report),
         StageReport::Report { report, .. } => println!("experiment report: {}", report.report),
         StageReport::Skipped { .. } => {}
+    }
+}
+
+/// An arm's seeds: steps, best validation loss and each benchmark's loss and accuracy.
+fn print_arm(report: &ArmReport) {
+    let packed = if report.packed { "" } else { " (shards kept from the interrupted run)" };
+    println!("arm {} in {}{packed}, {:.0} s", report.arm, report.folder, report.seconds);
+    for seed in &report.seeds {
+        let benchmarks: Vec<String> = seed
+            .benchmarks
+            .iter()
+            .map(|(name, loss, accuracy)| {
+                let loss = loss.map_or("-".into(), |l| format!("{l:.4}"));
+                let accuracy = accuracy.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a));
+                format!("{name} loss {loss} accuracy {accuracy}")
+            })
+            .collect();
+        let ran = if seed.ran { format!("{:.0} s", seed.seconds) } else { "kept".into() };
+        println!(
+            "seed {}: {} steps, {} tokens, validation {} · {} ({ran})",
+            seed.seed,
+            seed.steps,
+            terminal::count(seed.tokens_seen),
+            seed.validation_loss.map_or("-".into(), |v| format!("{v:.4}")),
+            benchmarks.join(" · ")
+        );
     }
 }

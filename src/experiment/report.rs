@@ -3,7 +3,7 @@
 //! interval, and one sentence per finding saying whether the expected direction held here
 //! and whether the difference is larger than what the seeds alone move.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -13,7 +13,8 @@ use super::stats::{Difference, Spread};
 use crate::error::{Context, Error, Result};
 use crate::eval::report::GroupResult;
 use crate::lake::{Lake, Location, get_optional, put};
-use crate::plot::{Bar, bars_png};
+use crate::plot::{Bar, Series, bars_png, lines_png};
+use crate::train::{self, LogRecord};
 
 /// The settings of `mathlake report` and of a job's `kind = "report"` stage.
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
@@ -114,6 +115,11 @@ pub async fn report(lake: &Lake, spec: &ReportSpec) -> Result<ExperimentReport> 
             }
         }
     }
+    for split in held_out_splits(&arms) {
+        let name = format!("curves-{split}.png");
+        put(&folder.join(&name), curves_png(&arms, &split)?).await?;
+        plots.push(name);
+    }
     let markdown = markdown(&folder, &arms, &spec.baseline, &judged, &missing, &plots)?;
     put(&folder.join("report.md"), markdown.into_bytes()).await?;
     let report = ExperimentReport {
@@ -148,7 +154,7 @@ async fn read_arms(folder: &Location) -> Result<(Vec<ArmResults>, Vec<String>)> 
     };
     let (mut arms, mut missing) = (Vec::new(), Vec::new());
     for name in children(folder.clone()).await? {
-        let mut seeds = Vec::new();
+        let (mut seeds, mut logs) = (Vec::new(), BTreeMap::new());
         for seed_folder in children(folder.join(&name)).await? {
             let Some(seed) = seed_folder.strip_prefix("seed-").and_then(|n| n.parse::<u64>().ok()) else { continue };
             let location = folder.join(&name).join(&seed_folder).join("eval/report.json");
@@ -159,13 +165,87 @@ async fn read_arms(folder: &Location) -> Result<(Vec<ArmResults>, Vec<String>)> 
             let groups: EvalGroups = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::user(format!("{location} is not an evaluation report: {e}")))?;
             seeds.push((seed, groups.groups));
+            let log = train::read_log(&folder.join(&name).join(&seed_folder).join("run"), u64::MAX).await?;
+            if !log.is_empty() {
+                logs.insert(seed, log);
+            }
         }
         seeds.sort_by_key(|(seed, _)| *seed);
         if !seeds.is_empty() {
-            arms.push(ArmResults { arm: name, seeds });
+            arms.push(ArmResults { arm: name, seeds, logs });
         }
     }
     Ok((arms, missing))
+}
+
+/// The held-out sets the runs were scored on as they trained (`validation`, each
+/// `[[eval]]` set), sorted.
+fn held_out_splits(arms: &[ArmResults]) -> BTreeSet<String> {
+    arms.iter()
+        .flat_map(|a| a.logs.values().flatten())
+        .filter(|r| r.split != "train")
+        .map(|r| r.split.clone())
+        .collect()
+}
+
+/// The loss on held-out set `split` of every run against the tokens it had trained on,
+/// one color per arm.
+fn curves_png(arms: &[ArmResults], split: &str) -> Result<Vec<u8>> {
+    let mut series = Vec::new();
+    for (color, results) in arms.iter().enumerate() {
+        for (i, log) in results.logs.values().enumerate() {
+            let points = log.iter().filter(|r| r.split == split).map(|r| (r.tokens_seen as f64, r.loss)).collect();
+            let label = (i == 0).then(|| results.arm.clone());
+            series.push(Series { label, color, points, markers: true });
+        }
+    }
+    lines_png(&format!("{split}, every seed"), "tokens seen", "loss", &series)
+}
+
+/// Per run: its updates, the tokens it trained on and the loss tokens of each mixture
+/// source (so a reader can check the mixture), and its last loss on each held-out set.
+fn training_table(arms: &[ArmResults]) -> String {
+    let splits = held_out_splits(arms);
+    let mut out = String::from("| arm | seed | steps | tokens | loss tokens per source |");
+    for split in &splits {
+        let _ = write!(out, " {split} |");
+    }
+    out.push_str(&format!("\n|---|---|---|---|---|{}\n", "---|".repeat(splits.len())));
+    for results in arms {
+        for (seed, log) in &results.logs {
+            let Some(last) = log.iter().rev().find(|r| r.split == "train") else { continue };
+            let sources: Vec<String> =
+                last.source_tokens.iter().map(|(name, n)| format!("{name} {}", thousands(*n))).collect();
+            let _ = write!(
+                out,
+                "| {} | {seed} | {} | {} | {} |",
+                results.arm,
+                last.step,
+                thousands(last.tokens_seen),
+                sources.join(", ")
+            );
+            for split in &splits {
+                let loss =
+                    log.iter().rev().find(|r| &r.split == split).map_or("-".into(), |r| format!("{:.4}", r.loss));
+                let _ = write!(out, " {loss} |");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `n` with thousands separated by commas.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The bar chart of `metric` on `benchmark`, beside report.md.
@@ -211,6 +291,14 @@ fn markdown(
         for finding in findings {
             let _ = writeln!(out, "- {}\n  {}", finding.claim, finding.sentence);
         }
+    }
+    if arms.iter().any(|a| !a.logs.is_empty()) {
+        out.push_str("\n## Training\n\n");
+        for name in plots.iter().filter(|p| p.starts_with("curves-")) {
+            let _ = writeln!(out, "![{name}]({name})");
+        }
+        out.push('\n');
+        out.push_str(&training_table(arms));
     }
     for benchmark in benchmarks(arms) {
         let _ = writeln!(out, "\n## {benchmark}\n");
@@ -277,6 +365,8 @@ impl Metric {
 pub struct ArmResults {
     pub arm: String,
     pub seeds: Vec<(u64, Vec<GroupResult>)>,
+    /// The training log of each seed that has one (`{seed}/run/log.jsonl`).
+    pub logs: BTreeMap<u64, Vec<LogRecord>>,
 }
 
 /// Which evaluation group a comparison reads: a benchmark and one of its groups (`all`,
@@ -329,6 +419,12 @@ pub struct Finding {
     pub arm: String,
     pub baseline: String,
     pub benchmark: String,
+    /// A part of the benchmark: `group = "difficulty"` (or "level", "subject") and its
+    /// `value`, e.g. "hard" [default: all its items].
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
     #[serde(default = "loss")]
     pub metric: Metric,
 }
@@ -360,11 +456,17 @@ fn arm<'a>(arms: &'a [ArmResults], name: &str) -> Result<&'a ArmResults> {
 
 /// The verdict on `finding` and the sentence that says it.
 pub fn judge(finding: &Finding, arms: &[ArmResults]) -> Result<(Verdict, String)> {
-    let slice = Slice::all(&finding.benchmark);
+    let slice = match (&finding.group, &finding.value) {
+        (None, None) => Slice::all(&finding.benchmark),
+        (Some(group), Some(value)) => {
+            Slice { benchmark: finding.benchmark.clone(), group: group.clone(), value: value.clone() }
+        }
+        _ => return Err(Error::user(format!("finding `{}`: give both group and value, or neither", finding.claim))),
+    };
     let metric = finding.metric;
     let (a, b) =
         (arm(arms, &finding.arm)?.spread(&slice, metric), arm(arms, &finding.baseline)?.spread(&slice, metric));
-    let what = format!("{}'s {} {}", finding.arm, finding.benchmark, metric.name());
+    let what = format!("{}'s {} {}", finding.arm, slice.describe(), metric.name());
     let Some((a, b)) = a.zip(b) else {
         return Ok((Verdict::Untestable, format!("Untestable: {what} or {}'s is missing.", finding.baseline)));
     };
@@ -445,7 +547,7 @@ mod tests {
 
     fn with_accuracy(arm: &str, losses: &[f64], accuracies: &[f64]) -> ArmResults {
         let seeds = losses.iter().zip(accuracies).map(|(&loss, &accuracy)| vec![group("gsm8k", loss, accuracy)]);
-        ArmResults { arm: arm.into(), seeds: (1..).zip(seeds).collect() }
+        ArmResults { arm: arm.into(), seeds: (1..).zip(seeds).collect(), logs: BTreeMap::new() }
     }
 
     fn finding(arm: &str) -> Finding {
@@ -454,6 +556,8 @@ mod tests {
             arm: arm.into(),
             baseline: "base1".into(),
             benchmark: "gsm8k".into(),
+            group: None,
+            value: None,
             metric: Metric::Loss,
         }
     }
@@ -490,6 +594,9 @@ mod tests {
         assert!(error.contains("no arm `test9`") && error.contains("base1, test2"), "{error}");
         let other = Finding { benchmark: "math500".into(), ..finding("test2") };
         assert_eq!(judge(&other, &arms)?.0, Verdict::Untestable);
+        let half = Finding { group: Some("difficulty".into()), ..finding("test2") };
+        let error = judge(&half, &arms).unwrap_err().to_string();
+        assert!(error.contains("give both group and value"), "{error}");
         Ok(())
     }
 
@@ -512,6 +619,31 @@ mod tests {
             }
         }
         put(&lake.root().join("experiments/rq1/test2/seed-4/run/log.jsonl"), b"{}".to_vec()).await?;
+        // Two of base1's runs left their training logs: two updates and a validation each.
+        for seed in [1u64, 2] {
+            let record = |step: u64, split: &str, loss: f64, sources: &[(&str, u64)]| LogRecord {
+                step,
+                split: split.into(),
+                loss,
+                lr: None,
+                grad_norm: None,
+                tokens_per_s: None,
+                tokens_seen: step * 4096,
+                source_tokens: sources.iter().map(|(name, n)| (name.to_string(), *n)).collect(),
+                epoch: 0,
+            };
+            let log = [
+                record(1, "train", 9.0, &[("general", 3000), ("web_math", 1096)]),
+                record(2, "train", 8.0, &[("general", 6100), ("web_math", 2092)]),
+                record(2, "validation", 7.5 + seed as f64 / 10.0, &[("all", 900)]),
+            ];
+            let mut jsonl = Vec::new();
+            for line in &log {
+                serde_json::to_writer(&mut jsonl, line)?;
+                jsonl.push(b'\n');
+            }
+            put(&lake.root().join(&format!("experiments/rq1/base1/seed-{seed}/run/log.jsonl")), jsonl).await?;
+        }
         Ok(lake)
     }
 
@@ -524,7 +656,8 @@ mod tests {
             &findings,
             "[[finding]]\nclaim = \"Problem-solving data lowers GSM8K loss\"\narm = \"test2\"\nbaseline = \"base1\"\n\
              benchmark = \"gsm8k\"\n\n[[finding]]\nclaim = \"and raises accuracy\"\narm = \"test2\"\n\
-             baseline = \"base1\"\nbenchmark = \"gsm8k\"\nmetric = \"accuracy\"\n",
+             baseline = \"base1\"\nbenchmark = \"gsm8k\"\nmetric = \"accuracy\"\n\n[[finding]]\nclaim = \"on hard items\"\n\
+             arm = \"test2\"\nbaseline = \"base1\"\nbenchmark = \"gsm8k\"\ngroup = \"difficulty\"\nvalue = \"hard\"\n",
         )?;
         let spec = ReportSpec {
             name: None,
@@ -536,7 +669,8 @@ mod tests {
         assert_eq!(report.arms, [("base1".to_string(), vec![1, 2, 3]), ("test2".to_string(), vec![1, 2, 3])]);
         assert_eq!(report.missing, ["test2/seed-4"]);
         let verdicts: Vec<Verdict> = report.findings.iter().map(|f| f.verdict).collect();
-        assert_eq!(verdicts, [Verdict::Held, Verdict::WithinSeedSpread]);
+        assert_eq!(verdicts, [Verdict::Held, Verdict::WithinSeedSpread, Verdict::Held]);
+        assert!(report.findings[2].sentence.starts_with("Held: test2's gsm8k difficulty hard loss is 0.2667 lower"));
         let markdown = std::fs::read_to_string(dir.path().join("experiments/rq1/report.md"))?;
         assert!(markdown.contains("- test2: seeds 1, 2, 3\n- not evaluated yet: test2/seed-4"), "{markdown}");
         assert!(markdown.contains("  Held: test2's gsm8k loss is 0.2667 lower than base1's"), "{markdown}");
@@ -553,7 +687,17 @@ mod tests {
             let png = std::fs::read(dir.path().join("experiments/rq1").join(plot))?;
             assert!(png.starts_with(b"\x89PNG"), "{plot}");
         }
-        assert_eq!(report.plots.len(), 2);
+        // The runs' logs: a table of what each trained on, and their validation curves.
+        assert!(markdown.contains("## Training\n\n![curves-validation.png](curves-validation.png)\n"), "{markdown}");
+        assert!(
+            markdown.contains("| arm | seed | steps | tokens | loss tokens per source | validation |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("| base1 | 2 | 2 | 8,192 | general 6,100, web_math 2,092 | 7.7000 |"), "{markdown}");
+        assert!(!markdown.contains("| test2 | 1 |"), "test2's runs have no logs: {markdown}");
+        let curves = std::fs::read(dir.path().join("experiments/rq1/curves-validation.png"))?;
+        assert!(curves.starts_with(b"\x89PNG"));
+        assert_eq!(report.plots.len(), 3);
         Ok(())
     }
 

@@ -32,6 +32,7 @@ use crate::decontaminate::{self, DecontamReport, DecontamSpec};
 use crate::dedup::{self, DedupReport, DedupSpec};
 use crate::error::{Error, Result};
 use crate::eval::{self, EvalReport, EvalSpec};
+use crate::experiment::arm::{self, ArmReport, ArmSpec};
 use crate::experiment::report::{self as experiment_report, ExperimentReport, ReportSpec};
 use crate::ingest::{self, IngestSpec, IngestSummary};
 use crate::lake::{Lake, Location, Target};
@@ -47,11 +48,25 @@ pub struct Job {
     /// The lake the job reads and writes, unless the command line names one.
     #[serde(default)]
     pub lake: Option<String>,
+    /// A job that makes the tables this one reads (an experiment's tokenized tables):
+    /// `mathlake run` runs its stages first, up to `until`, each skipped when unchanged.
+    #[serde(default)]
+    pub needs: Option<Needs>,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
     /// The job file's stem: its run log is `{lake}/_jobs/{label}.json`.
     #[serde(skip)]
     pub label: String,
+}
+
+/// `needs = { job = "jobs/quickstart.toml", until = "tokenize_problems" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Needs {
+    pub job: PathBuf,
+    /// Its last stage to run [default: all of them].
+    #[serde(default)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +93,9 @@ pub enum Stage {
     Train(TrainSpec),
     /// `mathlake eval`.
     Eval(EvalSpec),
+    /// One arm of an experiment: its shards, a training run per seed and each run's
+    /// evaluation (no command of its own: `shards build`, `train` and `eval` in turn).
+    Arm(ArmSpec),
     /// `mathlake report`: an experiment's arms compared over their seeds.
     Report(ReportSpec),
 }
@@ -109,6 +127,16 @@ impl Stage {
                 Some(t) => vec![FileStamp::content(&lake.expand(t)).await?],
                 None => Vec::new(),
             },
+            Stage::Arm(stage) => {
+                let mut stamps = vec![
+                    FileStamp::content(&stage.mixture.display().to_string()).await?,
+                    FileStamp::content(&stage.train.display().to_string()).await?,
+                ];
+                if let arm::EvalSettings::File(path) = &stage.eval {
+                    stamps.push(FileStamp::content(&path.display().to_string()).await?);
+                }
+                stamps
+            }
             Stage::Report(stage) => match &stage.findings {
                 Some(f) => vec![FileStamp::content(&f.display().to_string()).await?],
                 None => Vec::new(),
@@ -129,6 +157,14 @@ impl Stage {
                 vec![Location::parse(&stage.config(lake)?.out)?.join(train::checkpoint::LATEST).url()]
             }
             Stage::Eval(stage) => vec![Location::parse(&lake.expand(&stage.report))?.join("report.json").url()],
+            Stage::Arm(stage) => {
+                let folder = stage.folder(lake)?;
+                let mut artifacts = vec![folder.join("shards").join(shards::manifest::MANIFEST).url()];
+                for seed in 1..=stage.seeds {
+                    artifacts.push(folder.join(&format!("seed-{seed}/eval/report.json")).url());
+                }
+                artifacts
+            }
             Stage::Report(stage) => vec![Location::parse(&lake.expand(&stage.experiment))?.join("report.md").url()],
             Stage::Ingest(_)
             | Stage::Sql(_)
@@ -154,6 +190,7 @@ impl Stage {
             Stage::Shards(stage) => stage.name.clone().unwrap_or_else(|| format!("shards-{}", index + 1)),
             Stage::Train(stage) => stage.name.clone().unwrap_or_else(|| format!("train-{}", index + 1)),
             Stage::Eval(stage) => stage.name.clone().unwrap_or_else(|| format!("eval-{}", index + 1)),
+            Stage::Arm(stage) => stage.name.clone().unwrap_or_else(|| stage.arm.clone()),
             Stage::Report(stage) => stage.name.clone().unwrap_or_else(|| format!("report-{}", index + 1)),
         }
     }
@@ -213,6 +250,10 @@ pub enum StageReport {
         name: String,
         report: EvalReport,
     },
+    Arm {
+        name: String,
+        report: ArmReport,
+    },
     Report {
         name: String,
         report: ExperimentReport,
@@ -238,6 +279,7 @@ impl StageReport {
             | StageReport::Shards { name, .. }
             | StageReport::Train { name, .. }
             | StageReport::Eval { name, .. }
+            | StageReport::Arm { name, .. }
             | StageReport::Report { name, .. }
             | StageReport::Skipped { name, .. } => name,
         }
@@ -267,6 +309,22 @@ impl Job {
         }
         job.label = path.file_stem().map_or_else(|| "job".into(), |s| s.to_string_lossy().into_owned());
         Ok(job)
+    }
+
+    /// The job this one needs, with its stages cut at `until`.
+    pub fn needed(&self) -> Result<Option<Job>> {
+        let Some(needs) = &self.needs else { return Ok(None) };
+        let mut job = Job::load(&needs.job).map_err(|e| in_stage(&format!("needs {}", needs.job.display()), e))?;
+        if job.needs.is_some() {
+            return Err(Error::user(format!(
+                "{} needs a job itself: one level of `needs` is supported",
+                needs.job.display()
+            )));
+        }
+        if let Some(last) = &needs.until {
+            job.until(last)?;
+        }
+        Ok(Some(job))
     }
 
     /// Keeps the stages up to and including `last`: `mathlake run --until STAGE` runs (and
@@ -379,6 +437,13 @@ impl Job {
                         resolved["kind"] = "eval".into();
                         resolved
                     }
+                    Stage::Arm(stage) => {
+                        stage.check(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
+                        let mut resolved = serde_json::to_value(stage)?;
+                        resolved["experiment"] = lake.expand(&stage.experiment).into();
+                        resolved["kind"] = "arm".into();
+                        resolved
+                    }
                     Stage::Report(stage) => serde_json::json!({
                         "kind": "report", "experiment": lake.expand(&stage.experiment), "baseline": stage.baseline,
                         "findings": stage.findings,
@@ -403,6 +468,7 @@ impl Job {
                     let report = Location::parse(&lake.expand(&stage.report))?;
                     results.push(("evaluation report", report.join("report.md").url()));
                 }
+                Stage::Arm(stage) => results.push(("arm (a run and evaluation per seed)", stage.folder(lake)?.url())),
                 Stage::Report(stage) => {
                     let folder = Location::parse(&lake.expand(&stage.experiment))?;
                     results.push(("experiment report", folder.join("report.md").url()));
@@ -635,6 +701,14 @@ impl Job {
                 bar.finish_and_clear();
                 StageReport::Eval { name, report }
             }
+            Stage::Arm(stage) => {
+                let rows = |label: &str| progress(label, ProgressUnit::Rows);
+                let items = |label: &str| progress(label, ProgressUnit::Items);
+                let report = arm::run(lake, stage, quiet, resume, made_before, &rows, &items)
+                    .await
+                    .map_err(|e| in_stage(&name, e))?;
+                StageReport::Arm { name, report }
+            }
             Stage::Report(stage) => {
                 let report = experiment_report::report(lake, stage).await.map_err(|e| in_stage(&name, e))?;
                 StageReport::Report { name, report }
@@ -659,36 +733,56 @@ pub struct Decision {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bundled_jobs_load_and_plan() {
-        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs")).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "toml") {
-                continue;
-            }
-            let job = Job::load(&path).unwrap();
-            job.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        }
+    /// The `.toml` files directly in `jobs/{folder}`, sorted.
+    fn bundled(folder: &str) -> Vec<PathBuf> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs").join(folder);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        paths.sort();
+        paths
     }
 
-    /// Every file under jobs/ loads: the jobs above, and the training files and mixtures
-    /// they and the README point at.
+    /// The jobs and experiments load and plan, every arm's mixture, training file and
+    /// evaluation included (paths are relative to the repository root, as in the README).
+    #[test]
+    fn bundled_jobs_load_and_plan() {
+        std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let jobs = [bundled(""), bundled("experiments")].concat();
+        for path in &jobs {
+            let job = Job::load(path).unwrap();
+            job.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Some(needed) = job.needed().unwrap() {
+                needed.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap();
+            }
+        }
+        assert!(jobs.iter().any(|p| p.ends_with("experiments/rq1-tiny.toml")), "{jobs:?}");
+    }
+
+    /// Every training file and mixture under jobs/ loads: those the jobs above name, and
+    /// those the README points at.
     #[test]
     fn every_bundled_training_file_and_mixture_loads() {
-        let files = |folder: &str| {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs").join(folder);
-            let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-            paths.sort();
-            paths
-        };
-        let (train, mixtures) = (files("train"), files("mixtures"));
+        let train = [bundled("train"), bundled("experiments/train")].concat();
+        let mut mixtures = [bundled("mixtures"), bundled("experiments/rq1"), bundled("experiments/rq3")].concat();
+        mixtures.retain(|p| !p.ends_with("findings.toml"));
+        mixtures.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/experiments/shared/general.toml"));
         for path in &train {
-            crate::train::TrainConfig::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // The experiments' training files leave shards and out to the arm stage.
+            let mut table: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            for key in ["shards", "out"] {
+                table.entry(key).or_insert_with(|| "somewhere".into());
+            }
+            let config: crate::train::TrainConfig =
+                toml::Value::Table(table).try_into().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            config.check().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
         for path in &mixtures {
             Mixture::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
-        assert!(train.len() >= 4 && mixtures.len() >= 6, "{train:?} {mixtures:?}");
+        assert!(train.len() >= 6 && mixtures.len() >= 8, "{train:?} {mixtures:?}");
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! name = "problems"
 //! input = "problem_tokens"
 //! where = "split = 'train'"    # SQL over the table's columns
-//! tokens = 300_000             # ... or a token budget of its own
+//! tokens = 300_000             # ... or a token budget of its own, or `epochs = 1`:
+//!                              # every record once (the same problems in CPT and SFT)
 //! max_epochs = 4               # how far it may be upsampled (default 10)
 //! ```
 
@@ -79,6 +80,9 @@ pub struct MixtureSource {
     pub weight: Option<f64>,
     #[serde(default)]
     pub tokens: Option<u64>,
+    /// Passes over the source's training records, as a budget: 1 takes each exactly once.
+    #[serde(default)]
+    pub epochs: Option<f64>,
     #[serde(default = "default_max_epochs")]
     pub max_epochs: f64,
 }
@@ -131,16 +135,20 @@ impl Mixture {
             if !names.insert(&s.name) {
                 return Err(format!("source `{}` appears twice", s.name));
             }
-            match (s.weight, s.tokens) {
-                (Some(w), None) if w > 0.0 && w.is_finite() => {
-                    if self.total_tokens.is_none() {
-                        return Err(format!("source `{}` has a weight, so the mixture needs total_tokens", s.name));
-                    }
-                }
-                (None, Some(t)) if t > 0 => {}
-                (Some(_), Some(_)) => return Err(format!("source `{}`: give a weight or tokens, not both", s.name)),
-                (None, None) => return Err(format!("source `{}` needs a weight or a token budget", s.name)),
-                _ => return Err(format!("source `{}`: weight and tokens must be positive", s.name)),
+            let budgets = [s.weight.is_some(), s.tokens.is_some(), s.epochs.is_some()];
+            match budgets.iter().filter(|b| **b).count() {
+                0 => return Err(format!("source `{}` needs a weight, a token budget or epochs", s.name)),
+                1 => {}
+                _ => return Err(format!("source `{}`: give one of weight, tokens and epochs, not both", s.name)),
+            }
+            if s.weight.is_some_and(|w| !(w > 0.0 && w.is_finite()))
+                || s.tokens == Some(0)
+                || s.epochs.is_some_and(|e| !(e > 0.0 && e.is_finite()))
+            {
+                return Err(format!("source `{}`: weight, tokens and epochs must be positive", s.name));
+            }
+            if s.weight.is_some() && self.total_tokens.is_none() {
+                return Err(format!("source `{}` has a weight, so the mixture needs total_tokens", s.name));
             }
             if s.max_epochs.is_nan() || s.max_epochs < 1.0 {
                 return Err(format!("source `{}`: max_epochs must be at least 1", s.name));
@@ -153,10 +161,16 @@ impl Mixture {
         parse_size(&self.max_shard_bytes).map_err(|e| format!("max_shard_bytes: {e}"))
     }
 
-    /// Training tokens each source is asked for: its own budget, or its weight's share of
-    /// what `total_tokens` leaves after the sources with budgets.
-    pub fn requested_tokens(&self) -> Result<Vec<u64>> {
-        let fixed: u64 = self.sources.iter().filter_map(|s| s.tokens).sum();
+    /// Training tokens each source is asked for: its own budget, its passes over the
+    /// `available` training tokens it has, or its weight's share of what `total_tokens`
+    /// leaves after the others.
+    pub fn requested_tokens(&self, available: &[u64]) -> Result<Vec<u64>> {
+        let budget = |s: &MixtureSource, available: u64| match (s.tokens, s.epochs) {
+            (Some(t), _) => Some(t),
+            (None, Some(e)) => Some((available as f64 * e).round() as u64),
+            (None, None) => None,
+        };
+        let fixed: u64 = self.sources.iter().zip(available).filter_map(|(s, &a)| budget(s, a)).sum();
         let weights: f64 = self.sources.iter().filter_map(|s| s.weight).sum();
         let left = match self.total_tokens {
             Some(total) if weights > 0.0 && total <= fixed => {
@@ -171,7 +185,8 @@ impl Mixture {
         Ok(self
             .sources
             .iter()
-            .map(|s| match (s.tokens, s.weight) {
+            .zip(available)
+            .map(|(s, &a)| match (budget(s, a), s.weight) {
                 (Some(t), _) => t,
                 (None, Some(w)) => (left as f64 * w / weights).round() as u64,
                 (None, None) => 0,
@@ -198,7 +213,10 @@ mod tests {
     #[test]
     fn weights_share_what_budgets_leave() {
         let m = parse(ARM).unwrap();
-        assert_eq!(m.requested_tokens().unwrap(), [600, 200, 200]);
+        assert_eq!(m.requested_tokens(&[5000, 5000, 5000]).unwrap(), [600, 200, 200]);
+        // Passes over what a source has are a budget too: 1.5 of 100 tokens.
+        let m = parse(&ARM.replace("tokens = 200", "epochs = 1.5")).unwrap();
+        assert_eq!(m.requested_tokens(&[5000, 5000, 100]).unwrap(), [638, 213, 150]);
         assert_eq!((m.seed, m.validation_fraction, m.max_shard_bytes().unwrap()), (1, 0.05, 64 << 20));
     }
 
@@ -206,6 +224,8 @@ mod tests {
     fn bad_mixtures_say_what_is_wrong() {
         let err = parse(&ARM.replace("weight = 1", "weight = 1\ntokens = 5")).unwrap_err();
         assert!(err.contains("not both"), "{err}");
+        let err = parse(&ARM.replace("tokens = 200", "epochs = 0")).unwrap_err();
+        assert!(err.contains("must be positive"), "{err}");
         let err = parse(&ARM.replace("total_tokens = 1000\n", "")).unwrap_err();
         assert!(err.contains("needs total_tokens"), "{err}");
         let err = parse(&ARM.replace("name = \"b\"", "name = \"a\"")).unwrap_err();
@@ -215,6 +235,6 @@ mod tests {
         let err = parse(&ARM.replace("weight = 3", "wieght = 3")).unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
         let m = parse(&ARM.replace("total_tokens = 1000", "total_tokens = 150")).unwrap();
-        assert!(m.requested_tokens().is_err());
+        assert!(m.requested_tokens(&[5000, 5000, 5000]).is_err());
     }
 }

@@ -125,7 +125,6 @@ enum Split {
 pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) -> Result<BuildReport> {
     let started = Instant::now();
     let (mixture, mixture_hash) = Mixture::load(&options.mixture)?;
-    let requested = mixture.requested_tokens()?;
     let max_shard_bytes = mixture.max_shard_bytes().map_err(Error::user)?;
     let row_tokens = mixture.sequence_length + 1;
     let ctx = crate::lake::session(lake, &options.session).await?;
@@ -162,6 +161,8 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
         sources.push(Source { alias, filter, version, train, validation });
     }
     let tokenizer = tokenizer.ok_or_else(|| Error::Internal("a checked mixture has a source".into()))?;
+    let available: Vec<u64> = sources.iter().map(|s| usable_tokens(&s.train, mixture.mode, row_tokens)).collect();
+    let requested = mixture.requested_tokens(&available)?;
     let width = token_width(tokenizer.vocab_size);
 
     let validation_seed = SplitMix::new(mixture.seed, &[streams::VALIDATION]).next_u64();

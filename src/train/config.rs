@@ -4,7 +4,8 @@
 //! shards = "lake/shards/base1"      # a shard set (`mathlake shards build`)
 //! out = "lake/runs/base1-tiny"      # checkpoints, log.jsonl and loss.png go here
 //! seed = 1
-//! steps = 600                       # or tokens = 5_000_000
+//! steps = 600                       # or tokens = 5_000_000, or epochs = 3 (passes over
+//!                                   # the shards' training rows, as SFT counts)
 //! micro_batch = 8                   # rows per forward pass
 //! grad_accum = 1                    # micro-batches per update
 //! eval_every = 50                   # steps between validations (and checkpoints)
@@ -52,6 +53,10 @@ pub struct TrainConfig {
     /// A token budget: steps = tokens / (micro_batch * grad_accum * sequence_length).
     #[serde(default)]
     pub tokens: Option<u64>,
+    /// Passes over the shards' training rows: steps = epochs * rows / (micro_batch *
+    /// grad_accum), rounded up.
+    #[serde(default)]
+    pub epochs: Option<f64>,
     pub micro_batch: usize,
     #[serde(default = "one")]
     pub grad_accum: usize,
@@ -64,6 +69,8 @@ pub struct TrainConfig {
     pub device: DeviceKind,
     #[serde(default)]
     pub dtype: Precision,
+    /// Absent: the tiny preset.
+    #[serde(default)]
     pub model: ModelSection,
     #[serde(default)]
     pub optimizer: OptimizerSection,
@@ -168,10 +175,11 @@ impl TrainConfig {
         if self.micro_batch == 0 || self.grad_accum == 0 || self.eval_every == 0 {
             return Err("micro_batch, grad_accum and eval_every must be at least 1".into());
         }
-        match (self.steps, self.tokens) {
-            (Some(s), None) if s > 0 => {}
-            (None, Some(t)) if t > 0 => {}
-            _ => return Err("give one of steps or tokens, above 0".into()),
+        match (self.steps, self.tokens, self.epochs) {
+            (Some(s), None, None) if s > 0 => {}
+            (None, Some(t), None) if t > 0 => {}
+            (None, None, Some(e)) if e > 0.0 && e.is_finite() => {}
+            _ => return Err("give one of steps, tokens or epochs, above 0".into()),
         }
         let mut names = std::collections::HashSet::from(["train", "validation"]);
         for e in &self.evals {
@@ -199,10 +207,16 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The number of updates: `steps`, or the token budget over the tokens of one update.
-    pub fn total_steps(&self, sequence_length: usize) -> u64 {
-        let per_step = (self.micro_batch * self.grad_accum * sequence_length) as u64;
-        self.steps.unwrap_or_else(|| self.tokens.unwrap_or(0).div_ceil(per_step.max(1)))
+    /// The number of updates: `steps`, the token budget over the tokens of one update, or
+    /// the passes over the `rows` training rows over the rows of one update.
+    pub fn total_steps(&self, sequence_length: usize, rows: u64) -> u64 {
+        let per_step = (self.micro_batch * self.grad_accum) as u64;
+        match (self.steps, self.tokens, self.epochs) {
+            (Some(steps), _, _) => steps,
+            (None, Some(tokens), _) => tokens.div_ceil((per_step * sequence_length as u64).max(1)),
+            (None, None, Some(epochs)) => ((epochs * rows as f64) / per_step.max(1) as f64).ceil() as u64,
+            (None, None, None) => 0,
+        }
     }
 
     /// The model shape: a preset (tiny unless named) with the fields this file sets, for a

@@ -153,7 +153,7 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
     let dtype = config.dtype.dtype();
     let sequence_length = manifest.row_tokens - 1;
     let out = Location::parse(&config.out)?;
-    let total_steps = config.total_steps(sequence_length);
+    let total_steps = config.total_steps(sequence_length, manifest.train.rows);
 
     let (model, mut optimizer, mut state, mut log) = if options.resume {
         let location = checkpoint::resolve(&config.out, true)
@@ -177,7 +177,7 @@ pub async fn train(config: &TrainConfig, options: TrainOptions) -> Result<TrainR
             return Err(Error::user(format!("{} already holds a training run", config.out))
                 .hint("continue it with --resume, or choose another `out`"));
         }
-        let model = new_model(config, manifest.tokenizer.vocab_size as usize, dtype, &device).await?;
+        let model = new_model(config, &manifest.tokenizer, dtype, &device).await?;
         let optimizer = AdamW::new(config.adamw(), &model.parameters())?;
         let state = TrainerState {
             format: checkpoint::FORMAT.into(),
@@ -415,10 +415,12 @@ async fn tokenizer_file(info: &TokenizerInfo) -> Option<Vec<u8>> {
     (file_hash(&bytes) == info.hash).then(|| bytes.to_vec())
 }
 
-/// The model a fresh run starts from: a Hugging Face checkpoint, or a seeded init.
+/// The model a fresh run starts from: a Hugging Face checkpoint, or a seeded init. A
+/// checkpoint that carries its tokenizer (as ours do) must carry the shards' own: SFT of a
+/// CPT model on shards of another tokenizer would train on ids that mean other text.
 async fn new_model(
     config: &TrainConfig,
-    vocab_size: usize,
+    tokenizer: &TokenizerInfo,
     dtype: candle_core::DType,
     device: &Device,
 ) -> Result<Llama> {
@@ -430,10 +432,20 @@ async fn new_model(
                 ));
             }
             let location = checkpoint::resolve(from, false).await?;
+            if let Some(json) = crate::lake::get_optional(&location.join("tokenizer.json")).await?
+                && file_hash(&json) != tokenizer.hash
+            {
+                return Err(Error::user(format!(
+                    "{} was trained with another tokenizer than the shards' ({})",
+                    location.url(),
+                    tokenizer.source
+                ))
+                .hint("pack the shards with the tokenizer.json in the checkpoint folder"));
+            }
             let saved = checkpoint::load(&location, device).await?;
             Llama::from_tensors(saved.config, saved.tensors, dtype).context(location.url())
         }
-        None => Llama::init(config.model_config(vocab_size), config.seed, dtype, device),
+        None => Llama::init(config.model_config(tokenizer.vocab_size as usize), config.seed, dtype, device),
     }
 }
 
@@ -597,8 +609,9 @@ async fn write_log(out: &Location, log: &[LogRecord]) -> Result<()> {
     crate::lake::put(&out.join(PLOT), png).await
 }
 
-/// The log of a run up to `step` (later lines belong to steps the resume will redo).
-async fn read_log(out: &Location, step: u64) -> Result<Vec<LogRecord>> {
+/// The log of a run up to `step` (a resume drops later lines, which belong to steps it
+/// redoes; `u64::MAX` for all).
+pub async fn read_log(out: &Location, step: u64) -> Result<Vec<LogRecord>> {
     let Some(bytes) = crate::lake::get_optional(&out.join(LOG)).await? else { return Ok(Vec::new()) };
     let mut records = Vec::new();
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -7,6 +7,7 @@ mod decontaminate;
 mod dedup;
 mod endpoint;
 mod eval;
+mod experiment;
 mod http;
 mod ingest_bad_input;
 mod ingest_kill;

@@ -70,11 +70,12 @@ fn the_four_arms_realise_their_mixtures() {
     // (arm, web math : problems within the math share)
     for (arm, web, problems) in [("base1", 1.0, 0.0), ("test1", 0.7, 0.3), ("test2", 0.5, 0.5), ("test3", 0.3, 0.7)] {
         let to = dir.path().join(arm);
-        let manifest = build(lake, &repo(&format!("jobs/mixtures/{arm}.toml")), &to);
+        let manifest = build(lake, &repo(&format!("jobs/experiments/rq1/{arm}.toml")), &to);
         assert_eq!((manifest.row_tokens, manifest.token_width), (513, 2), "{arm}");
         assert_eq!(manifest.tokenizer.hash, encoder.info.hash, "{arm}: the manifest names the tokenizer");
+        // Each weight's share is rounded to a whole token.
         let total: u64 = manifest.sources.iter().map(|s| s.train.emitted_tokens).sum();
-        assert_eq!(total, 600_000, "{arm}");
+        assert!(total.abs_diff(163_840) < manifest.sources.len() as u64, "{arm}: {total}");
         let share = |name: &str| {
             manifest
                 .sources
@@ -98,7 +99,7 @@ fn the_four_arms_realise_their_mixtures() {
         let counted = tokens_per_source(&set, Split::Train);
         let emitted: Vec<u64> = manifest.sources.iter().map(|s| s.train.emitted_tokens).collect();
         assert_eq!(counted, emitted, "{arm}");
-        assert_eq!(manifest.train.rows, 600_000u64.div_ceil(513), "{arm}: only the last row is padded");
+        assert_eq!(manifest.train.rows, total.div_ceil(513), "{arm}: only the last row is padded");
     }
 }
 
@@ -106,7 +107,7 @@ fn the_four_arms_realise_their_mixtures() {
 fn the_same_inputs_and_seed_give_byte_identical_shards() {
     let (_, lake, _) = quickstart();
     let dir = tempfile::tempdir().unwrap();
-    let mixture = repo("jobs/mixtures/test2.toml");
+    let mixture = repo("jobs/experiments/rq1/test2.toml");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let first = build(lake, &mixture, &a);
     // Under a 4M limit a spill bucket holds 2 MiB, and the arm's pieces (5 bytes a token,
@@ -181,10 +182,10 @@ fn the_loader_resumes_exactly_and_ranks_split_the_epoch() {
     let dir = tempfile::tempdir().unwrap();
     // Small shards, so batches cross shard and epoch boundaries.
     let mixture = dir.path().join("m.toml");
-    let text = std::fs::read_to_string(repo("jobs/mixtures/test1.toml")).unwrap();
+    let text = std::fs::read_to_string(repo("jobs/experiments/rq1/test1.toml")).unwrap();
     std::fs::write(
         &mixture,
-        text.replace("validation_fraction = 0.05", "validation_fraction = 0.05\nmax_shard_bytes = \"64K\""),
+        text.replace("validation_fraction = 0.05", "validation_fraction = 0.05\nmax_shard_bytes = \"16K\""),
     )
     .unwrap();
     let to = dir.path().join("s");
@@ -279,7 +280,7 @@ fn shards_are_written_to_and_read_from_s3() {
     create_bucket("mathlake-shards");
     let dir = tempfile::tempdir().unwrap();
     let url = "s3://mathlake-shards/arms/test1";
-    let mixture = repo("jobs/mixtures/test1.toml");
+    let mixture = repo("jobs/experiments/rq1/test1.toml");
     let mut command =
         mathlake(&["shards", "build", "--json", "--lake", lake, "--mixture", mixture.to_str().unwrap(), "--to", url]);
     let on_s3: Manifest =
@@ -289,7 +290,8 @@ fn shards_are_written_to_and_read_from_s3() {
     // Reading a shard back checks its checksum; the rows decode.
     let mut command = mathlake(&["shards", "inspect", url, "--rows", "1"]);
     let shown = ok(command.envs(s3_env()));
-    assert!(shown.contains("-- train row 0 --") && shown.contains("‖ general ‖"), "{shown}");
+    let names_a_source = ["general", "web_math", "problems"].iter().any(|s| shown.contains(&format!("‖ {s} ‖")));
+    assert!(shown.contains("-- train row 0 --") && names_a_source, "{shown}");
 }
 
 #[test]
@@ -329,7 +331,7 @@ fn bad_mixtures_and_damaged_shards_fail_clearly() {
 
     // A shard set whose shard is damaged, or gone, names the shard.
     let to = dir.path().join("set");
-    build(lake, &repo("jobs/mixtures/test1.toml"), &to);
+    build(lake, &repo("jobs/experiments/rq1/test1.toml"), &to);
     let shard = to.join("train-00000.arrow");
     let mut bytes = std::fs::read(&shard).unwrap();
     let middle = bytes.len() / 2;

@@ -180,7 +180,9 @@ fn bad_runs_fail_with_a_clear_error() {
     let (_, lake, _) = quickstart();
 
     let both = run_file(dir.path(), "both", "steps = 2\ntokens = 100\nmicro_batch = 2");
-    assert!(fails(&mut mathlake(&["train", "--config", both.to_str().unwrap()])).contains("one of steps or tokens"));
+    assert!(
+        fails(&mut mathlake(&["train", "--config", both.to_str().unwrap()])).contains("one of steps, tokens or epochs")
+    );
 
     let typo = run_file(dir.path(), "typo", "steps = 2\nmicro_bach = 2");
     assert!(fails(&mut mathlake(&["train", "--config", typo.to_str().unwrap()])).contains("micro_bach"));
@@ -253,7 +255,16 @@ fn scale_base1_tiny_ends_below_the_unigram_entropy() {
     let dir = tempfile::tempdir().unwrap();
     let shards = dir.path().join("shards/base1");
     let shards = shards.to_str().unwrap();
-    ok(&mut mathlake(&["shards", "build", "--mixture", "jobs/mixtures/base1.toml", "--to", shards, "--lake", lake]));
+    ok(&mut mathlake(&[
+        "shards",
+        "build",
+        "--mixture",
+        "jobs/experiments/rq1/base1.toml",
+        "--to",
+        shards,
+        "--lake",
+        lake,
+    ]));
     let bundled = std::fs::read_to_string("jobs/train/base1-tiny.toml").unwrap();
     let out = dir.path().join("run");
     let config = dir.path().join("base1-tiny.toml");
