@@ -51,6 +51,10 @@ pub struct ArmSpec {
     pub experiment: String,
     /// The arm's mixture file.
     pub mixture: PathBuf,
+    /// A factor on the mixture's token budgets (`mathlake shards build --scale`): the
+    /// tiny arms' files serve the larger presets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
     /// A training file without `shards`, `out` or `seed`: the stage sets them per seed.
     /// `{experiment}` in its [[eval]] paths is the experiment's folder.
     pub train: PathBuf,
@@ -107,9 +111,14 @@ pub struct SeedReport {
 }
 
 impl ArmSpec {
+    /// The experiment's folder.
+    fn experiment(&self, lake: &Lake) -> Result<Location> {
+        Location::parse(&lake.expand(&self.experiment))
+    }
+
     /// The arm's folder.
     pub fn folder(&self, lake: &Lake) -> Result<Location> {
-        Ok(Location::parse(&lake.expand(&self.experiment))?.join(&self.arm))
+        Ok(self.experiment(lake)?.join(&self.arm))
     }
 
     /// Seed `seed`'s training file: the arm's with the stage's shards, out and seed, and
@@ -119,13 +128,13 @@ impl ArmSpec {
             .map_err(|e| Error::user(format!("cannot read training file {}: {e}", self.train.display())))?;
         let mut table: toml::Table =
             toml::from_str(&text).map_err(|e| Error::user(format!("{}: {e}", self.train.display())))?;
-        let folder = self.folder(lake)?;
-        let seed_folder = folder.join(&format!("seed-{seed}"));
+        let experiment = self.experiment(lake)?;
+        let own = seed_folder(&experiment, &self.arm, seed);
         set_keys(
             &mut table,
             &[
-                ("shards", folder.join("shards").url().into()),
-                ("out", seed_folder.join("run").url().into()),
+                ("shards", experiment.join(&self.arm).join("shards").url().into()),
+                ("out", own.join("run").url().into()),
                 ("seed", toml::Value::Integer(seed as i64)),
             ],
             &format!("{} (the arm stage sets it per seed)", self.train.display()),
@@ -135,7 +144,7 @@ impl ArmSpec {
             let Some(model) = model.as_table_mut() else {
                 return Err(Error::user(format!("{}: `model` is not a table", self.train.display())));
             };
-            let base = run_of(&Location::parse(&lake.expand(&self.experiment))?, from, seed);
+            let base = seed_folder(&experiment, from, seed).join("run");
             let what = format!("{}'s [model] (the arm starts `from` arm {from})", self.train.display());
             set_keys(model, &[("from", base.url().into())], &what)?;
         }
@@ -143,16 +152,15 @@ impl ArmSpec {
             .try_into()
             .map_err(|e| Error::user(format!("{}: {}", self.train.display(), e.to_string().trim_end())))?;
         config.check().map_err(|e| Error::user(format!("{}: {e}", self.train.display())))?;
-        let experiment = lake.expand(&self.experiment);
         for set in &mut config.evals {
-            set.shards = lake.expand(&set.shards).replace("{experiment}", &experiment);
+            set.shards = lake.expand(&set.shards).replace("{experiment}", &experiment.url());
         }
         Ok(config)
     }
 
     /// Seed `seed`'s evaluation settings.
     pub fn eval_spec(&self, lake: &Lake, seed: u64) -> Result<EvalSpec> {
-        let seed_folder = self.folder(lake)?.join(&format!("seed-{seed}"));
+        let own = seed_folder(&self.experiment(lake)?, &self.arm, seed);
         let (mut table, what) = match &self.eval {
             EvalSettings::Inline(table) => (table.clone(), "the arm's `eval`".to_string()),
             EvalSettings::File(path) => {
@@ -164,7 +172,7 @@ impl ArmSpec {
         };
         set_keys(
             &mut table,
-            &[("checkpoint", seed_folder.join("run").url().into()), ("report", seed_folder.join("eval").url().into())],
+            &[("checkpoint", own.join("run").url().into()), ("report", own.join("eval").url().into())],
             &format!("{what} (the arm stage sets it per seed)"),
         )?;
         toml::Value::Table(table).try_into().map_err(|e| Error::user(format!("{what}: {}", e.to_string().trim_end())))
@@ -179,7 +187,8 @@ impl ArmSpec {
         if self.arm.is_empty() || self.arm.contains('/') || self.from.as_deref() == Some(self.arm.as_str()) {
             return Err(Error::user(format!("`{}` cannot name an arm (or be its own `from`)", self.arm)));
         }
-        shards::mixture::Mixture::load(&self.mixture)?;
+        let (mixture, hash) = shards::mixture::Mixture::load(&self.mixture)?;
+        mixture.scaled(self.scale.unwrap_or(1.0), hash)?;
         for seed in 1..=self.seeds {
             self.train_config(lake, seed)?;
             self.eval_spec(lake, seed)?.to_options(lake)?;
@@ -188,9 +197,9 @@ impl ArmSpec {
     }
 }
 
-/// The run folder of `arm`'s seed `seed` in the experiment at `experiment`.
-fn run_of(experiment: &Location, arm: &str, seed: u64) -> Location {
-    experiment.join(arm).join(&format!("seed-{seed}")).join("run")
+/// The folder of `arm`'s seed `seed` in the experiment at `experiment`: `run` and `eval`.
+fn seed_folder(experiment: &Location, arm: &str, seed: u64) -> Location {
+    experiment.join(arm).join(&format!("seed-{seed}"))
 }
 
 /// Sets `keys` in `table`; a key the file already sets is an error, named after `what`.
@@ -207,7 +216,6 @@ fn set_keys(table: &mut toml::Table, keys: &[(&str, toml::Value)], what: &str) -
 /// Packs, trains and evaluates the arm. `resume`: an interrupted run of this same stage is
 /// continued (its shards, finished seeds and partial runs kept); otherwise the arm's folder
 /// is replaced when this job made it (`made_before`), and any other content is an error.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     lake: &Lake,
     spec: &ArmSpec,
@@ -225,9 +233,9 @@ pub async fn run(
         }
     };
     if let Some(from) = &spec.from {
-        let experiment = Location::parse(&lake.expand(&spec.experiment))?;
+        let experiment = spec.experiment(lake)?;
         for seed in 1..=spec.seeds {
-            let run = run_of(&experiment, from, seed);
+            let run = seed_folder(&experiment, from, seed).join("run");
             if !checkpoint::run_exists(&run).await? {
                 return Err(Error::user(format!("arm `{from}` has no run of seed {seed} to start from ({run})"))
                     .hint(format!("put the stage of arm `{from}`, with as many seeds, before this one")));
@@ -254,6 +262,7 @@ pub async fn run(
             name: None,
             mixture: spec.mixture.clone(),
             to: shard_folder.url(),
+            scale: spec.scale,
             memory_limit: spec.memory_limit.clone(),
             spill_dir: None,
         };

@@ -14,6 +14,7 @@ use crate::error::{Context, Error, Result};
 use crate::eval::report::GroupResult;
 use crate::lake::{Lake, Location, get_optional, put};
 use crate::plot::{Bar, Series, bars_png, lines_png};
+use crate::terminal::count;
 use crate::train::{self, LogRecord};
 
 /// The settings of `mathlake report` and of a job's `kind = "report"` stage.
@@ -215,13 +216,13 @@ fn training_table(arms: &[ArmResults]) -> String {
         for (seed, log) in &results.logs {
             let Some(last) = log.iter().rev().find(|r| r.split == "train") else { continue };
             let sources: Vec<String> =
-                last.source_tokens.iter().map(|(name, n)| format!("{name} {}", thousands(*n))).collect();
+                last.source_tokens.iter().map(|(name, n)| format!("{name} {}", count(*n))).collect();
             let _ = write!(
                 out,
                 "| {} | {seed} | {} | {} | {} |",
                 results.arm,
                 last.step,
-                thousands(last.tokens_seen),
+                count(last.tokens_seen),
                 sources.join(", ")
             );
             for split in &splits {
@@ -231,19 +232,6 @@ fn training_table(arms: &[ArmResults]) -> String {
             }
             out.push('\n');
         }
-    }
-    out
-}
-
-/// `n` with thousands separated by commas.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
     }
     out
 }

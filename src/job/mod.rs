@@ -421,7 +421,13 @@ impl Job {
                     Stage::Shards(stage) => {
                         let options = stage.to_options(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         Mixture::load(&options.mixture).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
-                        serde_json::json!({ "kind": "shards", "mixture": options.mixture, "to": options.to })
+                        let mut settings =
+                            serde_json::json!({ "kind": "shards", "mixture": options.mixture, "to": options.to });
+                        // Only when set, so that the fingerprints of earlier runs stand.
+                        if options.scale != 1.0 {
+                            settings["scale"] = options.scale.into();
+                        }
+                        settings
                     }
                     Stage::Train(stage) => {
                         let config = stage.config(lake).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;

@@ -157,6 +157,25 @@ impl Mixture {
         Ok(())
     }
 
+    /// The mixture with `total_tokens` and every source's `tokens` multiplied by `factor`
+    /// (weights and epochs are shares, unchanged), and `hash` made to tell it apart: a run
+    /// cannot resume on shards of another scale.
+    pub fn scaled(mut self, factor: f64, hash: String) -> Result<(Mixture, String)> {
+        if factor == 1.0 {
+            return Ok((self, hash));
+        }
+        if !(factor > 0.0 && factor.is_finite()) {
+            return Err(Error::user(format!("scale must be a positive number, not {factor}")));
+        }
+        let scale = |tokens: u64| ((tokens as f64 * factor).round() as u64).max(1);
+        self.total_tokens = self.total_tokens.map(scale);
+        for source in &mut self.sources {
+            source.tokens = source.tokens.map(scale);
+        }
+        let hash = format!("{:032x}", xxh3_128(format!("{hash} scaled by {factor}").as_bytes()));
+        Ok((self, hash))
+    }
+
     pub fn max_shard_bytes(&self) -> std::result::Result<usize, String> {
         parse_size(&self.max_shard_bytes).map_err(|e| format!("max_shard_bytes: {e}"))
     }
@@ -218,6 +237,18 @@ mod tests {
         let m = parse(&ARM.replace("tokens = 200", "epochs = 1.5")).unwrap();
         assert_eq!(m.requested_tokens(&[5000, 5000, 100]).unwrap(), [638, 213, 150]);
         assert_eq!((m.seed, m.validation_fraction, m.max_shard_bytes().unwrap()), (1, 0.05, 64 << 20));
+    }
+
+    #[test]
+    fn a_scaled_mixture_multiplies_its_budgets_and_changes_its_hash() {
+        let m = parse(ARM).unwrap();
+        let (same, hash) = m.clone().scaled(1.0, "h".into()).unwrap();
+        assert_eq!((same, hash.as_str()), (m.clone(), "h"));
+        let (big, big_hash) = m.clone().scaled(16.0, "h".into()).unwrap();
+        assert_eq!(big.requested_tokens(&[1 << 20; 3]).unwrap(), [9600, 3200, 3200]);
+        assert_ne!(big_hash, "h");
+        assert_eq!(big.sources[0].weight, Some(3.0));
+        assert!(m.scaled(0.0, "h".into()).unwrap_err().to_string().contains("positive"));
     }
 
     #[test]

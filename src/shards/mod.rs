@@ -65,6 +65,11 @@ pub struct BuildSpec {
     /// The shard set's folder: a path or URL (`{lake}`: the lake's URL).
     #[arg(long)]
     pub to: String,
+    /// Multiplies every token budget of the mixture (total_tokens and each source's
+    /// tokens), so one mixture file serves a tiny and a larger run [default: 1].
+    #[arg(long)]
+    #[serde(default)]
+    pub scale: Option<f64>,
     /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
     #[arg(long, value_name = "SIZE")]
     #[serde(default)]
@@ -79,6 +84,7 @@ impl BuildSpec {
     pub fn to_options(&self, lake: &Lake) -> Result<BuildOptions> {
         Ok(BuildOptions {
             mixture: self.mixture.clone(),
+            scale: self.scale.unwrap_or(1.0),
             to: lake.expand(&self.to),
             session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
         })
@@ -88,6 +94,8 @@ impl BuildSpec {
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub mixture: PathBuf,
+    /// The factor on the mixture's token budgets.
+    pub scale: f64,
     /// The shard set's folder: a path or URL.
     pub to: String,
     /// Spill files go to the session's spill folder; its memory limit sizes the buckets.
@@ -125,6 +133,7 @@ enum Split {
 pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) -> Result<BuildReport> {
     let started = Instant::now();
     let (mixture, mixture_hash) = Mixture::load(&options.mixture)?;
+    let (mixture, mixture_hash) = mixture.scaled(options.scale, mixture_hash)?;
     let max_shard_bytes = mixture.max_shard_bytes().map_err(Error::user)?;
     let row_tokens = mixture.sequence_length + 1;
     let ctx = crate::lake::session(lake, &options.session).await?;
