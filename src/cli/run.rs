@@ -25,14 +25,14 @@ pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Optio
         loaded.until(last)?;
     }
     let lake = cli.open_lake(loaded.lake.as_deref())?;
-    // The job that makes this one's tables first, on the same lake; `--force` is for the
-    // named job alone. With --json, its stages come first in the one array.
+    // The jobs that make this one's tables first, on the same lake; `--force` is for the
+    // named job alone. With --json, their stages come first in the one array.
     let mut stages = Vec::new();
-    if let Some(needed) = loaded.needed()? {
+    for needed in loaded.needed()? {
         if !dry_run && !cli.json {
             println!("== job {} first: this job needs its tables", needed.label);
         }
-        stages = run_job(cli, &needed, &lake, dry_run, false).await?;
+        stages.extend(run_job(cli, &needed, &lake, dry_run, false).await?);
     }
     stages.extend(run_job(cli, &loaded, &lake, dry_run, force).await?);
     if cli.json {

@@ -311,20 +311,26 @@ impl Job {
         Ok(job)
     }
 
-    /// The job this one needs, with its stages cut at `until`.
-    pub fn needed(&self) -> Result<Option<Job>> {
-        let Some(needs) = &self.needs else { return Ok(None) };
-        let mut job = Job::load(&needs.job).map_err(|e| in_stage(&format!("needs {}", needs.job.display()), e))?;
-        if job.needs.is_some() {
-            return Err(Error::user(format!(
-                "{} needs a job itself: one level of `needs` is supported",
-                needs.job.display()
-            )));
+    /// The jobs this one needs, each with its stages cut at `until`, in the order they run:
+    /// the job its `needs` names comes last, after the one that job needs, and so on.
+    pub fn needed(&self) -> Result<Vec<Job>> {
+        let (mut chain, mut seen) = (Vec::new(), Vec::new());
+        let mut next = self.needs.clone();
+        while let Some(needs) = next {
+            let path = std::fs::canonicalize(&needs.job).unwrap_or_else(|_| needs.job.clone());
+            if seen.contains(&path) {
+                return Err(Error::user(format!("`needs` goes round in a circle through {}", needs.job.display())));
+            }
+            seen.push(path);
+            let mut job = Job::load(&needs.job).map_err(|e| in_stage(&format!("needs {}", needs.job.display()), e))?;
+            next = job.needs.take();
+            if let Some(last) = &needs.until {
+                job.until(last)?;
+            }
+            chain.push(job);
         }
-        if let Some(last) = &needs.until {
-            job.until(last)?;
-        }
-        Ok(Some(job))
+        chain.reverse();
+        Ok(chain)
     }
 
     /// Keeps the stages up to and including `last`: `mathlake run --until STAGE` runs (and
@@ -413,7 +419,7 @@ impl Job {
                         let options =
                             stage.to_options(lake, threads).map_err(|e| Error::user(format!("stage `{name}`: {e}")))?;
                         serde_json::json!({
-                            "kind": "tokenize", "input": options.input, "to": options.to.describe(),
+                            "kind": "tokenize", "input": options.input, "where": options.filter, "to": options.to.describe(),
                             "tokenizer": options.tokenizer, "eos": options.eos, "template": options.template,
                             "keep": options.keep,
                         })
@@ -760,7 +766,7 @@ mod tests {
         for path in &jobs {
             let job = Job::load(path).unwrap();
             job.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            if let Some(needed) = job.needed().unwrap() {
+            for needed in job.needed().unwrap() {
                 needed.plan(&Lake::open("memory://jobs").unwrap(), 1).unwrap();
             }
         }
@@ -772,8 +778,10 @@ mod tests {
     #[test]
     fn every_bundled_training_file_and_mixture_loads() {
         let train = [bundled("train"), bundled("experiments/train")].concat();
-        let mut mixtures = [bundled("mixtures"), bundled("experiments/rq1"), bundled("experiments/rq3")].concat();
-        mixtures.retain(|p| !p.ends_with("findings.toml"));
+        let mut mixtures =
+            [bundled("mixtures"), bundled("experiments/rq1"), bundled("experiments/rq2"), bundled("experiments/rq3")]
+                .concat();
+        mixtures.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("findings")));
         mixtures.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/experiments/shared/general.toml"));
         for path in &train {
             // The experiments' training files leave shards and out to the arm stage.
@@ -788,7 +796,31 @@ mod tests {
         for path in &mixtures {
             Mixture::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
-        assert!(train.len() >= 6 && mixtures.len() >= 8, "{train:?} {mixtures:?}");
+        assert!(train.len() >= 6 && mixtures.len() >= 14, "{train:?} {mixtures:?}");
+    }
+
+    #[test]
+    fn needed_jobs_run_deepest_first_and_a_circle_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| dir.path().join(name);
+        let write = |name: &str, needs: &str| {
+            let text = format!(
+                "{needs}[[stage]]\nkind = \"sql\"\nname = \"{name}1\"\nfile = \"x.sql\"\n\n\
+                                [[stage]]\nkind = \"sql\"\nname = \"{name}2\"\nfile = \"y.sql\"\n"
+            );
+            std::fs::write(file(name), text).unwrap();
+        };
+        write("c", "");
+        write("b", &format!("needs = {{ job = {:?}, until = \"c1\" }}\n", file("c")));
+        write("a", &format!("needs = {{ job = {:?} }}\n", file("b")));
+        let chain = Job::load(&file("a")).unwrap().needed().unwrap();
+        let stages: Vec<Vec<String>> =
+            chain.iter().map(|j| j.stages.iter().enumerate().map(|(i, s)| s.name(i)).collect()).collect();
+        assert_eq!(stages, [vec!["c1"], vec!["b1", "b2"]]);
+
+        write("c", &format!("needs = {{ job = {:?} }}\n", file("a")));
+        let err = Job::load(&file("a")).unwrap().needed().unwrap_err().to_string();
+        assert!(err.contains("goes round in a circle"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! tokens = 300_000             # ... or a token budget of its own, or `epochs = 1`:
 //!                              # every record once (the same problems in CPT and SFT)
 //! max_epochs = 4               # how far it may be upsampled (default 10)
+//! hold_out_by = "problem_id"   # the column that decides validation vs training (default id)
 //! ```
 
 use std::path::Path;
@@ -85,6 +86,11 @@ pub struct MixtureSource {
     pub epochs: Option<f64>,
     #[serde(default = "default_max_epochs")]
     pub max_epochs: f64,
+    /// The column whose value decides a record's split instead of its id: records made
+    /// from one problem (`problem_id` of synthetic records) fall on the same side as the
+    /// problem itself does in a source of problems.
+    #[serde(default)]
+    pub hold_out_by: Option<String>,
 }
 
 fn default_seed() -> u64 {
@@ -152,6 +158,9 @@ impl Mixture {
             }
             if s.max_epochs.is_nan() || s.max_epochs < 1.0 {
                 return Err(format!("source `{}`: max_epochs must be at least 1", s.name));
+            }
+            if s.hold_out_by.as_deref().is_some_and(|c| c.is_empty() || c.contains('"')) {
+                return Err(format!("source `{}`: hold_out_by must name a column", s.name));
             }
         }
         Ok(())

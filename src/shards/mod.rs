@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use self::manifest::{FORMAT, Manifest, ShardFile, SourceManifest, SplitManifest};
-use self::mixture::Mixture;
+use self::mixture::{Mixture, MixtureSource};
 use self::pack::{Packer, shard_bytes, shard_schema, token_width};
 use self::plan::{Drawn, Piece, Record, SplitMix, draw, held_out, order, streams, usable_tokens};
 use crate::error::{Context, Error, Result};
@@ -164,9 +164,11 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
             None => tokenizer = Some(info),
         }
         let filter = spec.filter.as_deref().map(|f| format!(" WHERE {f}")).unwrap_or_default();
-        let records = read_records(&ctx, &alias, &filter, &spec.name).await?;
+        let records = read_records(&ctx, &alias, &filter, spec).await?;
+        let (validation, train): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|(_, key)| held_out(mixture.seed, *key, mixture.validation_fraction));
         let (validation, train) =
-            records.into_iter().partition(|r| held_out(mixture.seed, r.handle, mixture.validation_fraction));
+            (validation.into_iter().map(|r| r.0).collect(), train.into_iter().map(|r| r.0).collect());
         sources.push(Source { alias, filter, version, train, validation });
     }
     let tokenizer = tokenizer.ok_or_else(|| Error::Internal("a checked mixture has a source".into()))?;
@@ -363,25 +365,40 @@ fn bad_column(mixture: &Mixture, source: usize, column: &str, expected: &str) ->
 
 /// (id handle, token_count) of a source's rows in id order; a repeated id is an error,
 /// since pieces find their record by id.
-async fn read_records(ctx: &SessionContext, alias: &str, filter: &str, name: &str) -> Result<Vec<Record>> {
-    let frame = ctx.sql(&format!("SELECT id, token_count FROM {alias}{filter} ORDER BY id")).await.map_err(|e| {
+/// A source's records in id order, each with the xxh3-64 of the column that decides its
+/// split (`hold_out_by`, else the id).
+async fn read_records(
+    ctx: &SessionContext,
+    alias: &str,
+    filter: &str,
+    spec: &MixtureSource,
+) -> Result<Vec<(Record, u64)>> {
+    let name = &spec.name;
+    let key = spec.hold_out_by.as_deref().unwrap_or("id");
+    let sql =
+        format!("SELECT id, token_count, CAST(\"{key}\" AS VARCHAR) AS hold_out_key FROM {alias}{filter} ORDER BY id");
+    let frame = ctx.sql(&sql).await.map_err(|e| {
         Error::user(format!("source `{name}`: {e}"))
-            .hint("a source needs a tokenized table's id and token_count columns")
+            .hint("a source needs a tokenized table's id and token_count columns (and its hold_out_by column)")
     })?;
     let mut stream = frame.execute_stream().await?;
-    let mut records: Vec<Record> = Vec::new();
+    let mut records = Vec::new();
     let mut last: Option<String> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let counts = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)?;
         let counts = counts.as_primitive::<Int64Type>();
-        for (row, id) in texts(batch.column(0))?.enumerate() {
+        for ((row, id), group) in texts(batch.column(0))?.enumerate().zip(texts(batch.column(2))?) {
             let Some(id) = id else { continue };
             if last.as_deref() == Some(id) {
                 return Err(Error::user(format!("source `{name}`: id `{id}` appears twice")));
             }
+            let Some(group) = group else {
+                return Err(Error::user(format!("source `{name}`: record `{id}` has no {key} to hold out by")));
+            };
             if counts.is_valid(row) && counts.value(row) > 0 {
-                records.push(Record { handle: xxh3_64(id.as_bytes()), tokens: counts.value(row) as u32 });
+                let record = Record { handle: xxh3_64(id.as_bytes()), tokens: counts.value(row) as u32 };
+                records.push((record, xxh3_64(group.as_bytes())));
             }
             last = Some(id.to_string());
         }
@@ -569,4 +586,51 @@ fn render_row(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn records_made_from_one_problem_are_held_out_by_the_problem() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("token_count", DataType::Int64, false),
+            Field::new("problem_id", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["s1", "s2", "s3"])),
+                Arc::new(Int64Array::from(vec![5, 0, 7])),
+                Arc::new(StringArray::from(vec![Some("p1"), Some("p1"), None])),
+            ],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        let source: MixtureSource =
+            toml::from_str("name = \"synthetic\"\ninput = \"t\"\nepochs = 1\nhold_out_by = \"problem_id\"").unwrap();
+
+        // By id when the source does not say; a record without tokens is left out.
+        let by_id = MixtureSource { hold_out_by: None, ..source.clone() };
+        let records = read_records(&ctx, "t", "", &by_id).await.unwrap();
+        let keys: Vec<u64> = records.iter().map(|r| r.1).collect();
+        assert_eq!(keys, [xxh3_64(b"s1"), xxh3_64(b"s3")]);
+        assert_eq!(records[0].0, Record { handle: xxh3_64(b"s1"), tokens: 5 });
+
+        // By the problem: the key is the problem's, as its own record's handle would be;
+        // a record without one is an error, not a silent guess.
+        let err = read_records(&ctx, "t", "", &source).await.unwrap_err().to_string();
+        assert!(err.contains("record `s3` has no problem_id"), "{err}");
+        let records = read_records(&ctx, "t", " WHERE id <> 's3'", &source).await.unwrap();
+        assert_eq!(records, [(Record { handle: xxh3_64(b"s1"), tokens: 5 }, xxh3_64(b"p1"))]);
+    }
 }

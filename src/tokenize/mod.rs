@@ -52,6 +52,11 @@ pub struct TokenizeSpec {
     /// Documents or problems: a lake table, a table's URL, or Parquet files.
     #[arg(long)]
     pub input: String,
+    /// SQL over the input's columns: only the rows it keeps are tokenized (for example
+    /// `status = 'accepted'` over synthetic records).
+    #[arg(long = "where", value_name = "SQL")]
+    #[serde(default, rename = "where")]
+    pub filter: Option<String>,
     /// A Hugging Face tokenizer.json: a path or URL.
     #[arg(long)]
     pub tokenizer: String,
@@ -98,6 +103,7 @@ impl TokenizeSpec {
     pub fn to_options(&self, lake: &Lake, threads: usize) -> Result<TokenizeOptions> {
         Ok(TokenizeOptions {
             input: self.input.clone(),
+            filter: self.filter.clone(),
             to: Target::parse(&lake.expand(&self.to))?,
             tokenizer: lake.expand(&self.tokenizer),
             eos: self.eos.clone(),
@@ -114,6 +120,8 @@ impl TokenizeSpec {
 pub struct TokenizeOptions {
     /// A lake table, a table's URL, or Parquet files.
     pub input: String,
+    /// SQL over the input's columns selecting the rows to tokenize.
+    pub filter: Option<String>,
     pub to: Target,
     /// A tokenizer.json: a path or URL.
     pub tokenizer: String,
@@ -155,7 +163,13 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
     let encoder = Arc::new(Encoder::load(&options.tokenizer, options.eos.as_deref(), options.engine).await?);
     let ctx = crate::lake::session(lake, &options.session).await?;
     register_source(&ctx, lake, INPUT, &options.input).await?;
-    let frame = ctx.table(INPUT).await?;
+    let frame = match &options.filter {
+        None => ctx.table(INPUT).await?,
+        Some(filter) => ctx.sql(&format!("SELECT * FROM {INPUT} WHERE {filter}")).await.map_err(|e| {
+            Error::user(format!("cannot select rows of `{}` with `where = {filter}`: {e}", options.input))
+                .hint("`where` is SQL over the input's columns (`mathlake inspect TABLE` shows them)")
+        })?,
+    };
     let input_schema = frame.schema().as_arrow().clone();
     let template = match &options.template {
         Some(t) => t.clone(),
@@ -219,6 +233,7 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
     }
     let details = serde_json::json!({
         "input": options.input,
+        "where": options.filter,
         "tokenizer": encoder.info,
         "encoder": encoder.engine(),
         "template": template,

@@ -233,6 +233,28 @@ fn bad_input_fails_clearly_and_null_rows_are_counted() {
     let sources = query(&lake, "SELECT DISTINCT source FROM tokens", &[]);
     assert_eq!(sources[0]["source"], rows, "without a source column, rows are named by the input");
 
+    // `--where` tokenizes only the rows it keeps; a condition on a missing column says so.
+    let report =
+        tokenize(&lake, &["--input", rows, "--where", "id <> 'c'", "--tokenizer", &gpt2_path(), "--to", "kept"]);
+    assert_eq!((report["input_rows"].as_u64(), report["output_rows"].as_u64()), (Some(2), Some(1)));
+    let kept = query(&lake, "SELECT id FROM kept", &[]);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["id"], "a");
+    let err = fails(&mut mathlake(&[
+        "tokenize",
+        "--lake",
+        &lake,
+        "--input",
+        rows,
+        "--where",
+        "status = 'accepted'",
+        "--tokenizer",
+        &gpt2_path(),
+        "--to",
+        "t",
+    ]));
+    assert!(err.contains("cannot select rows of") && err.contains("status"), "{err}");
+
     // (tokenizer, more flags, what the error says)
     let not_json = dir.path().join("bad.json");
     std::fs::write(&not_json, "{\"model\": 3}").unwrap();
