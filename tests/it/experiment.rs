@@ -1,11 +1,15 @@
-//! A miniature of the study's experiments on the quickstart's tokenized tables: three arms
-//! (math web text only, with problem-solving data, and SFT of the first arm's model on
-//! problems), two seeds each, a few updates, each seed evaluated, then the report. The
-//! report's numbers are checked against the evaluations it was made from.
+//! Miniatures of the study's experiments on the quickstart's tokenized tables, a few
+//! updates per run. RQ1 and RQ3: three arms (math web text only, with problem-solving data,
+//! and SFT of the first arm's model on problems), two seeds each, each seed evaluated, then
+//! the report, whose numbers are checked against the evaluations it was made from. RQ2: a
+//! fixed problem sample, synthesis by rule (retrospective enhancement) and through a model
+//! endpoint (tutorship, tests/it/endpoint.rs), the accepted records tokenized and added to
+//! the base arm, and a control that adds as many tokens of the same problems again.
 
 use std::path::Path;
 
-use crate::common::{fails, json, mathlake, ok};
+use crate::common::{fails, json, mathlake, ok, query};
+use crate::endpoint::Endpoint;
 use crate::ingest_shared_data::quickstart;
 
 const CPT_BASE: &str = "name = \"base\"\nmode = \"cpt\"\nsequence_length = 128\ntotal_tokens = 8192\n\n\
@@ -155,4 +159,110 @@ fn an_arm_refuses_settings_it_owns_and_an_arm_to_start_from_that_is_not_there() 
     let job = write(d, "orphan.toml", &arm("orphan", &base, &sft, Some("nowhere")).replace("mini", "orphan"));
     let err = fails(&mut mathlake(&["run", &job, "--lake", lake]));
     assert!(err.contains("stage `orphan`: arm `nowhere` has no run of seed 1 to start from"), "{err}");
+}
+
+/// RQ2's arms in miniature: the problems of the sample once, general text for the rest; the
+/// synthesis arms and the control add `ADDED` tokens each.
+const RQ2_BASE: &str = "name = \"base\"\nmode = \"cpt\"\nsequence_length = 128\ntotal_tokens = 16384\n\n\
+    [[source]]\nname = \"problems\"\ninput = \"problem_tokens\"\nwhere = \"id < '02' AND source = 'gsm8k'\"\nepochs = 1\n\n\
+    [[source]]\nname = \"general\"\ninput = \"general_tokens\"\nweight = 1\n";
+const ADDED: u64 = 1024;
+
+fn rq2_arm(name: &str, input: &str, extra: &str) -> String {
+    RQ2_BASE.replace("name = \"base\"", &format!("name = \"{name}\"")).replace("16384", &(16384 + ADDED).to_string())
+        + &format!("\n[[source]]\nname = \"added\"\ninput = \"{input}\"\n{extra}tokens = {ADDED}\nmax_epochs = 1\n")
+}
+
+#[test]
+fn a_miniature_of_rq2_adds_accepted_synthetic_records_and_a_token_matched_control() {
+    let (_, lake, _) = quickstart();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gold = query(lake, "SELECT question, answer FROM training_problems_clean WHERE source = 'gsm8k'", &[]);
+    let gold =
+        gold.iter().map(|r| (r["question"].as_str().unwrap().trim().into(), r["answer"].as_str().unwrap().into()));
+    let endpoint = Endpoint::start(gold.collect(), Default::default());
+
+    let problems = write(
+        d,
+        "problems.sql",
+        "COPY (SELECT id, source, split, question, solution, answer AS final_answer FROM training_problems_clean \
+         WHERE id < '02' AND source = 'gsm8k') TO 'mini_rq2_problems';\n",
+    );
+    let base = write(d, "base.toml", RQ2_BASE);
+    let retrospective =
+        write(d, "retro.toml", &rq2_arm("retrospective", "mini_rq2_retro_tokens", "hold_out_by = \"problem_id\"\n"));
+    let tutorship =
+        write(d, "tutor.toml", &rq2_arm("tutorship", "mini_rq2_tutor_tokens", "hold_out_by = \"problem_id\"\n"));
+    let control =
+        write(d, "control.toml", &rq2_arm("control", "problem_tokens", "where = \"id < '02' AND source = 'gsm8k'\"\n"));
+    let cpt = write(d, "cpt.toml", TRAIN_CPT);
+    let tokenize = |method: &str| {
+        format!(
+            "[[stage]]\nkind = \"tokenize\"\ninput = \"mini_rq2_{method}\"\nwhere = \"status = 'accepted'\"\n\
+             tokenizer = \"{{lake}}/tokenizers/bpe-8k.json\"\nto = \"mini_rq2_{method}_tokens\"\nkeep = [\"problem_id\"]\n\n"
+        )
+    };
+    let job = format!(
+        "[[stage]]\nkind = \"sql\"\nfile = \"{problems}\"\n\n\
+         [[stage]]\nkind = \"synthesize\"\nmethod = \"retrospective\"\ninput = \"mini_rq2_problems\"\nto = \"mini_rq2_retro\"\n\n\
+         [[stage]]\nkind = \"synthesize\"\nmethod = \"tutorship\"\ninput = \"mini_rq2_problems\"\nto = \"mini_rq2_tutor\"\n\
+         endpoint = \"{}\"\nmodel = \"stand-in\"\nconcurrency = 8\n\n{}{}{}{}{}{}\
+         [[stage]]\nkind = \"report\"\nexperiment = \"{{lake}}/experiments/mini-rq2\"\nbaseline = \"base\"\n",
+        endpoint.url,
+        tokenize("retro"),
+        tokenize("tutor"),
+        arm("base", &base, &cpt, None),
+        arm("retrospective", &retrospective, &cpt, None),
+        arm("tutorship", &tutorship, &cpt, None),
+        arm("control", &control, &cpt, None),
+    )
+    .replace("experiments/mini\"", "experiments/mini-rq2\"");
+    let job = write(d, "rq2.toml", &job);
+    let reports = json(&ok(&mut mathlake(&["run", &job, "--json", "--lake", lake])));
+    let kinds: Vec<&str> = reports.as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["sql", "synthesize", "synthesize", "tokenize", "tokenize", "arm", "arm", "arm", "arm", "report"]
+    );
+
+    // Only accepted records were tokenized, every one of them.
+    for (synthesized, tokenized) in [(1, 3), (2, 4)] {
+        let (synthesized, tokenized) = (&reports[synthesized]["report"], &reports[tokenized]["report"]);
+        let accepted = synthesized["accepted"].as_u64().unwrap();
+        assert!(accepted > 0 && accepted < synthesized["records"].as_u64().unwrap(), "{synthesized}");
+        assert_eq!(tokenized["input_rows"].as_u64(), Some(accepted), "{tokenized}");
+        assert_eq!(tokenized["output_rows"].as_u64(), Some(accepted), "{tokenized}");
+    }
+
+    // Each synthesis arm and the control draw exactly ADDED training tokens beyond the base
+    // arm's sources, which keep theirs.
+    let folder = Path::new(lake).join("experiments/mini-rq2");
+    let manifest = |arm: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(folder.join(arm).join("shards/manifest.json")).unwrap()).unwrap()
+    };
+    let emitted = |manifest: &serde_json::Value, source: &str| {
+        let sources = manifest["sources"].as_array().unwrap();
+        let source = sources.iter().find(|s| s["name"] == source).unwrap();
+        source["train"]["emitted_tokens"].as_u64().unwrap()
+    };
+    let base = manifest("base");
+    for arm in ["retrospective", "tutorship", "control"] {
+        let manifest = manifest(arm);
+        assert_eq!(emitted(&manifest, "added"), ADDED, "{arm}");
+        for source in ["problems", "general"] {
+            assert_eq!(emitted(&manifest, source), emitted(&base, source), "{arm}: {source}");
+        }
+    }
+    // The control's extra tokens are the base arm's problems again, never new ones.
+    let control = manifest("control");
+    let source =
+        |name: &str| control["sources"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+    assert_eq!(source("added")["where"], source("problems")["where"]);
+    assert_eq!(source("added")["train"]["available_records"], source("problems")["train"]["available_records"]);
+
+    let markdown = std::fs::read_to_string(folder.join("report.md")).unwrap();
+    for arm in ["base", "retrospective", "tutorship", "control"] {
+        assert!(markdown.contains(&format!("| {arm} | 2 |")), "{arm} in:\n{markdown}");
+    }
 }
