@@ -778,9 +778,14 @@ mod tests {
     #[test]
     fn every_bundled_training_file_and_mixture_loads() {
         let train = [bundled("train"), bundled("experiments/train")].concat();
-        let mut mixtures =
-            [bundled("mixtures"), bundled("experiments/rq1"), bundled("experiments/rq2"), bundled("experiments/rq3")]
-                .concat();
+        let mut mixtures = [
+            bundled("mixtures"),
+            bundled("experiments/rq1"),
+            bundled("experiments/rq2"),
+            bundled("experiments/rq2/small"),
+            bundled("experiments/rq3"),
+        ]
+        .concat();
         mixtures.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("findings")));
         mixtures.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/experiments/shared/general.toml"));
         for path in &train {
@@ -796,7 +801,7 @@ mod tests {
         for path in &mixtures {
             Mixture::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
-        assert!(train.len() >= 6 && mixtures.len() >= 14, "{train:?} {mixtures:?}");
+        assert!(train.len() >= 6 && mixtures.len() >= 17, "{train:?} {mixtures:?}");
     }
 
     #[test]
