@@ -33,6 +33,9 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// Another run of the job holds its lease (src/job/lease.rs): try again later.
+    #[error("{0}")]
+    Busy(String),
     /// A broken invariant: a bug in mathlake, not in the input.
     #[error("internal error: {0} (this is a bug in mathlake)")]
     Internal(String),
@@ -52,10 +55,22 @@ impl Error {
         }
     }
 
+    /// Whether this error, or the one it wraps, is [`Error::Busy`].
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Error::Busy(_) => true,
+            Error::Context { source, .. } => source.is_busy(),
+            _ => false,
+        }
+    }
+
     /// The hint of this error or of the error it wraps.
     pub fn hint_text(&self) -> Option<&str> {
         match self {
             Error::User { hint, .. } => hint.as_deref(),
+            Error::Busy(_) => Some(
+                "nothing was changed; run it again when that run has finished (or, if it was killed, once its lease has expired)",
+            ),
             Error::Context { source, .. } => source.hint_text(),
             _ => None,
         }

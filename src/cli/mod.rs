@@ -348,7 +348,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             report_error(&error);
-            ExitCode::FAILURE
+            if error.is_busy() { ExitCode::from(crate::job::lease::BUSY_EXIT_CODE) } else { ExitCode::FAILURE }
         }
     }
 }

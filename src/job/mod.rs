@@ -18,6 +18,7 @@
 //! Every key is checked when the file loads: a misspelt key fails with its line and the
 //! keys that exist. The stages this runner knows today are listed in [`Stage`].
 
+pub mod lease;
 pub mod log;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,10 @@ pub struct Job {
     /// `mathlake run` runs its stages first, up to `until`, each skipped when unchanged.
     #[serde(default)]
     pub needs: Option<Needs>,
+    /// How long the job's lease lives without renewal [default: 600]: a run killed without
+    /// releasing it blocks the next run for at most this long (src/job/lease.rs).
+    #[serde(default)]
+    pub lease_seconds: Option<u64>,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
     /// The job file's stem: its run log is `{lake}/_jobs/{label}.json`.
@@ -526,7 +531,8 @@ impl Job {
     /// Runs the stages in order, skipping those whose last run stands (unless `force`);
     /// the first failure stops the job, and what earlier stages committed stays committed.
     /// The run log (`log`) is rewritten as each stage starts and ends; `on_stage` hears
-    /// about each stage as it ends or is skipped.
+    /// about each stage as it ends or is skipped. The run holds the job's lease throughout
+    /// (src/job/lease.rs): while it lives, another run of the job stops with `Error::Busy`.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
@@ -535,6 +541,27 @@ impl Job {
         quiet: bool,
         force: bool,
         log_location: &Location,
+        progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
+        on_stage: impl FnMut(&StageReport),
+    ) -> Result<Vec<StageReport>> {
+        let ttl = std::time::Duration::from_secs(self.lease_seconds.unwrap_or(lease::DEFAULT_LEASE_SECONDS));
+        let lease = lease::Lease::acquire(lake, &self.label, ttl).await?;
+        let result = self.run_leased(lake, threads, quiet, force, log_location, &lease, progress, on_stage).await;
+        let released = lease.release().await;
+        let reports = result?;
+        released?;
+        Ok(reports)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_leased(
+        &self,
+        lake: &Lake,
+        threads: usize,
+        quiet: bool,
+        force: bool,
+        log_location: &Location,
+        lease: &lease::Lease,
         progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
         mut on_stage: impl FnMut(&StageReport),
     ) -> Result<Vec<StageReport>> {
@@ -557,6 +584,7 @@ impl Job {
                 reports.push(report);
                 continue;
             }
+            lease.check()?;
             // Stamped again now that the stages before have run: a file this stage reads may
             // be one of theirs (the tokenizer a tokenize stage reads), absent when the plan
             // was made.

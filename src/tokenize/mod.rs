@@ -54,7 +54,7 @@ pub struct TokenizeSpec {
     pub input: String,
     /// SQL over the input's columns: only the rows it keeps are tokenized (for example
     /// `status = 'accepted'` over synthetic records).
-    #[arg(long = "where", value_name = "SQL")]
+    #[arg(long = "where", id = "where", value_name = "SQL")]
     #[serde(default, rename = "where")]
     pub filter: Option<String>,
     /// A Hugging Face tokenizer.json: a path or URL.

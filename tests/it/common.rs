@@ -127,3 +127,19 @@ pub fn bench_corpus(dir: &Path, mb: u32) -> PathBuf {
     assert!(status.success());
     out
 }
+
+/// Writes an object with a plain HTTP PUT (the test server does not check signatures).
+pub fn put_object(bucket: &str, key: &str, body: &str) {
+    use std::io::{Read, Write};
+    let address = s3_endpoint().trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("S3 server reachable");
+    write!(
+        stream,
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "putting {bucket}/{key}: {response}");
+}

@@ -162,3 +162,63 @@ fn the_quickstart_run_again_skips_every_stage() {
     let again = run(Path::new("jobs/quickstart.toml"), lake, &[]);
     assert_eq!(kinds(&again), vec!["skipped"; stages]);
 }
+
+/// A lease object as another run would have left it: renewed `age_seconds` ago.
+fn lease(holder: &str, age_seconds: i64, ttl_seconds: u64) -> String {
+    let renewed = chrono::Utc::now() - chrono::Duration::seconds(age_seconds);
+    serde_json::json!({
+        "holder": holder, "acquired_at": renewed, "renewed_at": renewed, "ttl_seconds": ttl_seconds, "released": false,
+    })
+    .to_string()
+}
+
+#[test]
+fn a_run_while_another_holds_the_lease_exits_75_and_an_expired_lease_is_taken_over() {
+    create_bucket("mathlake-lease");
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("leased.toml");
+    std::fs::write(&job, "[[stage]]\nkind = \"sql\"\nname = \"one\"\nfile = \"one.sql\"\n").unwrap();
+    std::fs::write(dir.path().join("one.sql"), "COPY (SELECT 1 AS x) TO 'one';\n").unwrap();
+    let local = lake_in(&dir);
+    let env = s3_env();
+    for lake in [local.as_str(), "s3://mathlake-lease/lake"] {
+        let plant = |number: u32, body: String| {
+            let key = format!("_jobs/leased.lease/{number:010}.json");
+            match lake.strip_prefix("s3://mathlake-lease/") {
+                Some(prefix) => put_object("mathlake-lease", &format!("{prefix}/{key}"), &body),
+                None => {
+                    let path = Path::new(lake).join(key);
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(path, body).unwrap();
+                }
+            }
+        };
+        let run = || {
+            let mut command = mathlake(&["run", job.to_str().unwrap(), "--lake", lake]);
+            command.current_dir(dir.path()).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+            command.output().unwrap()
+        };
+
+        // Held by a live run elsewhere: this one stops at once, says who, and exits 75.
+        plant(7, lease("builder-2 pid 4242", 5, 600));
+        let out = run();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(75), "{lake}: {stderr}");
+        assert!(
+            stderr.contains("job `leased` is running") && stderr.contains("held by builder-2 pid 4242"),
+            "{stderr}"
+        );
+        let tables =
+            json(&ok(mathlake(&["tables", "--json", "--lake", lake]).envs(env.iter().map(|(k, v)| (*k, v.as_str())))));
+        assert_eq!(tables.as_array().map(Vec::len), Some(0), "{lake}: nothing was run: {tables}");
+
+        // Its holder was killed: once the lease has expired, the next run takes it over, and
+        // releases it when done, so the run after needs no wait.
+        plant(8, lease("builder-2 pid 4242", 120, 60));
+        for _ in 0..2 {
+            let out = run();
+            assert!(out.status.success(), "{lake}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert_eq!(query(lake, "SELECT x FROM one", &env)[0]["x"], 1);
+    }
+}
