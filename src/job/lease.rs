@@ -184,7 +184,8 @@ fn lease_object(folder: &Location, number: u64) -> Location {
     folder.join(&format!("{number:010}.json"))
 }
 
-fn holder() -> String {
+/// The host and process id of this run.
+pub fn holder() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))

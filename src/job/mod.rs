@@ -18,6 +18,7 @@
 //! Every key is checked when the file loads: a misspelt key fails with its line and the
 //! keys that exist. The stages this runner knows today are listed in [`Stage`].
 
+pub mod history;
 pub mod lease;
 pub mod log;
 
@@ -546,9 +547,14 @@ impl Job {
     ) -> Result<Vec<StageReport>> {
         let ttl = std::time::Duration::from_secs(self.lease_seconds.unwrap_or(lease::DEFAULT_LEASE_SECONDS));
         let lease = lease::Lease::acquire(lake, &self.label, ttl).await?;
-        let result = self.run_leased(lake, threads, quiet, force, log_location, &lease, progress, on_stage).await;
+        let started = std::time::Instant::now();
+        let mut record = history::RunRecord::start(&self.label, lease::holder());
+        let result =
+            self.run_leased(lake, threads, quiet, force, log_location, &lease, &mut record, progress, on_stage).await;
+        let recorded = record.finish(lake, result.as_ref().err(), started).await;
         let released = lease.release().await;
         let reports = result?;
+        recorded?;
         released?;
         Ok(reports)
     }
@@ -562,6 +568,7 @@ impl Job {
         force: bool,
         log_location: &Location,
         lease: &lease::Lease,
+        history: &mut history::RunRecord,
         progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
         mut on_stage: impl FnMut(&StageReport),
     ) -> Result<Vec<StageReport>> {
@@ -580,6 +587,7 @@ impl Job {
                     name,
                     since: prior.as_ref().map(|r| r.started_at.clone()).unwrap_or_default(),
                 };
+                history.skipped.push(report.name().to_string());
                 on_stage(&report);
                 reports.push(report);
                 continue;
@@ -622,6 +630,7 @@ impl Job {
                     record.status = log::Status::Succeeded;
                     record.report = serde_json::to_value(&report)?;
                     record.artifacts = stage.artifacts(lake)?;
+                    history.stages.push(record.clone());
                     log.set(record);
                     log.write(log_location).await?;
                     on_stage(&report);
@@ -630,6 +639,7 @@ impl Job {
                 Err(error) => {
                     record.status = log::Status::Failed;
                     record.error = Some(error.to_string());
+                    history.stages.push(record.clone());
                     log.set(record);
                     log.write(log_location).await?;
                     return Err(error);

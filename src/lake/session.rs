@@ -112,6 +112,7 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
             register_table(&ctx, &name, &table, &version)?;
         }
     }
+    crate::job::history::register(&ctx, lake)?;
     crate::functions::register(&ctx);
     Ok(ctx)
 }

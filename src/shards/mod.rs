@@ -374,9 +374,11 @@ async fn read_records(
     spec: &MixtureSource,
 ) -> Result<Vec<(Record, u64)>> {
     let name = &spec.name;
-    let key = spec.hold_out_by.as_deref().unwrap_or("id");
-    let sql =
-        format!("SELECT id, token_count, CAST(\"{key}\" AS VARCHAR) AS hold_out_key FROM {alias}{filter} ORDER BY id");
+    // Only a source that holds out by another column reads one more: the sort by id
+    // carries every selected column, under the memory limit.
+    let key =
+        spec.hold_out_by.as_deref().map(|c| format!(", CAST(\"{c}\" AS VARCHAR) AS hold_out_key")).unwrap_or_default();
+    let sql = format!("SELECT id, token_count{key} FROM {alias}{filter} ORDER BY id");
     let frame = ctx.sql(&sql).await.map_err(|e| {
         Error::user(format!("source `{name}`: {e}"))
             .hint("a source needs a tokenized table's id and token_count columns (and its hold_out_by column)")
@@ -388,17 +390,25 @@ async fn read_records(
         let batch = batch?;
         let counts = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)?;
         let counts = counts.as_primitive::<Int64Type>();
-        for ((row, id), group) in texts(batch.column(0))?.enumerate().zip(texts(batch.column(2))?) {
+        let groups: Vec<Option<&str>> = match spec.hold_out_by {
+            Some(_) => texts(batch.column(2))?.collect(),
+            None => Vec::new(),
+        };
+        for (row, id) in texts(batch.column(0))?.enumerate() {
             let Some(id) = id else { continue };
             if last.as_deref() == Some(id) {
                 return Err(Error::user(format!("source `{name}`: id `{id}` appears twice")));
             }
-            let Some(group) = group else {
-                return Err(Error::user(format!("source `{name}`: record `{id}` has no {key} to hold out by")));
+            let handle = xxh3_64(id.as_bytes());
+            let key = match (&spec.hold_out_by, groups.get(row)) {
+                (None, _) => handle,
+                (Some(_), Some(Some(group))) => xxh3_64(group.as_bytes()),
+                (Some(column), _) => {
+                    return Err(Error::user(format!("source `{name}`: record `{id}` has no {column} to hold out by")));
+                }
             };
             if counts.is_valid(row) && counts.value(row) > 0 {
-                let record = Record { handle: xxh3_64(id.as_bytes()), tokens: counts.value(row) as u32 };
-                records.push((record, xxh3_64(group.as_bytes())));
+                records.push((Record { handle, tokens: counts.value(row) as u32 }, key));
             }
             last = Some(id.to_string());
         }

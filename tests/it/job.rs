@@ -121,6 +121,23 @@ fn unchanged_stages_are_skipped_and_a_change_reruns_from_its_stage_on() {
 
     // --force runs everything.
     assert_eq!(kinds(&run(&job, &lake, &["--force"])), ["ingest", "sql", "tokenizer", "tokenize"]);
+
+    // Every run kept its own record, in SQL: what ran, what was skipped, what it wrote.
+    let runs = query(&lake, "SELECT job, status, stages_run, stages_skipped FROM mathlake_runs ORDER BY run_id", &[]);
+    let runs: Vec<(i64, i64)> = runs
+        .iter()
+        .map(|r| {
+            assert_eq!((r["job"].as_str(), r["status"].as_str()), (Some("small"), Some("succeeded")));
+            (r["stages_run"].as_i64().unwrap(), r["stages_skipped"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(runs, [(4, 0), (0, 4), (3, 1), (3, 1), (4, 0)]);
+    let sql = "SELECT tables_written FROM mathlake_run_stages WHERE stage = 'short' ORDER BY started_at, run_id";
+    let written: Vec<String> =
+        query(&lake, sql, &[]).iter().map(|r| r["tables_written"].as_str().unwrap().to_string()).collect();
+    let versions: Vec<&str> =
+        vec!["{\"short_problems\":1}", "{\"short_problems\":2}", "{\"short_problems\":4}", "{\"short_problems\":5}"];
+    assert_eq!(written, versions, "the tampering commit (version 3) was no run's");
 }
 
 #[test]
@@ -136,6 +153,9 @@ fn a_failing_stage_stops_the_job_and_keeps_what_came_before() {
     let log = json(&std::fs::read_to_string(Path::new(&lake).join("_jobs/small.json")).unwrap());
     assert_eq!(log["stages"][1]["status"], "failed");
     assert!(log["stages"][1]["error"].as_str().unwrap().contains("no_such_column"));
+    let runs = query(&lake, "SELECT status, error, stages_run FROM mathlake_runs", &[]);
+    assert_eq!((runs.len(), runs[0]["status"].as_str(), runs[0]["stages_run"].as_i64()), (1, Some("failed"), Some(2)));
+    assert!(runs[0]["error"].as_str().unwrap().contains("no_such_column"), "{runs:?}");
 
     // Fixed, the job goes on from the failed stage.
     write_job(dir.path(), 30);
