@@ -3,7 +3,9 @@
 //! run is still there after today's (the run log `_jobs/{job}.json` holds only each
 //! stage's latest record). SQL sees every job's history as two system tables, read when a
 //! query scans them: `mathlake_runs` (one row per run) and `mathlake_run_stages` (one row
-//! per stage a run ran).
+//! per stage a run ran), beside `mathlake_versions`, one row per committed version of every
+//! lake table (what made it, when, its files and rows), which the stages' `tables_before`
+//! and `tables_written` name.
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::log::{StageRecord, Status};
 use crate::error::{Context, Error, Result};
-use crate::lake::{Lake, Location};
+use crate::lake::{Lake, Location, Version};
 
 pub const FORMAT: &str = "mathlake-run/1";
 
@@ -93,10 +95,10 @@ fn folder(root: &Location, job: &str) -> Location {
     root.join("_jobs").join(&format!("{job}.runs"))
 }
 
-/// Registers `mathlake_runs` and `mathlake_run_stages` over the lake's run records.
+/// Registers `mathlake_runs`, `mathlake_run_stages` and `mathlake_versions` over the lake.
 pub fn register(ctx: &SessionContext, lake: &Lake) -> Result<()> {
-    for table in [SystemTable::Runs, SystemTable::Stages] {
-        let partition = Arc::new(History { root: lake.root().clone(), table });
+    for table in [SystemTable::Runs, SystemTable::Stages, SystemTable::Versions] {
+        let partition = Arc::new(History { lake: lake.clone(), table });
         let provider = StreamingTable::try_new(table.schema(), vec![partition])?;
         ctx.register_table(table.name(), Arc::new(provider))?;
     }
@@ -107,6 +109,7 @@ pub fn register(ctx: &SessionContext, lake: &Lake) -> Result<()> {
 enum SystemTable {
     Runs,
     Stages,
+    Versions,
 }
 
 impl SystemTable {
@@ -114,6 +117,7 @@ impl SystemTable {
         match self {
             SystemTable::Runs => "mathlake_runs",
             SystemTable::Stages => "mathlake_run_stages",
+            SystemTable::Versions => "mathlake_versions",
         }
     }
 
@@ -149,11 +153,23 @@ impl SystemTable {
                 text("tables_written", false),
                 text("error", true),
             ],
+            SystemTable::Versions => vec![
+                text("table_name", false),
+                Field::new("version", DataType::Int64, false),
+                text("committed_at", false),
+                text("operation", false),
+                Field::new("files", DataType::Int64, false),
+                Field::new("rows", DataType::Int64, false),
+                Field::new("bytes", DataType::Int64, false),
+                // JSON: what the operation reported about itself (inputs, counts, settings).
+                text("details", false),
+            ],
         };
         Arc::new(Schema::new(fields))
     }
 
-    fn batch(self, runs: &[RunRecord]) -> Result<RecordBatch> {
+    /// The table's rows: from run records, or from (table, version) pairs.
+    fn batch(self, runs: &[RunRecord], versions: &[(String, Version)]) -> Result<RecordBatch> {
         let json = |v: &std::collections::BTreeMap<String, u64>| serde_json::to_string(v).unwrap_or_default();
         let status = |s: Status| match s {
             Status::Running => "running",
@@ -201,15 +217,30 @@ impl SystemTable {
                     strings(rows.iter().map(|(_, s)| s.error.clone()).collect()),
                 ]
             }
+            SystemTable::Versions => vec![
+                strings(versions.iter().map(|(t, _)| Some(t.clone())).collect()),
+                Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.version as i64))),
+                strings(
+                    versions
+                        .iter()
+                        .map(|(_, v)| Some(v.committed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+                        .collect(),
+                ),
+                strings(versions.iter().map(|(_, v)| Some(v.operation.clone())).collect()),
+                Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.files.len() as i64))),
+                Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.rows() as i64))),
+                Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.bytes() as i64))),
+                strings(versions.iter().map(|(_, v)| Some(v.details.to_string())).collect()),
+            ],
         };
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
 }
 
-/// The one partition of a system table: every run record of the lake, read when scanned.
+/// The one partition of a system table, read from the lake when scanned.
 #[derive(Debug)]
 struct History {
-    root: Location,
+    lake: Lake,
     table: SystemTable,
 }
 
@@ -218,18 +249,25 @@ impl PartitionStream for History {
         // A static schema per table, so that the reference can outlive this call.
         static RUNS: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| SystemTable::Runs.schema());
         static STAGES: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| SystemTable::Stages.schema());
+        static VERSIONS: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| SystemTable::Versions.schema());
         match self.table {
             SystemTable::Runs => &RUNS,
             SystemTable::Stages => &STAGES,
+            SystemTable::Versions => &VERSIONS,
         }
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (root, table) = (self.root.clone(), self.table);
+        let (lake, table) = (self.lake.clone(), self.table);
         let batch = async move {
-            let runs = read_runs(&root).await.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-            table.batch(&runs).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+            let (runs, versions) = match table {
+                SystemTable::Versions => (Vec::new(), read_versions(&lake).await?),
+                _ => (read_runs(lake.root()).await?, Vec::new()),
+            };
+            table.batch(&runs, &versions)
         };
+        let batch =
+            async move { batch.await.map_err(|e: Error| datafusion::error::DataFusionError::External(Box::new(e))) };
         Box::pin(RecordBatchStreamAdapter::new(table.schema(), futures::stream::once(batch)))
     }
 }
@@ -255,4 +293,15 @@ async fn read_runs(root: &Location) -> Result<Vec<RunRecord>> {
     }
     runs.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
     Ok(runs)
+}
+
+/// Every version of every lake table, by table name and version.
+async fn read_versions(lake: &Lake) -> Result<Vec<(String, Version)>> {
+    let mut all = Vec::new();
+    for name in lake.table_names().await? {
+        for version in lake.table(&name)?.versions().await? {
+            all.push((name.clone(), version));
+        }
+    }
+    Ok(all)
 }

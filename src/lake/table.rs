@@ -121,6 +121,27 @@ impl Table {
         }
     }
 
+    /// Every committed version, oldest first.
+    pub async fn versions(&self) -> Result<Vec<Version>> {
+        let log = self.location.path().clone().join(LOG_DIR);
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&log))
+            .try_collect()
+            .await
+            .with_context(|| format!("listing the log of table `{}` at {}", self.name, self.location))?;
+        let mut numbers: Vec<u64> = listed
+            .iter()
+            .filter_map(|meta| meta.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok())
+            .collect();
+        numbers.sort_unstable();
+        let mut versions = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            versions.push(self.read_version(number).await?);
+        }
+        Ok(versions)
+    }
+
     async fn read_version(&self, version: u64) -> Result<Version> {
         let path = self.version_path(version);
         let bytes = self

@@ -138,6 +138,16 @@ fn unchanged_stages_are_skipped_and_a_change_reruns_from_its_stage_on() {
     let versions: Vec<&str> =
         vec!["{\"short_problems\":1}", "{\"short_problems\":2}", "{\"short_problems\":4}", "{\"short_problems\":5}"];
     assert_eq!(written, versions, "the tampering commit (version 3) was no run's");
+    // Every version of the table, each with what made it: the job's SQL stage or the hand edit.
+    let sql =
+        "SELECT version, operation, rows FROM mathlake_versions WHERE table_name = 'short_problems' ORDER BY version";
+    let made: Vec<(i64, String, i64)> = query(&lake, sql, &[])
+        .iter()
+        .map(|r| (r["version"].as_i64().unwrap(), r["operation"].as_str().unwrap().into(), r["rows"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(made.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert!(made.iter().all(|m| m.1 == "sql"), "{made:?}");
+    assert_eq!((made[0].2, made[1].2, made[2].2), (short as i64, shorter as i64, shorter.min(3) as i64));
 }
 
 #[test]
