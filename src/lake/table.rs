@@ -106,23 +106,23 @@ impl Table {
 
     /// The latest committed version, or `None` for a table that was never written.
     pub async fn latest(&self) -> Result<Option<Version>> {
-        let log = self.location.path().clone().join(LOG_DIR);
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&log))
-            .try_collect()
-            .await
-            .with_context(|| format!("listing the log of table `{}` at {}", self.name, self.location))?;
-        let newest =
-            listed.iter().filter_map(|meta| meta.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok()).max();
-        match newest {
+        match self.version_numbers().await?.last() {
             None => Ok(None),
-            Some(version) => self.read_version(version).await.map(Some),
+            Some(&version) => self.read_version(version).await.map(Some),
         }
     }
 
     /// Every committed version, oldest first.
     pub async fn versions(&self) -> Result<Vec<Version>> {
+        let mut versions = Vec::new();
+        for number in self.version_numbers().await? {
+            versions.push(self.read_version(number).await?);
+        }
+        Ok(versions)
+    }
+
+    /// The numbers of the committed versions, ascending.
+    async fn version_numbers(&self) -> Result<Vec<u64>> {
         let log = self.location.path().clone().join(LOG_DIR);
         let listed: Vec<_> = self
             .store
@@ -135,11 +135,7 @@ impl Table {
             .filter_map(|meta| meta.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok())
             .collect();
         numbers.sort_unstable();
-        let mut versions = Vec::with_capacity(numbers.len());
-        for number in numbers {
-            versions.push(self.read_version(number).await?);
-        }
-        Ok(versions)
+        Ok(numbers)
     }
 
     async fn read_version(&self, version: u64) -> Result<Version> {
