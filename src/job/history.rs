@@ -19,13 +19,13 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::log::{StageRecord, Status};
 use crate::error::{Context, Error, Result};
-use crate::lake::{Lake, Location, Version};
+use crate::lake::{Lake, Location, Version, put_if_absent};
 
 pub const FORMAT: &str = "mathlake-run/1";
 
@@ -80,13 +80,9 @@ impl RunRecord {
         self.status = if error.is_some() { Status::Failed } else { Status::Succeeded };
         self.error = error.map(ToString::to_string);
         let object = folder(lake.root(), &self.job).join(&format!("{}.json", self.run_id));
-        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        let body = PutPayload::from(serde_json::to_vec_pretty(&self)?);
-        object
-            .store()?
-            .put_opts(object.path(), body, options)
-            .await
-            .with_context(|| format!("writing {}", object.url()))?;
+        if !put_if_absent(&object, serde_json::to_vec_pretty(&self)?).await? {
+            return Err(Error::Internal(format!("run record {} already exists", object.url())));
+        }
         Ok(())
     }
 }
@@ -171,11 +167,6 @@ impl SystemTable {
     /// The table's rows: from run records, or from (table, version) pairs.
     fn batch(self, runs: &[RunRecord], versions: &[(String, Version)]) -> Result<RecordBatch> {
         let json = |v: &std::collections::BTreeMap<String, u64>| serde_json::to_string(v).unwrap_or_default();
-        let status = |s: Status| match s {
-            Status::Running => "running",
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-        };
         let strings = |values: Vec<Option<String>>| Arc::new(StringArray::from(values)) as ArrayRef;
         let columns: Vec<ArrayRef> = match self {
             SystemTable::Runs => {
@@ -193,7 +184,7 @@ impl SystemTable {
                     strings(runs.iter().map(|r| Some(r.started_at.clone())).collect()),
                     strings(runs.iter().map(|r| Some(r.ended_at.clone())).collect()),
                     Arc::new(Float64Array::from_iter_values(runs.iter().map(|r| r.seconds))),
-                    strings(runs.iter().map(|r| Some(status(r.status).into())).collect()),
+                    strings(runs.iter().map(|r| Some(r.status.as_str().into())).collect()),
                     strings(runs.iter().map(|r| r.error.clone()).collect()),
                     Arc::new(Int64Array::from_iter_values(runs.iter().map(|r| r.stages.len() as i64))),
                     Arc::new(Int64Array::from_iter_values(runs.iter().map(|r| r.skipped.len() as i64))),
@@ -208,7 +199,7 @@ impl SystemTable {
                     strings(rows.iter().map(|(r, _)| Some(r.job.clone())).collect()),
                     strings(rows.iter().map(|(_, s)| Some(s.name.clone())).collect()),
                     strings(rows.iter().map(|(_, s)| Some(s.kind.clone())).collect()),
-                    strings(rows.iter().map(|(_, s)| Some(status(s.status).into())).collect()),
+                    strings(rows.iter().map(|(_, s)| Some(s.status.as_str().into())).collect()),
                     strings(rows.iter().map(|(_, s)| Some(s.fingerprint.clone())).collect()),
                     strings(rows.iter().map(|(_, s)| Some(s.started_at.clone())).collect()),
                     Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, s)| s.seconds))),

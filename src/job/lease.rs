@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
-use crate::lake::{Lake, Location};
+use crate::lake::{Lake, Location, put_if_absent};
 
 /// The exit code of a run that found its job running elsewhere: EX_TEMPFAIL of sysexits.h,
 /// which schedulers read as "try again later", not as a failure.
@@ -65,7 +65,6 @@ impl Lease {
     pub async fn acquire(lake: &Lake, job: &str, ttl: Duration) -> Result<Lease> {
         let folder = lake.root().join("_jobs").join(&format!("{job}.lease"));
         let ttl_seconds = ttl.as_secs().max(1);
-        // A lost race to create the next lease means another run just took it: look again.
         for _ in 0..8 {
             let latest = latest(&folder).await?;
             let now = Utc::now();
@@ -85,24 +84,20 @@ impl Lease {
             let record =
                 LeaseRecord { holder: holder(), acquired_at: now, renewed_at: now, ttl_seconds, released: false };
             let object = lease_object(&folder, number);
-            let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-            let body = PutPayload::from(serde_json::to_vec_pretty(&record)?);
-            match object.store()?.put_opts(object.path(), body, options).await {
-                Ok(_) => {
-                    // Earlier leases are history: the run log keeps what they did.
-                    if let Some((previous, _)) = latest {
-                        for n in (1..=previous).rev().take(2) {
-                            let old = lease_object(&folder, n);
-                            let _ = old.store()?.delete(old.path()).await;
-                        }
-                    }
-                    let lost = Arc::new(Mutex::new(None));
-                    let renewer = tokio::spawn(renew(folder.clone(), number, record.clone(), lost.clone()));
-                    return Ok(Lease { folder, object, number, record, renewer, lost });
-                }
-                Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {}
-                Err(e) => return Err(e).context(format!("taking the lease {}", object.url())),
+            // Lost the race to create it: another run just took the lease; look again.
+            if !put_if_absent(&object, serde_json::to_vec_pretty(&record)?).await? {
+                continue;
             }
+            // Earlier leases are history: the run log keeps what they did.
+            if let Some((previous, _)) = latest {
+                for n in (1..=previous).rev().take(2) {
+                    let old = lease_object(&folder, n);
+                    let _ = old.store()?.delete(old.path()).await;
+                }
+            }
+            let lost = Arc::new(Mutex::new(None));
+            let renewer = tokio::spawn(renew(folder.clone(), number, record.clone(), lost.clone()));
+            return Ok(Lease { folder, object, number, record, renewer, lost });
         }
         Err(Error::Busy(format!("job `{job}`: other runs kept taking its lease in {}", folder.url())))
     }

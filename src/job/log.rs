@@ -40,6 +40,17 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// The name the run log and the run history tables give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageRecord {
     pub name: String,

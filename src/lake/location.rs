@@ -15,7 +15,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use url::Url;
 
 use crate::error::{Context, Error, Result};
@@ -172,6 +172,18 @@ impl fmt::Debug for Location {
 pub async fn put(location: &Location, bytes: Vec<u8>) -> Result<()> {
     location.store()?.put(location.path(), PutPayload::from(bytes)).await.context(location.url())?;
     Ok(())
+}
+
+/// Writes `bytes` as a new object only if none is there (a conditional put on S3): returns
+/// false, writing nothing, when one is. What makes commits, leases and run records safe
+/// between writers.
+pub async fn put_if_absent(location: &Location, bytes: Vec<u8>) -> Result<bool> {
+    let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+    match location.store()?.put_opts(location.path(), PutPayload::from(bytes), options).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => Ok(false),
+        Err(e) => Err(e).context(location.url()),
+    }
 }
 
 /// The object's bytes, or `None` where there is none.

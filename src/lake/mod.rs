@@ -11,7 +11,7 @@ mod source;
 mod table;
 mod writer;
 
-pub use location::{Location, get_optional, put};
+pub use location::{Location, get_optional, put, put_if_absent};
 pub use output::{Output, Target, Written};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::location::Location;
+use super::location::{Location, put_if_absent};
 use super::schema::TableSchema;
 use crate::error::{Context, Error, Result};
 
@@ -189,21 +189,18 @@ impl Table {
             details: commit.details,
         };
         let body = serde_json::to_vec_pretty(&version)?;
-        let path = self.version_path(version.version);
-        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&path, PutPayload::from(body), options).await {
-            Ok(_) => Ok(version),
-            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
-                Err(Error::user(format!(
-                    "table `{}` changed while this run was writing (another writer committed version {})",
-                    self.name, version.version
-                ))
-                .hint("nothing was committed by this run; run it again"))
-            }
-            Err(e) => {
-                Err(e).with_context(|| format!("committing version {} of table `{}`", version.version, self.name))
-            }
+        let location = self.location.with_path(self.version_path(version.version));
+        let committed = put_if_absent(&location, body)
+            .await
+            .with_context(|| format!("committing version {} of table `{}`", version.version, self.name))?;
+        if !committed {
+            return Err(Error::user(format!(
+                "table `{}` changed while this run was writing (another writer committed version {})",
+                self.name, version.version
+            ))
+            .hint("nothing was committed by this run; run it again"));
         }
+        Ok(version)
     }
 
     /// Deletes data files that no version lists and that are older than `before` (left by
@@ -268,6 +265,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use object_store::PutPayload;
+
     use super::*;
     use crate::lake::schema;
 
