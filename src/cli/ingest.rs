@@ -29,6 +29,16 @@ pub(super) fn print_ingest(s: &IngestSummary) -> Result<()> {
         None => format!("nothing new: `{}` is unchanged", s.table),
     };
     println!("{outcome} in {}", s.lake);
+    if s.skipped_objects > 0 {
+        println!("  skipped {} input objects read before and unchanged since", count(s.skipped_objects as u64));
+    }
+    if !s.replaced_objects.is_empty() {
+        println!(
+            "  replaced {} changed objects: {} rows of their earlier content removed, the objects read again",
+            count(s.replaced_objects.len() as u64),
+            count(s.rows_removed)
+        );
+    }
     println!(
         "  read {} = written {} + duplicates {} + quarantined {}",
         count(s.counts.read),
@@ -43,7 +53,7 @@ pub(super) fn print_ingest(s: &IngestSummary) -> Result<()> {
         bytes(s.text_bytes),
         s.seconds
     );
-    if s.counts.read == 0 {
+    if s.counts.read == 0 && s.inputs.iter().any(|i| i.bytes > 0) {
         eprintln!("warning: the inputs held no records (empty files, or only blank lines)");
     }
     if s.inputs.len() > 1 {

@@ -7,8 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use futures::TryStreamExt;
 use globset::GlobBuilder;
 use indicatif::ProgressBar;
-use object_store::ObjectStoreExt;
-use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 use tokio::runtime::Handle;
 
@@ -38,6 +37,8 @@ pub enum Compression {
 pub struct Input {
     pub location: Location,
     pub size: u64,
+    pub e_tag: Option<String>,
+    pub modified: chrono::DateTime<chrono::Utc>,
     pub format: Format,
     pub compression: Compression,
 }
@@ -74,11 +75,11 @@ pub async fn resolve(spec: &str, format: Option<Format>) -> Result<Vec<Input>> {
     };
     let base = Location::parse(base_spec)?;
     let store = base.store()?;
-    let mut found: Vec<(Path, u64)> = Vec::new();
+    let mut found: Vec<ObjectMeta> = Vec::new();
     if rest.is_none()
         && let Ok(meta) = store.head(base.path()).await
     {
-        found.push((meta.location, meta.size));
+        found.push(meta);
     } else {
         let matcher = match rest {
             Some(rest) => {
@@ -102,7 +103,7 @@ pub async fn resolve(spec: &str, format: Option<Format>) -> Result<Vec<Input>> {
                 .is_some_and(|mut below| below.any(|p| p.as_ref().starts_with(['.', '_'])));
             let matches = matcher.as_ref().is_none_or(|m| m.is_match(meta.location.as_ref()));
             if !hidden && matches {
-                found.push((meta.location, meta.size));
+                found.push(meta);
             }
         }
     }
@@ -110,11 +111,11 @@ pub async fn resolve(spec: &str, format: Option<Format>) -> Result<Vec<Input>> {
         return Err(Error::user(format!("no input found at `{spec}`"))
             .hint("check the path; a folder or prefix takes every file below it, a glob such as data/*.jsonl.gz matches names"));
     }
-    found.sort();
+    found.sort_by(|a, b| a.location.cmp(&b.location));
     found
         .into_iter()
-        .map(|(path, size)| {
-            let location = base.with_path(path);
+        .map(|meta| {
+            let location = base.with_path(meta.location);
             let name = location.path().filename().unwrap_or_default().to_string();
             let (detected, compression) = detect(&name);
             let format = format.or(detected).ok_or_else(|| {
@@ -126,7 +127,14 @@ pub async fn resolve(spec: &str, format: Option<Format>) -> Result<Vec<Input>> {
                     "`{location}`: Parquet compresses inside the file; an outer .gz/.zst is not supported"
                 )));
             }
-            Ok(Input { location, size, format, compression })
+            Ok(Input {
+                location,
+                size: meta.size,
+                e_tag: meta.e_tag,
+                modified: meta.last_modified,
+                format,
+                compression,
+            })
         })
         .collect()
 }

@@ -14,6 +14,7 @@
 //! the commit: a killed run leaves both tables as they were, and a rerun redoes the work.
 
 mod batch;
+mod existing;
 pub mod inputs;
 mod json;
 pub mod mapping;
@@ -22,6 +23,7 @@ pub mod record;
 mod spec;
 pub mod text;
 
+pub use existing::OnChange;
 pub use spec::IngestSpec;
 
 use std::collections::{BTreeMap, HashSet};
@@ -29,11 +31,7 @@ use std::io::BufRead;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-use futures::TryStreamExt;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -41,14 +39,14 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use self::batch::{QuarantineBatch, Quarantined, RowBatch};
+use self::existing::id_key;
 use self::inputs::{Format, Input};
 use self::mapping::{Mapping, Target};
 use self::record::{Parser, RAW_KEEP, RawKind, RawRecord};
 use self::text::{Encoding, TextSplitter};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::lake::{
-    Commit, CommitMode, DataFile, FileLimits, Lake, ParquetReader, Table, TableSchema, TableWriter, Version, run_id,
-    schema,
+    Commit, CommitMode, DataFile, FileLimits, Lake, Table, TableSchema, TableWriter, Version, run_id, schema,
 };
 use crate::text::{IdScratch, content_id};
 
@@ -76,6 +74,8 @@ pub struct IngestOptions {
     pub file_limits: FileLimits,
     /// Parser threads.
     pub threads: usize,
+    /// What to do with an input object that changed since the table read it.
+    pub on_change: OnChange,
 }
 
 impl IngestOptions {
@@ -93,6 +93,7 @@ impl IngestOptions {
             max_bad_fraction: 0.05,
             file_limits: FileLimits::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            on_change: OnChange::Error,
         }
     }
 }
@@ -133,13 +134,19 @@ pub struct QuarantineExample {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestSummary {
     pub lake: String,
     pub table: String,
     pub source: String,
     /// The version this run committed; `None` when it found nothing new.
     pub version: Option<u64>,
+    /// Input objects the table read before, unchanged since: not read again.
+    pub skipped_objects: usize,
+    /// Changed objects whose earlier rows this run removed before reading them again.
+    pub replaced_objects: Vec<String>,
+    /// Rows of the table removed with the replaced objects' earlier content.
+    pub rows_removed: u64,
     #[serde(flatten)]
     pub counts: Counts,
     pub reasons: BTreeMap<&'static str, u64>,
@@ -153,13 +160,26 @@ pub struct IngestSummary {
     pub inputs: Vec<InputSummary>,
 }
 
+impl IngestSummary {
+    /// A run whose every input the table read before, unchanged since.
+    fn nothing_new(lake: &Lake, table: &Table, options: &IngestOptions, skipped: usize, clock: Instant) -> Self {
+        IngestSummary {
+            lake: lake.root().to_string(),
+            table: table.name().to_string(),
+            source: options.source.clone(),
+            skipped_objects: skipped,
+            seconds: clock.elapsed().as_secs_f64(),
+            ..IngestSummary::default()
+        }
+    }
+}
+
 /// Runs one ingest into `lake`. `progress` counts input bytes (use a hidden bar in tests).
 pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar) -> Result<IngestSummary> {
     let started: DateTime<Utc> = Utc::now();
     let clock = Instant::now();
     let target = options.mapping.target;
     let inputs = resolve_inputs(options).await?;
-    let splits = problem_splits(options, &inputs)?;
 
     let table = lake.table(options.table.as_deref().unwrap_or(target.table()))?;
     let table_schema = schema::builtin(target.table())?;
@@ -169,10 +189,18 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
     let quarantine_schema = schema::builtin("quarantine")?;
     let quarantine_base = quarantine.latest().await?;
     check_schema(&quarantine, quarantine_base.as_ref(), &quarantine_schema)?;
-    let seen = existing_ids(&table, base.as_ref()).await?;
-    let seen_quarantine = existing_ids(&quarantine, quarantine_base.as_ref()).await?;
+    let plan = existing::plan(&table, base.as_ref(), inputs, &options.source, options.on_change)?;
+    if plan.read.is_empty() {
+        return Ok(IngestSummary::nothing_new(lake, &table, options, plan.skipped, clock));
+    }
+    let inputs = plan.read;
+    let splits = problem_splits(options, &inputs)?;
 
     let run_id = run_id(started);
+    let dropping = existing::Dropping { objects: &plan.replaced, target: None };
+    let kept = existing::keep(&table, base.as_ref(), &dropping, &run_id).await?;
+    let dropping = existing::Dropping { objects: &plan.replaced, target: Some(table.name()) };
+    let kept_quarantine = existing::keep(&quarantine, quarantine_base.as_ref(), &dropping, &run_id).await?;
     let input_bytes: u64 = inputs.iter().map(|i| i.size).sum();
     progress.set_length(input_bytes);
 
@@ -189,8 +217,8 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
         table: table.name().to_string(),
         rows: RowBatch::new(target, table_schema.arrow()?, &options.source),
         quarantine: QuarantineBatch::new(quarantine_schema.arrow()?, table.name(), &options.source),
-        seen,
-        seen_quarantine,
+        seen: kept.ids,
+        seen_quarantine: kept_quarantine.ids,
         handle: Handle::current(),
         progress: progress.clone(),
         tx,
@@ -210,6 +238,9 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
         table: table.name().to_string(),
         source: options.source.clone(),
         version: None,
+        skipped_objects: plan.skipped,
+        replaced_objects: plan.replaced.iter().map(|o| o.url.clone()).collect(),
+        rows_removed: kept.rows_removed,
         counts: report.total.clone(),
         reasons: report.reasons.clone(),
         examples: report.examples.clone(),
@@ -225,9 +256,18 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
         "source": options.source,
         "inputs": report.inputs,
         "counts": report.total,
+        "skipped_objects": summary.skipped_objects,
+        "replaced_objects": summary.replaced_objects,
+        "rows_removed": summary.rows_removed,
     });
-    if !quarantine_files.is_empty() {
-        let commit = commit_of("ingest", &quarantine_schema, quarantine_files, details.clone());
+    if !quarantine_files.is_empty() || !kept_quarantine.removed.is_empty() {
+        let mut files = kept_quarantine.files;
+        files.extend(quarantine_files);
+        let commit = Commit {
+            details: details.clone(),
+            removed: kept_quarantine.removed,
+            ..Commit::new(CommitMode::Append, "ingest", quarantine_schema, files)
+        };
         quarantine.commit(quarantine_base.as_ref(), commit).await?;
     }
     let bad = summary.counts.quarantined as f64 / summary.counts.read.max(1) as f64;
@@ -245,21 +285,25 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
             describe_reasons(&summary.reasons)
         )));
     }
-    // A run that found nothing new leaves the table's version as it was.
-    if !files.is_empty() || base.is_none() {
-        let commit = commit_of("ingest", &table_schema, files, details);
+    // A run that read nothing leaves the table's version as it was; one that read objects
+    // records them even when they held no new row, so that the next run skips them.
+    let objects: Vec<_> = inputs.iter().map(|i| existing::source_object(i, &options.source)).collect();
+    if !objects.is_empty() || base.is_none() {
+        let mut all_files = kept.files;
+        all_files.extend(files);
+        let commit = Commit {
+            details,
+            removed: kept.removed,
+            objects,
+            ..Commit::new(CommitMode::Append, "ingest", table_schema, all_files)
+        };
         let version = table.commit(base.as_ref(), commit).await?;
         summary.version = Some(version.version);
-        table.remove_orphans(&version, started).await?;
-    } else if let Some(base) = &base {
-        table.remove_orphans(base, started).await?;
     }
+    table.remove_orphans(started).await?;
+    quarantine.remove_orphans(started).await?;
     summary.seconds = clock.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-fn commit_of(operation: &str, schema: &TableSchema, files: Vec<DataFile>, details: serde_json::Value) -> Commit {
-    Commit { mode: CommitMode::Append, operation: operation.into(), schema: schema.clone(), files, details }
 }
 
 fn describe_reasons(reasons: &BTreeMap<&'static str, u64>) -> String {
@@ -333,38 +377,6 @@ fn check_schema(table: &Table, base: Option<&Version>, expected: &TableSchema) -
         .hint("ingest into another table with --to NAME"));
     }
     Ok(())
-}
-
-/// The ids already in a table, as 128-bit keys (16 bytes each in memory).
-async fn existing_ids(table: &Table, version: Option<&Version>) -> Result<HashSet<u128>> {
-    let mut ids = HashSet::new();
-    let Some(version) = version else { return Ok(ids) };
-    for file in &version.files {
-        let path = table.file_path(file);
-        let reader = ParquetReader::new(table.store().clone(), path.clone(), file.bytes);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .with_context(|| format!("reading ids of {}", table.location().with_path(path.clone())))?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), ["id"]);
-        let mut stream = builder.with_projection(mask).build()?;
-        while let Some(batch) = stream.try_next().await? {
-            collect_ids(&batch, &mut ids)?;
-        }
-    }
-    Ok(ids)
-}
-
-fn collect_ids(batch: &RecordBatch, ids: &mut HashSet<u128>) -> Result<()> {
-    let column = batch.column(0);
-    let strings = column.as_string_opt::<i32>().ok_or_else(|| Error::Internal("id column is not utf8".into()))?;
-    for i in 0..strings.len() {
-        ids.insert(id_key(strings.value(i))?);
-    }
-    Ok(())
-}
-
-fn id_key(id: &str) -> Result<u128> {
-    u128::from_str_radix(id, 16).map_err(|_| Error::Internal(format!("`{id}` is not a content id")))
 }
 
 enum Batch {

@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
-use super::IngestOptions;
 use super::inputs::Format;
 use super::mapping::{self, Preset, Target};
 use super::text::Encoding;
+use super::{IngestOptions, OnChange};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -81,6 +81,13 @@ pub struct IngestSpec {
     #[serde(default)]
     pub max_file_bytes: Option<u64>,
 
+    /// An input object that changed since this table read it: `error` names it and reads
+    /// nothing; `replace` removes the rows of its earlier content and reads it again.
+    /// (Objects read before and unchanged are skipped.)
+    #[arg(long, value_enum, default_value = "error")]
+    #[serde(default)]
+    pub on_change: OnChange,
+
     /// List the presets and exit.
     #[arg(long)]
     #[serde(skip)]
@@ -118,6 +125,7 @@ impl IngestSpec {
         options.format = self.format;
         options.encoding = self.encoding;
         options.threads = threads;
+        options.on_change = self.on_change;
         if let Some(v) = self.max_record_bytes {
             options.max_record_bytes = v;
         }

@@ -17,7 +17,7 @@ pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
 pub use session::{SessionOptions, TempFile, drain, parse_size, register_location, register_table, session};
 pub use source::{quote, register_source, require_text_columns};
-pub use table::{Commit, CommitMode, DataFile, Table, Version, run_id, validate_name};
+pub use table::{Commit, CommitMode, DataFile, SourceObject, Table, Version, run_id, validate_name};
 pub use writer::{FileLimits, ParquetFileWriter, TableWriter};
 
 use futures::TryStreamExt;

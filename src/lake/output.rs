@@ -110,9 +110,9 @@ impl Output {
                     object.insert("run".into(), run_id.into());
                     object.insert("rows".into(), rows.into());
                 }
-                let commit = Commit { mode: CommitMode::Replace, operation: operation.into(), schema, files, details };
+                let commit = Commit { details, ..Commit::new(CommitMode::Replace, operation, schema, files) };
                 let version = table.commit(base.as_ref(), commit).await?;
-                table.remove_orphans(&version, started).await?;
+                table.remove_orphans(started).await?;
                 Ok(Written { rows, version: Some(version) })
             }
             Sink::File(writer) => {

@@ -36,6 +36,41 @@ pub struct Version {
     /// What the operation reports about itself (inputs, counts, settings).
     #[serde(default)]
     pub details: serde_json::Value,
+    /// Every input object whose rows this version holds (ingested tables): what a later
+    /// ingest skips as already read, the way `files` lists every data file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<SourceObject>,
+}
+
+/// An input object as ingest read it: enough to tell a new object, one already read and
+/// one changed since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceObject {
+    /// The dataset name it was ingested as: one file ingested as two sources is two objects.
+    pub source: String,
+    pub url: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    pub modified: DateTime<Utc>,
+}
+
+impl SourceObject {
+    /// Whether `other` names the same object (source and URL).
+    pub fn same_object(&self, other: &SourceObject) -> bool {
+        self.url == other.url && self.source == other.source
+    }
+
+    /// Whether the same object still has the content this one was read with: by ETag where
+    /// the store gives one (S3; a local file's covers inode, size and modification time),
+    /// else by size and modification time.
+    pub fn unchanged(&self, other: &SourceObject) -> bool {
+        match (&self.e_tag, &other.e_tag) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.size == other.size && self.modified == other.modified,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +101,24 @@ pub struct Commit {
     pub schema: TableSchema,
     pub files: Vec<DataFile>,
     pub details: serde_json::Value,
+    /// Appending: paths of the base's files this commit drops (rewritten without some rows).
+    pub removed: Vec<String>,
+    /// The input objects read; one the base lists already (same source and URL) is replaced.
+    pub objects: Vec<SourceObject>,
+}
+
+impl Commit {
+    pub fn new(mode: CommitMode, operation: &str, schema: TableSchema, files: Vec<DataFile>) -> Commit {
+        Commit {
+            mode,
+            operation: operation.into(),
+            schema,
+            files,
+            details: serde_json::Value::Null,
+            removed: Vec::new(),
+            objects: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +163,20 @@ impl Table {
             None => Ok(None),
             Some(&version) => self.read_version(version).await.map(Some),
         }
+    }
+
+    /// One committed version; a clear error for one never made or since vacuumed.
+    pub async fn version(&self, number: u64) -> Result<Version> {
+        let numbers = self.version_numbers().await?;
+        if !numbers.contains(&number) {
+            let kept = match (numbers.first(), numbers.last()) {
+                (Some(first), Some(last)) => format!("it has versions {first} to {last}"),
+                _ => "it has no version".to_string(),
+            };
+            return Err(Error::user(format!("table `{}` has no version {number}: {kept}", self.name))
+                .hint("mathlake sql \"SELECT * FROM mathlake_versions\" lists every version kept"));
+        }
+        self.read_version(number).await
     }
 
     /// Every committed version, oldest first.
@@ -175,11 +242,15 @@ impl Table {
     /// Commits on top of `base` (the version the writer started from). If another writer
     /// committed since, nothing changes and the error says to rerun.
     pub async fn commit(&self, base: Option<&Version>, commit: Commit) -> Result<Version> {
-        let mut files = match (commit.mode, base) {
-            (CommitMode::Append, Some(base)) => base.files.clone(),
-            _ => Vec::new(),
+        let (mut files, mut objects) = match (commit.mode, base) {
+            (CommitMode::Append, Some(base)) => (
+                base.files.iter().filter(|f| !commit.removed.contains(&f.path)).cloned().collect(),
+                base.objects.iter().filter(|o| !commit.objects.iter().any(|n| n.same_object(o))).cloned().collect(),
+            ),
+            _ => (Vec::new(), Vec::new()),
         };
         files.extend(commit.files);
+        objects.extend(commit.objects);
         let version = Version {
             version: base.map_or(1, |b| b.version + 1),
             committed_at: Utc::now(),
@@ -187,6 +258,7 @@ impl Table {
             schema: commit.schema,
             files,
             details: commit.details,
+            objects,
         };
         let body = serde_json::to_vec_pretty(&version)?;
         let location = self.location.with_path(self.version_path(version.version));
@@ -204,9 +276,13 @@ impl Table {
     }
 
     /// Deletes data files that no version lists and that are older than `before` (left by
-    /// killed runs). Files newer than `before` may belong to a run still in progress.
-    pub async fn remove_orphans(&self, current: &Version, before: DateTime<Utc>) -> Result<usize> {
-        let live: std::collections::HashSet<Path> = current.files.iter().map(|f| self.file_path(f)).collect();
+    /// killed runs). Files newer than `before` may belong to a run still in progress. Files
+    /// of earlier versions stay for reading the table as of them, until `vacuum` expires
+    /// those versions.
+    pub async fn remove_orphans(&self, before: DateTime<Utc>) -> Result<usize> {
+        let versions = self.versions().await?;
+        let live: std::collections::HashSet<Path> =
+            versions.iter().flat_map(|v| &v.files).map(|f| self.file_path(f)).collect();
         let data = self.location.path().clone().join(DATA_DIR);
         let orphans: Vec<Path> = self
             .store
@@ -271,13 +347,8 @@ mod tests {
     use crate::lake::schema;
 
     fn commit(files: &[&str]) -> Commit {
-        Commit {
-            mode: CommitMode::Append,
-            operation: "test".into(),
-            schema: schema::builtin("documents").unwrap(),
-            files: files.iter().map(|p| DataFile { path: p.to_string(), rows: 2, bytes: 10 }).collect(),
-            details: serde_json::Value::Null,
-        }
+        let files = files.iter().map(|p| DataFile { path: p.to_string(), rows: 2, bytes: 10 }).collect();
+        Commit::new(CommitMode::Append, "test", schema::builtin("documents").unwrap(), files)
     }
 
     #[tokio::test]
@@ -301,6 +372,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_append_can_drop_files_and_replaces_the_objects_it_read_again() {
+        let lake = Location::parse("memory://objects-test/lake").unwrap();
+        let table = Table::new(&lake, "documents").unwrap();
+        let object = |url: &str, e_tag: &str| SourceObject {
+            source: "web".into(),
+            url: url.into(),
+            size: 5,
+            e_tag: Some(e_tag.into()),
+            modified: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let first = Commit { objects: vec![object("a", "1"), object("b", "1")], ..commit(&["data/a", "data/b"]) };
+        let v1 = table.commit(None, first).await.unwrap();
+        let second = Commit {
+            removed: vec!["data/b".into()],
+            objects: vec![object("b", "2"), object("c", "1")],
+            ..commit(&["data/b2"])
+        };
+        let v2 = table.commit(Some(&v1), second).await.unwrap();
+        assert_eq!(v2.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["data/a", "data/b2"]);
+        let objects: Vec<_> = v2.objects.iter().map(|o| (o.url.as_str(), o.e_tag.as_deref().unwrap())).collect();
+        assert_eq!(objects, [("a", "1"), ("b", "2"), ("c", "1")]);
+        assert_eq!(table.latest().await.unwrap().unwrap(), v2, "objects survive the version file");
+        assert!(object("a", "1").unchanged(&object("a", "1")) && !object("a", "1").unchanged(&object("a", "2")));
+        let other_source = SourceObject { source: "cc".into(), ..object("a", "1") };
+        assert!(!other_source.same_object(&object("a", "1")));
+    }
+
+    #[tokio::test]
     async fn orphans_are_removed_but_live_files_stay() {
         let lake = Location::parse("memory://orphan-test/lake").unwrap();
         let table = Table::new(&lake, "documents").unwrap();
@@ -310,7 +409,7 @@ mod tests {
         }
         let (_, live) = table.data_file_path("live", 0);
         let v1 = table.commit(None, commit(&[&live])).await.unwrap();
-        let removed = table.remove_orphans(&v1, Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+        let removed = table.remove_orphans(Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
         assert_eq!(removed, 1);
         assert!(table.store().head(&table.file_path(&v1.files[0])).await.is_ok());
     }

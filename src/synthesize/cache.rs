@@ -211,13 +211,7 @@ impl ResponseCache {
             let files = writer.finish().await?;
             let base = table.latest().await?;
             let details = serde_json::json!({ "entries": fresh.len() });
-            let commit = Commit {
-                mode: CommitMode::Append,
-                operation: "synthesize".into(),
-                schema: table_schema,
-                files,
-                details,
-            };
+            let commit = Commit { details, ..Commit::new(CommitMode::Append, "synthesize", table_schema, files) };
             table.commit(base.as_ref(), commit).await?;
         }
         // In bulk: S3 deletes up to 1,000 objects per request.

@@ -128,14 +128,17 @@ pub fn bench_corpus(dir: &Path, mb: u32) -> PathBuf {
     out
 }
 
-/// Writes an object with a plain HTTP PUT (the test server does not check signatures).
+/// Writes an object with a plain HTTP PUT. The test server does not check signatures, but
+/// lets only a request that carries one replace an existing object.
 pub fn put_object(bucket: &str, key: &str, body: &str) {
     use std::io::{Read, Write};
     let address = s3_endpoint().trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).expect("S3 server reachable");
+    let authorization =
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
     write!(
         stream,
-        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {address}\r\nAuthorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

@@ -145,10 +145,17 @@ fn a_second_run_adds_nothing_and_says_so() {
     ok(&mut mathlake(&["ingest", input, "--preset", "gsm8k", "--lake", &lake]));
     let second = ok(&mut mathlake(&["ingest", input, "--preset", "gsm8k", "--lake", &lake]));
     assert!(second.contains("nothing new: `problems` is unchanged"), "{second}");
-    assert!(second.contains("read 1,319 = written 0 + duplicates 1,319 + quarantined 0"), "{second}");
+    assert!(second.contains("skipped 1 input objects read before and unchanged since"), "{second}");
+    assert!(second.contains("read 0 = written 0 + duplicates 0 + quarantined 0"), "{second}");
+    // The same records from another object are read, and are duplicates.
+    let copy = dir.path().join("gsm8k_copy_test.jsonl");
+    std::fs::copy(input, &copy).unwrap();
+    let third = ok(&mut mathlake(&["ingest", copy.to_str().unwrap(), "--preset", "gsm8k", "--lake", &lake]));
+    assert!(third.contains("read 1,319 = written 0 + duplicates 1,319 + quarantined 0"), "{third}");
     let tables = json(&ok(&mut mathlake(&["tables", "--json", "--lake", &lake])));
     assert_eq!(tables[0]["name"], "problems");
-    assert_eq!((tables[0]["version"].as_u64(), tables[0]["rows"].as_u64()), (Some(1), Some(1319)));
+    // The copy is recorded as read (a version with no new file), so a fourth run skips both.
+    assert_eq!((tables[0]["version"].as_u64(), tables[0]["rows"].as_u64()), (Some(2), Some(1319)));
 }
 
 #[test]

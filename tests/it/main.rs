@@ -9,6 +9,7 @@ mod endpoint;
 mod eval;
 mod experiment;
 mod http;
+mod incremental;
 mod ingest_bad_input;
 mod ingest_kill;
 mod ingest_s3;

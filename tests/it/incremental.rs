@@ -1,0 +1,150 @@
+//! Incremental ingest on a local folder and on S3: batches of objects arrive in an inbox,
+//! each run reads only the objects it has not read (and says how many it skipped), and the
+//! table ends as one run over every object would leave it. A changed object is refused by
+//! name, or its earlier rows are replaced.
+
+use std::path::PathBuf;
+
+use crate::common::*;
+
+/// Where batches arrive: a local folder or an S3 prefix.
+enum Inbox {
+    Local(PathBuf),
+    S3 { bucket: &'static str, prefix: String },
+}
+
+impl Inbox {
+    fn put(&self, name: &str, body: &str) {
+        match self {
+            Inbox::Local(folder) => {
+                std::fs::create_dir_all(folder).unwrap();
+                std::fs::write(folder.join(name), body).unwrap();
+            }
+            Inbox::S3 { bucket, prefix } => put_object(bucket, &format!("{prefix}/{name}"), body),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Inbox::Local(folder) => folder.to_string_lossy().into_owned(),
+            Inbox::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// StackMathQA in three batches. The second repeats a record of the first (the earlier
+/// copy is kept) and holds a line that is not JSON (quarantined).
+fn batches() -> Vec<String> {
+    let text = std::fs::read_to_string(shared_data("web/stackmathqa_987.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut batches: Vec<String> = lines.chunks(329).map(|c| c.join("\n") + "\n").collect();
+    assert_eq!(batches.len(), 3);
+    batches[1].push_str(lines[5]);
+    batches[1].push_str("\n{\"Q\": \"a cut line\n");
+    batches
+}
+
+fn ingest(inbox: &Inbox, lake: &str, env: &[(&str, String)], extra: &[&str]) -> std::process::Command {
+    let url = inbox.url();
+    let mut command =
+        mathlake(&[&["ingest", &url, "--preset", "stackmathqa", "--json", "--lake", lake][..], extra].concat());
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    command
+}
+
+/// The table's rows, with each input object by its file name (the inboxes differ).
+fn rows(lake: &str, env: &[(&str, String)]) -> Vec<serde_json::Value> {
+    let sql = "SELECT id, source, source_id, url, text, metadata, position, regexp_replace(input, '^.*/', '') AS object \
+               FROM documents ORDER BY id";
+    query(lake, sql, env)
+}
+
+fn quarantined(lake: &str, env: &[(&str, String)]) -> Vec<serde_json::Value> {
+    let sql = "SELECT reason, position, regexp_replace(input, '^.*/', '') AS object FROM quarantine ORDER BY object, position";
+    query(lake, sql, env)
+}
+
+fn batches_one_run_each_equal_one_run_over_all(
+    inbox: Inbox,
+    full_inbox: Inbox,
+    lake: &str,
+    full_lake: &str,
+    env: &[(&str, String)],
+) {
+    let batches = batches();
+    for (i, batch) in batches.iter().enumerate() {
+        let name = format!("batch-{}.jsonl", i + 1);
+        inbox.put(&name, batch);
+        full_inbox.put(&name, batch);
+        let summary = json(&ok(&mut ingest(&inbox, lake, env, &[])));
+        assert_eq!(summary["skipped_objects"], i, "run {}: the objects read before are skipped", i + 1);
+        let read: Vec<_> = summary["inputs"].as_array().unwrap().iter().map(|i| i["input"].as_str().unwrap()).collect();
+        assert_eq!(read.len(), 1, "run {} reads only the new object: {read:?}", i + 1);
+        assert!(read[0].ends_with(&name), "{read:?}");
+        assert_eq!(summary["read"], batch.lines().count(), "run {}", i + 1);
+        assert_eq!(summary["version"], i + 1);
+    }
+    let full = json(&ok(&mut ingest(&full_inbox, full_lake, env, &[])));
+    assert_eq!(
+        (full["read"].as_u64(), full["duplicates"].as_u64(), full["quarantined"].as_u64()),
+        (Some(989), Some(1), Some(1))
+    );
+    let incremental = rows(lake, env);
+    assert_eq!(incremental.len(), 987);
+    assert_eq!(incremental, rows(full_lake, env), "three runs give the rows of one");
+    assert_eq!(quarantined(lake, env), quarantined(full_lake, env));
+
+    // Nothing new: nothing read, no new version.
+    let again = json(&ok(&mut ingest(&inbox, lake, env, &[])));
+    assert_eq!((again["skipped_objects"].as_u64(), again["read"].as_u64()), (Some(3), Some(0)));
+    assert!(again["version"].is_null(), "{again}");
+
+    // The second batch is fixed: its cut line completed and two records edited.
+    let mut lines: Vec<String> = batches[1].lines().map(str::to_string).collect();
+    let cut = lines.pop().unwrap();
+    lines.push(cut.replace("a cut line", "a completed line\", \"A\": \"now whole\"}"));
+    for line in &mut lines[..2] {
+        *line = line.replacen("\"Q\": \"", "\"Q\": \"(edited) ", 1);
+    }
+    let fixed = lines.join("\n") + "\n";
+    inbox.put("batch-2.jsonl", &fixed);
+    let refused = fails(&mut ingest(&inbox, lake, env, &[]));
+    assert!(refused.contains("batch-2.jsonl` changed since it was ingested into `documents`"), "{refused}");
+    assert!(refused.contains("on_change = \"replace\""), "{refused}");
+    assert_eq!(rows(lake, env), incremental, "a refused change leaves the table as it was");
+
+    let replaced = json(&ok(&mut ingest(&inbox, lake, env, &["--on-change", "replace"])));
+    assert_eq!(replaced["replaced_objects"].as_array().unwrap().len(), 1, "{replaced}");
+    assert!(replaced["replaced_objects"][0].as_str().unwrap().ends_with("batch-2.jsonl"));
+    assert_eq!(replaced["rows_removed"], 329, "the second batch's own rows (its repeat was never written)");
+    assert_eq!(replaced["skipped_objects"], 2);
+    let fresh_inbox_lake = format!("{full_lake}-fixed");
+    full_inbox.put("batch-2.jsonl", &fixed);
+    ok(&mut ingest(&full_inbox, &fresh_inbox_lake, env, &[]));
+    let after = rows(lake, env);
+    assert_eq!(after.len(), 987 + 1, "the completed line is a record now");
+    assert_eq!(after, rows(&fresh_inbox_lake, env), "replace gives the rows of a full run over the new content");
+    assert!(quarantined(lake, env).is_empty(), "the cut line's quarantine row went with the old content");
+}
+
+#[test]
+fn batches_on_a_local_folder_are_ingested_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let full_lake = dir.path().join("full").to_string_lossy().into_owned();
+    let inbox = Inbox::Local(dir.path().join("inbox"));
+    let full_inbox = Inbox::Local(dir.path().join("full-inbox"));
+    batches_one_run_each_equal_one_run_over_all(inbox, full_inbox, &lake, &full_lake, &[]);
+}
+
+#[test]
+fn batches_on_s3_are_ingested_once_each() {
+    create_bucket("mathlake-incremental");
+    let env = s3_env();
+    let run = format!("{}", std::process::id());
+    let inbox = Inbox::S3 { bucket: "mathlake-incremental", prefix: format!("{run}/inbox") };
+    let full_inbox = Inbox::S3 { bucket: "mathlake-incremental", prefix: format!("{run}/full-inbox") };
+    let lake = format!("s3://mathlake-incremental/{run}/lake");
+    let full_lake = format!("s3://mathlake-incremental/{run}/full");
+    batches_one_run_each_equal_one_run_over_all(inbox, full_inbox, &lake, &full_lake, &env);
+}
