@@ -3,6 +3,7 @@
 use super::{Cli, print_json};
 use crate::error::Result;
 use crate::lake::SessionOptions;
+use crate::lake::vacuum::{Retention, parse_age};
 use crate::query;
 use crate::terminal;
 
@@ -25,6 +26,33 @@ pub async fn tables(cli: &Cli) -> Result<()> {
             t.version,
             t.operation,
             t.committed_at
+        );
+    }
+    Ok(())
+}
+
+pub async fn vacuum(cli: &Cli, table: Option<&str>, older_than: &str, keep: usize, dry_run: bool) -> Result<()> {
+    let lake = cli.open_lake(None)?;
+    let retention = Retention { before: chrono::Utc::now() - parse_age(older_than)?, keep };
+    let results = crate::lake::vacuum::vacuum(&lake, table, retention, dry_run).await?;
+    if cli.json {
+        return print_json(&results);
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for r in &results {
+        let kept = match (r.versions_kept.first(), r.versions_kept.last()) {
+            (Some(first), Some(last)) if first != last => format!("keeps versions {first} to {last}"),
+            (Some(only), _) => format!("keeps version {only}"),
+            _ => "keeps no version".into(),
+        };
+        let uncommitted =
+            if dry_run { String::new() } else { format!(", {} uncommitted files", r.uncommitted_removed) };
+        println!(
+            "{:<16} {verb} {} versions, {} data files ({}){uncommitted}; {kept}",
+            r.table,
+            r.versions_removed.len(),
+            r.files_removed,
+            terminal::bytes(r.bytes_removed),
         );
     }
     Ok(())

@@ -105,6 +105,29 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         max_width: usize,
     },
+    /// Expire old table versions and delete the data files that no kept version lists.
+    ///
+    /// A version expires once the version after it has been current for longer than
+    /// --older-than, unless it is among the --keep newest (the latest is always kept).
+    /// Until it expires, `table_at('name', version)` reads it in SQL. Files that no
+    /// version lists (left by killed runs) go once they are over an hour old.
+    #[command(
+        after_help = "Examples:\n  mathlake vacuum --dry-run\n  mathlake vacuum --table documents --older-than 0s --keep 2"
+    )]
+    Vacuum {
+        /// Only this table (default: every table of the lake).
+        #[arg(long)]
+        table: Option<String>,
+        /// How long a replaced version stays readable: 7d, 36h, 30m, 0s.
+        #[arg(long, default_value = "7d", value_name = "AGE")]
+        older_than: String,
+        /// The newest versions of each table kept whatever their age.
+        #[arg(long, default_value_t = 1)]
+        keep: usize,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run one SQL statement over the lake's tables, which are there by name.
     Query {
         sql: String,
@@ -358,6 +381,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Ingest(spec) => ingest::run(&cli, spec).await,
         Command::Tables => lake::tables(&cli).await,
+        Command::Vacuum { table, older_than, keep, dry_run } => {
+            lake::vacuum(&cli, table.as_deref(), older_than, *keep, *dry_run).await
+        }
         Command::Inspect { target, rows, max_width } => lake::inspect(&cli, target, *rows, *max_width).await,
         Command::Query { sql, limit, max_width, memory_limit } => {
             lake::query(&cli, sql, *limit, *max_width, memory_limit.as_deref()).await

@@ -9,6 +9,7 @@ pub mod schema;
 mod session;
 mod source;
 mod table;
+pub mod vacuum;
 mod writer;
 
 pub use location::{Location, get_optional, put, put_if_absent};

@@ -6,15 +6,20 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -112,6 +117,7 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
             register_table(&ctx, &name, &table, &version)?;
         }
     }
+    ctx.register_udtf("table_at", Arc::new(TableAt { lake: lake.clone() }));
     crate::job::history::register(&ctx, lake)?;
     crate::functions::register(&ctx);
     Ok(ctx)
@@ -171,11 +177,15 @@ impl ObjectStoreRegistry for LakeStores {
 
 /// Registers one version of a table under `name`: exactly the files its log lists.
 pub fn register_table(ctx: &SessionContext, name: &str, table: &Table, version: &Version) -> Result<()> {
+    ctx.register_table(name, provider(table, version)?)?;
+    Ok(())
+}
+
+/// The rows of one version of a table: exactly the files its log lists.
+fn provider(table: &Table, version: &Version) -> Result<Arc<dyn TableProvider>> {
     let schema = version.schema.arrow()?;
     if version.files.is_empty() {
-        let empty = MemTable::try_new(schema, vec![vec![]])?;
-        ctx.register_table(name, Arc::new(empty))?;
-        return Ok(());
+        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
     }
     let urls = version
         .files
@@ -184,6 +194,48 @@ pub fn register_table(ctx: &SessionContext, name: &str, table: &Table, version: 
         .collect::<Result<Vec<_>, _>>()?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
-    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// `table_at('documents', 3)`: a table as of one of its versions (time travel), for as
+/// long as `mathlake vacuum` keeps that version.
+#[derive(Debug)]
+struct TableAt {
+    lake: Lake,
+}
+
+impl TableFunctionImpl for TableAt {
+    fn call_with_args(&self, args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let usage = || {
+            DataFusionError::Plan(
+                "table_at takes a table name and a version number, as in table_at('documents', 3)".into(),
+            )
+        };
+        let (name, number) = match args.exprs() {
+            [Expr::Literal(ScalarValue::Utf8(Some(name)), _), Expr::Literal(number, _)] => (
+                name.clone(),
+                number.cast_to(&DataType::UInt64).ok().and_then(|n| match n {
+                    ScalarValue::UInt64(Some(n)) => Some(n),
+                    _ => None,
+                }),
+            ),
+            _ => return Err(usage()),
+        };
+        let number = number.ok_or_else(usage)?;
+        // Planning is synchronous and reading a version is not: this waits on the
+        // multi-threaded runtime every command runs on.
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| DataFusionError::External(e.into()))?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Err(DataFusionError::Internal("table_at needs a multi-threaded tokio runtime".into()));
+        }
+        let found = tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let table = self.lake.table(&name)?;
+                let version = table.version(number).await?;
+                Ok::<_, crate::Error>((table, version))
+            })
+        });
+        let (table, version) = found.map_err(|e| DataFusionError::External(e.into()))?;
+        provider(&table, &version).map_err(|e| DataFusionError::External(e.into()))
+    }
 }

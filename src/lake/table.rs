@@ -275,6 +275,21 @@ impl Table {
         Ok(version)
     }
 
+    /// Deletes a version's log entry (vacuum: oldest first, never the latest).
+    pub async fn remove_version(&self, version: u64) -> Result<()> {
+        let path = self.version_path(version);
+        self.store.delete(&path).await.with_context(|| format!("removing {}", self.location.with_path(path.clone())))
+    }
+
+    /// Deletes a data file (vacuum: one no kept version lists).
+    pub async fn remove_file(&self, file: &DataFile) -> Result<()> {
+        let path = self.file_path(file);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", self.location.with_path(path.clone()))),
+        }
+    }
+
     /// Deletes data files that no version lists and that are older than `before` (left by
     /// killed runs). Files newer than `before` may belong to a run still in progress. Files
     /// of earlier versions stay for reading the table as of them, until `vacuum` expires

@@ -135,6 +135,46 @@ fn batches_on_a_local_folder_are_ingested_once_each() {
     let inbox = Inbox::Local(dir.path().join("inbox"));
     let full_inbox = Inbox::Local(dir.path().join("full-inbox"));
     batches_one_run_each_equal_one_run_over_all(inbox, full_inbox, &lake, &full_lake, &[]);
+    earlier_versions_stay_readable_until_vacuumed(&lake);
+}
+
+/// The lake the local test leaves: `documents` versions 1 to 4, the fourth replacing the
+/// second batch's rows (its file rewritten without them).
+fn earlier_versions_stay_readable_until_vacuumed(lake: &str) {
+    let rows_at = |version: u64| {
+        let sql = format!("SELECT count(*) AS n FROM table_at('documents', {version})");
+        query(lake, &sql, &[])[0]["n"].as_u64().unwrap()
+    };
+    assert_eq!([1, 2, 3, 4].map(rows_at), [329, 658, 987, 988]);
+    let versions = query(
+        lake,
+        "SELECT version, operation, rows FROM mathlake_versions WHERE table_name = 'documents' ORDER BY version",
+        &[],
+    );
+    assert_eq!(versions.iter().map(|v| v["rows"].as_u64().unwrap()).collect::<Vec<_>>(), [329, 658, 987, 988]);
+    let data = std::path::Path::new(lake).join("documents/data");
+    let files_on_disk = || std::fs::read_dir(&data).unwrap().count();
+    assert_eq!(files_on_disk(), 4, "three batches' files and the second one's rewrite");
+
+    let dry = ok(&mut mathlake(&["vacuum", "--older-than", "0s", "--keep", "2", "--dry-run", "--lake", lake]));
+    assert!(dry.contains("would remove 2 versions, 0 data files"), "{dry}");
+    let vacuumed = json(&ok(&mut mathlake(&["vacuum", "--older-than", "0s", "--keep", "2", "--json", "--lake", lake])));
+    let documents = vacuumed.as_array().unwrap().iter().find(|t| t["table"] == "documents").unwrap();
+    assert_eq!(documents["versions_removed"], serde_json::json!([1, 2]));
+    assert_eq!(documents["files_removed"], 0, "version 3 still lists every file of versions 1 and 2");
+    assert_eq!(rows_at(3), 987, "a kept version reads as before");
+    let gone = fails(&mut mathlake(&["query", "--lake", lake, "SELECT count(*) FROM table_at('documents', 1)"]));
+    assert!(gone.contains("table `documents` has no version 1: it has versions 3 to 4"), "{gone}");
+
+    let vacuumed =
+        json(&ok(&mut mathlake(&["vacuum", "--table", "documents", "--older-than", "0s", "--json", "--lake", lake])));
+    assert_eq!(
+        (vacuumed[0]["versions_removed"].clone(), vacuumed[0]["files_removed"].as_u64()),
+        (serde_json::json!([3]), Some(1))
+    );
+    assert_eq!(files_on_disk(), 3, "the second batch's first file, listed by version 3 only, is gone");
+    assert_eq!(rows_at(4), 988);
+    assert_eq!(query(lake, "SELECT count(*) AS n FROM documents", &[])[0]["n"], 988);
 }
 
 #[test]
