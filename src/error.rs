@@ -36,6 +36,9 @@ pub enum Error {
     /// Another run of the job holds its lease (src/job/lease.rs): try again later.
     #[error("{0}")]
     Busy(String),
+    /// A stop was asked for (a signal to `mathlake schedule`) and the run ended between stages.
+    #[error("{0}")]
+    Stopped(String),
     /// A broken invariant: a bug in mathlake, not in the input.
     #[error("internal error: {0} (this is a bug in mathlake)")]
     Internal(String),
@@ -52,6 +55,15 @@ impl Error {
             Error::User { message, .. } => Error::User { message, hint: Some(text.into()) },
             Error::Context { context, source } => Error::Context { context, source: Box::new(source.hint(text)) },
             other => other,
+        }
+    }
+
+    /// Whether this error, or the one it wraps, is [`Error::Stopped`].
+    pub fn is_stopped(&self) -> bool {
+        match self {
+            Error::Stopped(_) => true,
+            Error::Context { source, .. } => source.is_stopped(),
+            _ => false,
         }
     }
 

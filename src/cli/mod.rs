@@ -11,6 +11,7 @@ mod ingest;
 mod lake;
 mod report;
 mod run;
+mod schedule;
 mod serve;
 mod shards;
 mod sql;
@@ -32,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::eval::EvalSpec;
 use crate::experiment::report::ReportSpec;
 use crate::ingest::IngestSpec;
+use crate::job::schedule::ScheduleSpec;
 use crate::lake::{DEFAULT_LAKE, Lake};
 use crate::serve::ServeSpec;
 use crate::shards::BuildSpec;
@@ -261,6 +263,22 @@ pub enum Command {
         #[arg(long, value_name = "STAGE")]
         until: Option<String>,
     },
+    /// Run a job file on a cron schedule, in one long-lived process.
+    ///
+    /// Each slot runs the job as `mathlake run` would (unchanged stages skipped, inputs
+    /// already ingested not read again). Runs never overlap: the next slot is the first
+    /// after a run ends, and a run that finds the job's lease held elsewhere gives up its
+    /// slot. A failed run is tried again after --backoff-seconds, doubled each time, up to
+    /// --retries times. SIGTERM or Ctrl-C stops the process between stages; a second
+    /// signal stops it at once. Flags override the job file's [schedule] table.
+    #[command(
+        after_help = "Examples:\n  mathlake schedule jobs/quickstart.toml --cron \"0 * * * *\"\n  mathlake schedule jobs/nightly.toml                  # cron from its [schedule] table\n  mathlake schedule jobs/quickstart.toml --cron \"*/30 * * * * *\" --retries 3 --backoff-seconds 10"
+    )]
+    Schedule {
+        job: PathBuf,
+        #[command(flatten)]
+        spec: ScheduleSpec,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -405,6 +423,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Report(spec) => report::run(&cli, spec).await,
         Command::Serve(spec) => serve::run(&cli, spec).await,
         Command::Run { job, dry_run, force, until } => run::run(&cli, job, *dry_run, *force, until.as_deref()).await,
+        Command::Schedule { job, spec } => schedule::run(&cli, job, spec).await,
     }
 }
 

@@ -15,6 +15,7 @@ use super::{Cli, print_json};
 use crate::error::Result;
 use crate::experiment::arm::ArmReport;
 use crate::job::log::RunLog;
+use crate::job::schedule::Stop;
 use crate::job::{Job, ProgressUnit, Stage, StageReport};
 use crate::lake::Lake;
 use crate::terminal;
@@ -25,25 +26,44 @@ pub async fn run(cli: &Cli, job: &Path, dry_run: bool, force: bool, until: Optio
         loaded.until(last)?;
     }
     let lake = cli.open_lake(loaded.lake.as_deref())?;
-    // The jobs that make this one's tables first, on the same lake; `--force` is for the
-    // named job alone. With --json, their stages come first in the one array.
-    let mut stages = Vec::new();
-    for needed in loaded.needed()? {
-        if !dry_run && !cli.json {
-            println!("== job {} first: this job needs its tables", needed.label);
-        }
-        stages.extend(run_job(cli, &needed, &lake, dry_run, false).await?);
-    }
-    stages.extend(run_job(cli, &loaded, &lake, dry_run, force).await?);
+    let stages = run_with_needs(cli, &loaded, &lake, dry_run, force, &Stop::never()).await?;
     if cli.json {
         return print_json(&stages);
     }
     Ok(())
 }
 
+/// The jobs that make this one's tables first, on the same lake, then this one; `force`
+/// is for this job alone. With --json, their stages come first in the one array.
+pub(super) async fn run_with_needs(
+    cli: &Cli,
+    loaded: &Job,
+    lake: &Lake,
+    dry_run: bool,
+    force: bool,
+    stop: &Stop,
+) -> Result<Vec<serde_json::Value>> {
+    let mut stages = Vec::new();
+    for needed in loaded.needed()? {
+        if !dry_run && !cli.json {
+            println!("== job {} first: this job needs its tables", needed.label);
+        }
+        stages.extend(run_job(cli, &needed, lake, dry_run, false, stop).await?);
+    }
+    stages.extend(run_job(cli, loaded, lake, dry_run, force, stop).await?);
+    Ok(stages)
+}
+
 /// Runs (or with `dry_run` plans) one job, printing as it goes unless --json; returns
 /// its stages' reports (or decisions) for --json.
-async fn run_job(cli: &Cli, loaded: &Job, lake: &Lake, dry_run: bool, force: bool) -> Result<Vec<serde_json::Value>> {
+async fn run_job(
+    cli: &Cli,
+    loaded: &Job,
+    lake: &Lake,
+    dry_run: bool,
+    force: bool,
+    stop: &Stop,
+) -> Result<Vec<serde_json::Value>> {
     let threads = cli.threads();
     let lake = lake.clone();
     let log_location = RunLog::location(&lake, &loaded.label);
@@ -81,6 +101,7 @@ async fn run_job(cli: &Cli, loaded: &Job, lake: &Lake, dry_run: bool, force: boo
             threads,
             quiet,
             force,
+            stop,
             &log_location,
             |name, unit| match unit {
                 ProgressUnit::Bytes => terminal::byte_bar(name, quiet),

@@ -28,7 +28,7 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, drain, register_table};
+use crate::lake::{Lake, Output, SessionOptions, Target, drain, register_table, versions_read};
 use crate::suggest::nearest;
 
 /// One statement of a file, with where it starts.
@@ -348,7 +348,7 @@ async fn execute(
         shown: None,
     };
     if let DFStatement::CopyTo(copy) = parsed {
-        let (target, rows) = copy_to(ctx, lake, copy, params, progress).await?;
+        let (target, rows) = copy_to(ctx, lake, &statement.text, copy, params, progress).await?;
         report.target = Some(target);
         report.rows = rows;
         return Ok(report);
@@ -388,6 +388,7 @@ async fn plan(
 async fn copy_to(
     ctx: &SessionContext,
     lake: &Lake,
+    text: &str,
     copy: CopyToStatement,
     params: &BTreeMap<String, ScalarValue>,
     progress: &ProgressBar,
@@ -405,7 +406,13 @@ async fn copy_to(
         CopyToSource::Relation(name) => select_all(&name)?,
     };
     let frame = plan(ctx, DFStatement::Statement(Box::new(SqlStatement::Query(query))), params).await?;
-    let rows = write(ctx, lake, &target, frame, progress).await?;
+    // What made the table: the statement, its parameters and the versions it read.
+    let details = serde_json::json!({
+        "statement": text.trim(),
+        "parameters": params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        "read": versions_read(ctx, frame.logical_plan())?,
+    });
+    let rows = write(ctx, lake, &target, frame, details, progress).await?;
     Ok((target.describe(), rows))
 }
 
@@ -427,12 +434,13 @@ async fn write(
     lake: &Lake,
     target: &Target,
     frame: DataFrame,
+    details: serde_json::Value,
     progress: &ProgressBar,
 ) -> Result<u64> {
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
     let mut output = Output::open(lake, target, schema).await?;
     drain(frame, progress, async |batch| output.write(batch).await).await?;
-    let written = output.finish("sql", serde_json::json!({})).await?;
+    let written = output.finish("sql", details).await?;
     if let (Target::Table(name), Some(version)) = (target, &written.version) {
         ctx.deregister_table(name)?;
         register_table(ctx, name, &lake.table(name)?, version)?;

@@ -41,7 +41,7 @@ pub struct RunRecord {
     pub started_at: String,
     pub ended_at: String,
     pub seconds: f64,
-    /// Succeeded, or failed (with the error that stopped it).
+    /// Succeeded, failed (with the error that stopped it) or stopped between stages.
     pub status: Status,
     pub error: Option<String>,
     /// The stages skipped as unchanged.
@@ -77,7 +77,11 @@ impl RunRecord {
     pub async fn finish(mut self, lake: &Lake, error: Option<&Error>, started: std::time::Instant) -> Result<()> {
         self.ended_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         self.seconds = started.elapsed().as_secs_f64();
-        self.status = if error.is_some() { Status::Failed } else { Status::Succeeded };
+        self.status = match error {
+            None => Status::Succeeded,
+            Some(e) if e.is_stopped() => Status::Stopped,
+            Some(_) => Status::Failed,
+        };
         self.error = error.map(ToString::to_string);
         let object = folder(lake.root(), &self.job).join(&format!("{}.json", self.run_id));
         if !put_if_absent(&object, serde_json::to_vec_pretty(&self)?).await? {

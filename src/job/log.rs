@@ -38,6 +38,8 @@ pub enum Status {
     Running,
     Succeeded,
     Failed,
+    /// A run asked to stop, ended between stages (run history only).
+    Stopped,
 }
 
 impl Status {
@@ -47,6 +49,7 @@ impl Status {
             Status::Running => "running",
             Status::Succeeded => "succeeded",
             Status::Failed => "failed",
+            Status::Stopped => "stopped",
         }
     }
 }

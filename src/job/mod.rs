@@ -21,6 +21,7 @@
 pub mod history;
 pub mod lease;
 pub mod log;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ pub struct Job {
     /// releasing it blocks the next run for at most this long (src/job/lease.rs).
     #[serde(default)]
     pub lease_seconds: Option<u64>,
+    /// When `mathlake schedule` runs it: `[schedule]` with `cron`, `retries`, `backoff_seconds`.
+    #[serde(default)]
+    pub schedule: Option<schedule::ScheduleSpec>,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
     /// The job file's stem: its run log is `{lake}/_jobs/{label}.json`.
@@ -534,6 +538,7 @@ impl Job {
     /// The run log (`log`) is rewritten as each stage starts and ends; `on_stage` hears
     /// about each stage as it ends or is skipped. The run holds the job's lease throughout
     /// (src/job/lease.rs): while it lives, another run of the job stops with `Error::Busy`.
+    /// A `stop` asked for ends the run before its next stage, with `Error::Stopped`.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
@@ -541,6 +546,7 @@ impl Job {
         threads: usize,
         quiet: bool,
         force: bool,
+        stop: &schedule::Stop,
         log_location: &Location,
         progress: impl Fn(&str, ProgressUnit) -> ProgressBar,
         on_stage: impl FnMut(&StageReport),
@@ -549,8 +555,9 @@ impl Job {
         let lease = lease::Lease::acquire(lake, &self.label, ttl).await?;
         let started = std::time::Instant::now();
         let mut record = history::RunRecord::start(&self.label, lease::holder());
-        let result =
-            self.run_leased(lake, threads, quiet, force, log_location, &lease, &mut record, progress, on_stage).await;
+        let result = self
+            .run_leased(lake, threads, quiet, force, stop, log_location, &lease, &mut record, progress, on_stage)
+            .await;
         let recorded = record.finish(lake, result.as_ref().err(), started).await;
         let released = lease.release().await;
         let reports = result?;
@@ -566,6 +573,7 @@ impl Job {
         threads: usize,
         quiet: bool,
         force: bool,
+        stop: &schedule::Stop,
         log_location: &Location,
         lease: &lease::Lease,
         history: &mut history::RunRecord,
@@ -591,6 +599,9 @@ impl Job {
                 on_stage(&report);
                 reports.push(report);
                 continue;
+            }
+            if stop.requested() {
+                return Err(Error::Stopped(format!("stopped before stage `{name}`, as asked")));
             }
             lease.check()?;
             // Stamped again now that the stages before have run: a file this stage reads may

@@ -16,7 +16,9 @@ pub use location::{Location, get_optional, put, put_if_absent};
 pub use output::{Output, Target, Written};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
-pub use session::{SessionOptions, TempFile, drain, parse_size, register_location, register_table, session};
+pub use session::{
+    SessionOptions, TempFile, drain, parse_size, register_location, register_table, session, versions_read,
+};
 pub use source::{quote, register_source, require_text_columns};
 pub use table::{Commit, CommitMode, DataFile, SourceObject, Table, Version, run_id, validate_name};
 pub use writer::{FileLimits, ParquetFileWriter, TableWriter};

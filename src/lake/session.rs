@@ -3,6 +3,7 @@
 //! bounded memory with spilling, and no file-listing cache (it can serve a stale listing
 //! of a prefix this same process just wrote).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -19,7 +21,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -100,7 +102,10 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
     // Batches of 1,024 rows: lake rows carry whole documents (kilobytes each), and the
     // default 8,192 made 17 MB batches; measured on the benchmark corpus, a COPY's peak
     // memory fell from 461 to 330 MiB, at the same speed.
-    let mut config = SessionConfig::new().with_information_schema(true).with_batch_size(1024);
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_batch_size(1024)
+        .with_extension(Arc::new(RegisteredVersions::default()));
     if let Some(limit) = options.memory_limit {
         // Each sorting partition sets aside this much for its merge before it spills (10
         // MiB by default): under a small limit two partitions' worth exhausted the pool.
@@ -178,7 +183,36 @@ impl ObjectStoreRegistry for LakeStores {
 /// Registers one version of a table under `name`: exactly the files its log lists.
 pub fn register_table(ctx: &SessionContext, name: &str, table: &Table, version: &Version) -> Result<()> {
     ctx.register_table(name, provider(table, version)?)?;
+    if let Some(registered) = ctx.copied_config().get_extension::<RegisteredVersions>() {
+        registered
+            .0
+            .lock()
+            .map_err(|_| crate::Error::Internal("a session's version map was poisoned".into()))?
+            .insert(name.to_string(), version.version);
+    }
     Ok(())
+}
+
+/// The version of each lake table a session has registered: what a statement that writes
+/// a table records as the versions it read.
+#[derive(Debug, Default)]
+struct RegisteredVersions(std::sync::Mutex<BTreeMap<String, u64>>);
+
+/// The lake tables `plan` scans (subqueries included), at the versions the session holds.
+pub fn versions_read(ctx: &SessionContext, plan: &LogicalPlan) -> Result<BTreeMap<String, u64>> {
+    let mut scanned = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            scanned.push(scan.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let Some(registered) = ctx.copied_config().get_extension::<RegisteredVersions>() else {
+        return Ok(BTreeMap::new());
+    };
+    let registered =
+        registered.0.lock().map_err(|_| crate::Error::Internal("a session's version map was poisoned".into()))?;
+    Ok(scanned.into_iter().filter_map(|name| registered.get(&name).map(|v| (name, *v))).collect())
 }
 
 /// The rows of one version of a table: exactly the files its log lists.

@@ -16,6 +16,7 @@ mod ingest_s3;
 mod ingest_shared_data;
 mod inspect;
 mod job;
+mod schedule;
 mod serve;
 mod shards;
 mod synthesize;
