@@ -59,6 +59,9 @@ pub(super) fn print_statement(r: &StatementReport, show: usize, max_width: usize
         terminal::count(r.rows),
         r.seconds
     );
+    if let Some(update) = &r.update {
+        println!("    {update}");
+    }
     if let Some((_, batches)) = &r.shown
         && r.rows > 0
         && show > 0

@@ -28,7 +28,8 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, drain, register_table, versions_read};
+use crate::lake::incremental::{self, Update};
+use crate::lake::{CommitMode, Lake, Output, SessionOptions, Target, drain, register_table, versions_read};
 use crate::suggest::nearest;
 
 /// One statement of a file, with where it starts.
@@ -53,6 +54,9 @@ pub struct StatementReport {
     pub target: Option<String>,
     /// Rows written (COPY) or returned (queries).
     pub rows: u64,
+    /// An incremental COPY: how the table was brought up to date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<String>,
     pub seconds: f64,
     /// The first rows a query returned (JSON: `result`, one object per row).
     #[serde(rename = "result", serialize_with = "rows_as_json", skip_serializing_if = "Option::is_none")]
@@ -108,6 +112,12 @@ pub struct SqlSpec {
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub spill_dir: Option<PathBuf>,
+    /// Each `COPY ... TO 'table'` treats rows one at a time, so when the one table it reads
+    /// that changed only had rows appended, it runs over those rows and appends its output
+    /// (anything else rebuilds the table; unchanged inputs leave it as it is).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 impl SqlSpec {
@@ -116,6 +126,7 @@ impl SqlSpec {
             set: self.set.clone(),
             session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
             show_rows: self.show.unwrap_or(10),
+            incremental: self.incremental,
         })
     }
 
@@ -167,6 +178,8 @@ pub struct ScriptOptions {
     pub session: SessionOptions,
     /// Rows of each query's result to keep for display.
     pub show_rows: usize,
+    /// COPY to a table appends what the rows appended to its input make (see SqlSpec).
+    pub incremental: bool,
 }
 
 /// Runs every statement of `sql` (read from `file`, which errors name) over `lake`.
@@ -186,7 +199,7 @@ pub async fn run(
         let started = Instant::now();
         progress.reset();
         progress.set_message(format!("[{}/{}] {}", statement.index, statements.len(), kind_of(&statement.text)));
-        let report = match execute(&ctx, lake, statement, &params, options.show_rows, progress).await {
+        let report = match execute(&ctx, lake, statement, &params, options, progress).await {
             Ok(report) => report,
             Err(e) => return Err(locate(file, statement, lake.explain_missing_table(e).await)),
         };
@@ -329,7 +342,7 @@ async fn execute(
     lake: &Lake,
     statement: &Statement,
     params: &BTreeMap<String, ScalarValue>,
-    show_rows: usize,
+    options: &ScriptOptions,
     progress: &ProgressBar,
 ) -> Result<StatementReport> {
     let mut parsed = DFParser::parse_sql_with_dialect(&statement.text, &GenericDialect {})?;
@@ -344,13 +357,15 @@ async fn execute(
         kind,
         target: None,
         rows: 0,
+        update: None,
         seconds: 0.0,
         shown: None,
     };
     if let DFStatement::CopyTo(copy) = parsed {
-        let (target, rows) = copy_to(ctx, lake, &statement.text, copy, params, progress).await?;
+        let (target, rows, update) = copy_to(ctx, lake, &statement.text, copy, params, options, progress).await?;
         report.target = Some(target);
         report.rows = rows;
+        report.update = update;
         return Ok(report);
     }
     let frame = plan(ctx, parsed, params).await?;
@@ -362,8 +377,8 @@ async fn execute(
         let batch = batch?;
         report.rows += batch.num_rows() as u64;
         progress.inc(batch.num_rows() as u64);
-        if kept < show_rows {
-            let take = batch.num_rows().min(show_rows - kept);
+        if kept < options.show_rows {
+            let take = batch.num_rows().min(options.show_rows - kept);
             shown.push(batch.slice(0, take));
             kept += take;
         }
@@ -391,8 +406,9 @@ async fn copy_to(
     text: &str,
     copy: CopyToStatement,
     params: &BTreeMap<String, ScalarValue>,
+    options: &ScriptOptions,
     progress: &ProgressBar,
-) -> Result<(String, u64)> {
+) -> Result<(String, u64, Option<String>)> {
     let target = Target::parse(&copy.target)?;
     if copy.stored_as.as_deref().is_some_and(|format| !format.eq_ignore_ascii_case("parquet")) {
         return Err(Error::user("COPY writes Parquet only").hint("drop STORED AS, or write STORED AS PARQUET"));
@@ -405,15 +421,47 @@ async fn copy_to(
         CopyToSource::Query(query) => query,
         CopyToSource::Relation(name) => select_all(&name)?,
     };
-    let frame = plan(ctx, DFStatement::Statement(Box::new(SqlStatement::Query(query))), params).await?;
+    let statement = DFStatement::Statement(Box::new(SqlStatement::Query(query)));
+    let frame = plan(ctx, statement.clone(), params).await?;
     // What made the table: the statement, its parameters and the versions it read.
     let details = serde_json::json!({
         "statement": text.trim(),
         "parameters": params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<BTreeMap<_, _>>(),
         "read": versions_read(ctx, frame.logical_plan())?,
     });
-    let rows = write(ctx, lake, &target, frame, details, progress).await?;
-    Ok((target.describe(), rows))
+    let update = match &target {
+        Target::Table(name) if options.incremental => incremental::update(lake, name, &details).await?,
+        _ => {
+            return Ok((
+                target.describe(),
+                write(ctx, lake, &target, frame, details, CommitMode::Replace, progress).await?,
+                None,
+            ));
+        }
+    };
+    let (rows, said) = match update {
+        Update::Unchanged => (0, "unchanged: nothing it reads changed".to_string()),
+        Update::Full(reason) => (
+            write(ctx, lake, &target, frame, details, CommitMode::Replace, progress).await?,
+            format!("rebuilt: {reason}"),
+        ),
+        Update::Append { table, since, now, delta } => {
+            // The statement again, over the appended rows of `table` alone.
+            let handle = lake.table(&table)?;
+            ctx.deregister_table(table.as_str())?;
+            register_table(ctx, &table, &handle, &delta)?;
+            let appended = async {
+                let frame = plan(ctx, statement, params).await?;
+                write(ctx, lake, &target, frame, details, CommitMode::Append, progress).await
+            }
+            .await;
+            ctx.deregister_table(table.as_str())?;
+            register_table(ctx, &table, &handle, &now)?;
+            let rows = appended?;
+            (rows, format!("appended: the rows `{table}` gained from version {since} to {}", now.version))
+        }
+    };
+    Ok((target.describe(), rows, Some(said)))
 }
 
 fn select_all(name: &ObjectName) -> Result<Box<Query>> {
@@ -435,10 +483,11 @@ async fn write(
     target: &Target,
     frame: DataFrame,
     details: serde_json::Value,
+    mode: CommitMode,
     progress: &ProgressBar,
 ) -> Result<u64> {
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
-    let mut output = Output::open(lake, target, schema).await?;
+    let mut output = Output::open_with(lake, target, schema, mode).await?;
     drain(frame, progress, async |batch| output.write(batch).await).await?;
     let written = output.finish("sql", details).await?;
     if let (Target::Table(name), Some(version)) = (target, &written.version) {

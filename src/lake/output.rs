@@ -57,6 +57,7 @@ enum Sink {
 
 struct TableSink {
     table: Table,
+    mode: CommitMode,
     base: Option<Version>,
     schema: TableSchema,
     writer: TableWriter,
@@ -73,7 +74,13 @@ pub struct Written {
 }
 
 impl Output {
+    /// An output that replaces a table's rows (or writes a file).
     pub async fn open(lake: &Lake, target: &Target, schema: SchemaRef) -> Result<Output> {
+        Output::open_with(lake, target, schema, CommitMode::Replace).await
+    }
+
+    /// `CommitMode::Append`: the rows join the table's (an incremental update).
+    pub async fn open_with(lake: &Lake, target: &Target, schema: SchemaRef, mode: CommitMode) -> Result<Output> {
         let sink = match target {
             Target::Table(name) => {
                 let started = Utc::now();
@@ -82,7 +89,7 @@ impl Output {
                 let table_schema = TableSchema::from_arrow(name, &schema)?;
                 let run_id = run_id(started);
                 let writer = TableWriter::new(table.clone(), &run_id, schema, FileLimits::default());
-                Sink::Table(Box::new(TableSink { table, base, schema: table_schema, writer, run_id, started }))
+                Sink::Table(Box::new(TableSink { table, mode, base, schema: table_schema, writer, run_id, started }))
             }
             Target::File(location) => Sink::File(Box::new(ParquetFileWriter::new(location, schema)?)),
         };
@@ -103,14 +110,14 @@ impl Output {
         let rows = self.rows;
         match self.sink {
             Sink::Table(sink) => {
-                let TableSink { table, base, schema, writer, run_id, started } = *sink;
+                let TableSink { table, mode, base, schema, writer, run_id, started } = *sink;
                 let files = writer.finish().await?;
                 let mut details = details;
                 if let Some(object) = details.as_object_mut() {
                     object.insert("run".into(), run_id.into());
                     object.insert("rows".into(), rows.into());
                 }
-                let commit = Commit { details, ..Commit::new(CommitMode::Replace, operation, schema, files) };
+                let commit = Commit { details, ..Commit::new(mode, operation, schema, files) };
                 let version = table.commit(base.as_ref(), commit).await?;
                 table.remove_orphans(started).await?;
                 Ok(Written { rows, version: Some(version) })

@@ -63,14 +63,20 @@ fn a_scheduled_job_reads_each_batch_once_and_stops_on_sigterm() {
     let lake = lake_in(&dir);
     let inbox = dir.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
-    let sql = dir.path().join("ids.sql");
-    std::fs::write(&sql, "COPY (SELECT id, source FROM documents) TO 'document_ids';\n").unwrap();
+    // Two statements, the second reading the first's table: both per row, so incremental.
+    let sql = dir.path().join("words.sql");
+    std::fs::write(
+        &sql,
+        "COPY (SELECT id, source, word_count(text) AS words FROM documents) TO 'document_words';\n\
+         COPY (SELECT id, words FROM document_words WHERE words >= 100) TO 'long_documents';\n",
+    )
+    .unwrap();
     let job = dir.path().join("web.toml");
     std::fs::write(
         &job,
         format!(
             "[[stage]]\nkind = \"ingest\"\nname = \"web\"\ninputs = [\"{}\"]\npreset = \"stackmathqa\"\n\n\
-             [[stage]]\nkind = \"sql\"\nname = \"ids\"\nfile = \"{}\"\n\n\
+             [[stage]]\nkind = \"sql\"\nname = \"words\"\nfile = \"{}\"\nincremental = true\n\n\
              [schedule]\ncron = \"* * * * * *\"\nretries = 0\n",
             inbox.display(),
             sql.display()
@@ -99,17 +105,46 @@ fn a_scheduled_job_reads_each_batch_once_and_stops_on_sigterm() {
     assert!(!version(4).exists(), "runs with nothing new commit nothing");
     let documents = query(&lake, "SELECT count(*) AS n FROM documents", &[]);
     assert_eq!(documents[0]["n"], 987);
-    let ids = query(&lake, "SELECT count(*) AS n FROM document_ids", &[]);
-    assert_eq!(ids[0]["n"], 987, "the SQL stage ran after the last batch");
-    // The table the SQL stage wrote records its statement and the version it read.
-    let made = query(
+    // The SQL stage appended what each batch added, and its tables record what they read.
+    let words = query(
         &lake,
-        "SELECT details FROM mathlake_versions WHERE table_name = 'document_ids' ORDER BY version DESC LIMIT 1",
+        "SELECT version, rows, files, details FROM mathlake_versions WHERE table_name = 'document_words' ORDER BY version",
         &[],
     );
-    let details = json(made[0]["details"].as_str().unwrap());
-    assert_eq!(details["statement"], "COPY (SELECT id, source FROM documents) TO 'document_ids'");
+    let counts: Vec<_> = words.iter().map(|v| (v["rows"].as_u64().unwrap(), v["files"].as_u64().unwrap())).collect();
+    assert_eq!(counts, [(329, 1), (658, 2), (987, 3)], "one appended file per batch");
+    let details = json(words[2]["details"].as_str().unwrap());
+    assert_eq!(
+        details["statement"],
+        "COPY (SELECT id, source, word_count(text) AS words FROM documents) TO 'document_words'"
+    );
     assert_eq!(details["read"], serde_json::json!({"documents": 3}));
+    let long = query(
+        &lake,
+        "SELECT details FROM mathlake_versions WHERE table_name = 'long_documents' ORDER BY version DESC LIMIT 1",
+        &[],
+    );
+    assert_eq!(json(long[0]["details"].as_str().unwrap())["read"], serde_json::json!({"document_words": 3}));
+    let stages = query(&lake, "SELECT count(*) AS n FROM mathlake_run_stages WHERE stage = 'words'", &[]);
+    assert_eq!(stages[0]["n"], 3, "the SQL stage ran once per batch");
+
+    // The same file run over everything at once gives the same rows.
+    let snapshot = || {
+        [
+            query(&lake, "SELECT id, source, words FROM document_words ORDER BY id", &[]),
+            query(&lake, "SELECT id, words FROM long_documents ORDER BY id", &[]),
+        ]
+    };
+    let incremental = snapshot();
+    assert!(incremental[1].len() > 100 && incremental[1].len() < 987, "{}", incremental[1].len());
+    let rebuilt = ok(&mut mathlake(&["sql", sql.to_str().unwrap(), "--lake", &lake]));
+    assert!(!rebuilt.contains("appended"), "{rebuilt}");
+    assert_eq!(snapshot(), incremental, "three appends give the rows of one full run");
+    let out = std::fs::read_to_string(dir.path().join("schedule.out")).unwrap();
+    assert!(out.contains("appended: the rows `documents` gained from version 2 to 3"), "{out}");
+    assert!(out.contains("appended: the rows `document_words` gained from version 2 to 3"), "{out}");
+    let again = ok(&mut mathlake(&["sql", sql.to_str().unwrap(), "--incremental", "--lake", &lake]));
+    assert_eq!(again.matches("unchanged: nothing it reads changed").count(), 2, "{again}");
     let stages = query(
         &lake,
         "SELECT count(*) AS n FROM mathlake_run_stages WHERE job = 'web' AND stage = 'web' AND status = 'succeeded'",
