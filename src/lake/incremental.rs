@@ -19,7 +19,7 @@ pub enum Update {
     Unchanged,
     /// Run it over `delta` (the files of `table` added between versions `since` and
     /// `now`) and append; then `table` is at `now` again.
-    Append { table: String, since: u64, now: Version, delta: Version },
+    Append { table: String, since: u64, now: Box<Version>, delta: Box<Version> },
     /// Run it over everything and replace the table, for this reason.
     Full(String),
 }
@@ -66,5 +66,5 @@ pub async fn update(lake: &Lake, target: &str, details: &serde_json::Value) -> R
         files: now.files.iter().filter(|f| !old.contains(f.path.as_str())).cloned().collect(),
         ..now.clone()
     };
-    Ok(Update::Append { table: table.clone(), since, now, delta })
+    Ok(Update::Append { table: table.clone(), since, now: Box::new(now), delta: Box::new(delta) })
 }
