@@ -49,6 +49,9 @@ pub(super) fn print_tokenize(report: &TokenizeReport) {
         terminal::bytes(per_core as u64),
         if report.encoder == tokenize::Engine::Fast { "fast" } else { "Hugging Face" },
     );
+    if let Some(update) = &report.update {
+        println!("  {update}");
+    }
 }
 
 pub(super) fn print_trained_tokenizer(report: &TrainTokenizerReport) {

@@ -430,7 +430,9 @@ async fn copy_to(
         "read": versions_read(ctx, frame.logical_plan())?,
     });
     let update = match &target {
-        Target::Table(name) if options.incremental => incremental::update(lake, name, &details).await?,
+        Target::Table(name) if options.incremental => {
+            incremental::update(lake, name, &details, &["statement", "parameters"]).await?
+        }
         _ => {
             return Ok((
                 target.describe(),

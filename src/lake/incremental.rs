@@ -24,16 +24,15 @@ pub enum Update {
     Full(String),
 }
 
-/// Decides from the target's latest version and what the statement reads now (`details`:
-/// its `statement`, `parameters` and `read` as the next version would record them).
-pub async fn update(lake: &Lake, target: &str, details: &serde_json::Value) -> Result<Update> {
+/// Decides from the target's latest version and the `details` the next version would
+/// record: `read` (table -> version) and the settings named in `same` (a statement and its
+/// parameters; a tokenizer and template), which must be what made the table.
+pub async fn update(lake: &Lake, target: &str, details: &serde_json::Value, same: &[&str]) -> Result<Update> {
     let Some(last) = lake.table(target)?.latest().await? else {
         return Ok(Update::Full(format!("`{target}` does not exist yet")));
     };
-    if last.details.get("statement") != details.get("statement")
-        || last.details.get("parameters") != details.get("parameters")
-    {
-        return Ok(Update::Full(format!("`{target}` was made by another statement or other parameters")));
+    if let Some(key) = same.iter().find(|key| last.details.get(**key) != details.get(**key)) {
+        return Ok(Update::Full(format!("`{target}` was made with another {key}")));
     }
     let versions = |d: &serde_json::Value| -> BTreeMap<String, u64> {
         serde_json::from_value(d.get("read").cloned().unwrap_or_default()).unwrap_or_default()

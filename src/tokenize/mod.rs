@@ -34,7 +34,11 @@ use serde::{Deserialize, Serialize};
 pub use self::encoder::{Encoded, Encoder, Engine, TokenizerInfo};
 pub use self::template::Template;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, register_source, require_text_columns};
+use crate::lake::incremental::{self, Update};
+use crate::lake::{
+    CommitMode, Lake, Output, SessionOptions, Target, register_source, register_table, require_text_columns,
+    validate_name,
+};
 use crate::text::texts;
 
 const INPUT: &str = "tokenize_input";
@@ -97,6 +101,11 @@ pub struct TokenizeSpec {
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub spill_dir: Option<PathBuf>,
+    /// When the input table only gained rows since the version the output was made from
+    /// (same tokenizer and template), tokenize those rows and append them.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 impl TokenizeSpec {
@@ -112,6 +121,7 @@ impl TokenizeSpec {
             keep: self.keep.clone(),
             threads,
             session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            incremental: self.incremental,
         })
     }
 }
@@ -134,6 +144,8 @@ pub struct TokenizeOptions {
     pub keep: Vec<String>,
     pub threads: usize,
     pub session: SessionOptions,
+    /// Append the input's new rows when that is all that changed (see TokenizeSpec).
+    pub incremental: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,13 +168,53 @@ pub struct TokenizeReport {
     pub loss_tokens: u64,
     pub threads: usize,
     pub seconds: f64,
+    /// An incremental run: how the output was brought up to date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<String>,
 }
+
+/// What must be as it was for an incremental tokenize to append to its output.
+const SAME_SETTINGS: &[&str] = &["input", "where", "tokenizer", "encoder", "template", "keep"];
 
 pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &ProgressBar) -> Result<TokenizeReport> {
     let started = Instant::now();
     let encoder = Arc::new(Encoder::load(&options.tokenizer, options.eos.as_deref(), options.engine).await?);
     let ctx = crate::lake::session(lake, &options.session).await?;
-    register_source(&ctx, lake, INPUT, &options.input).await?;
+    let read = register_source(&ctx, lake, INPUT, &options.input).await?;
+    let input_schema = ctx.table(INPUT).await?.schema().as_arrow().clone();
+    let template = match &options.template {
+        Some(t) => t.clone(),
+        None if input_schema.field_with_name("question").is_ok() => Template::problem(),
+        None => Template::text(),
+    };
+    let mut details = serde_json::json!({
+        "input": options.input,
+        "where": options.filter,
+        "tokenizer": encoder.info,
+        "encoder": encoder.engine(),
+        "template": template,
+        "keep": options.keep,
+        "read": read.as_ref().map(|v| serde_json::json!({ &options.input: v.version })),
+    });
+    let mut mode = CommitMode::Replace;
+    let mut update = None;
+    if let (true, Target::Table(name), Some(_)) = (options.incremental, &options.to, &read)
+        && validate_name(&options.input).is_ok()
+    {
+        match incremental::update(lake, name, &details, SAME_SETTINGS).await? {
+            Update::Unchanged => {
+                return Ok(TokenizeReport::unchanged(options, &encoder, template, started));
+            }
+            Update::Append { since, now, delta, .. } => {
+                ctx.deregister_table(INPUT)?;
+                register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
+                mode = CommitMode::Append;
+                let from = format!("from version {since} to {}", now.version);
+                update = Some(format!("appended: the rows `{}` gained {from}", options.input));
+            }
+            Update::Full(reason) => update = Some(format!("rebuilt: {reason}")),
+        }
+    }
     let frame = match &options.filter {
         None => ctx.table(INPUT).await?,
         Some(filter) => ctx.sql(&format!("SELECT * FROM {INPUT} WHERE {filter}")).await.map_err(|e| {
@@ -171,11 +223,6 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
         })?,
     };
     let input_schema = frame.schema().as_arrow().clone();
-    let template = match &options.template {
-        Some(t) => t.clone(),
-        None if input_schema.field_with_name("question").is_ok() => Template::problem(),
-        None => Template::text(),
-    };
     let columns = template.columns();
     let mut required: Vec<&str> = columns.iter().map(String::as_str).collect();
     required.push("id");
@@ -203,7 +250,7 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the tokenizer threads: {e}")))?;
 
-    let mut output = Output::open(lake, &options.to, layout.schema.clone()).await?;
+    let mut output = Output::open_with(lake, &options.to, layout.schema.clone(), mode).await?;
     let mut stream = frame.execute_stream().await?;
     let mut in_flight = VecDeque::new();
     let mut totals = Counts::default();
@@ -231,16 +278,11 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
         }
         totals.add(&batch.counts);
     }
-    let details = serde_json::json!({
-        "input": options.input,
-        "where": options.filter,
-        "tokenizer": encoder.info,
-        "encoder": encoder.engine(),
-        "template": template,
-        "tokens": totals.tokens,
-        "loss_tokens": totals.loss_tokens,
-        "skipped_null": totals.input_rows - totals.rows,
-    });
+    if let Some(object) = details.as_object_mut() {
+        object.insert("tokens".into(), totals.tokens.into());
+        object.insert("loss_tokens".into(), totals.loss_tokens.into());
+        object.insert("skipped_null".into(), (totals.input_rows - totals.rows).into());
+    }
     let written = output.finish("tokenize", details).await?;
     Ok(TokenizeReport {
         input: options.input.clone(),
@@ -256,7 +298,30 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
         loss_tokens: totals.loss_tokens,
         threads,
         seconds: started.elapsed().as_secs_f64(),
+        update,
     })
+}
+
+impl TokenizeReport {
+    /// An incremental run whose input did not change: nothing read, nothing written.
+    fn unchanged(options: &TokenizeOptions, encoder: &Encoder, template: Template, started: Instant) -> Self {
+        TokenizeReport {
+            input: options.input.clone(),
+            to: options.to.describe(),
+            tokenizer: encoder.info.clone(),
+            encoder: encoder.engine(),
+            template,
+            input_rows: 0,
+            output_rows: 0,
+            skipped_null: 0,
+            text_bytes: 0,
+            tokens: 0,
+            loss_tokens: 0,
+            threads: options.threads.max(1),
+            seconds: started.elapsed().as_secs_f64(),
+            update: Some("unchanged: its input did not change".into()),
+        }
+    }
 }
 
 /// Where each input column is, and the output's schema.

@@ -3,7 +3,7 @@
 //! table ends as one run over every object would leave it. A changed object is refused by
 //! name, or its earlier rows are replaced.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
@@ -187,4 +187,76 @@ fn batches_on_s3_are_ingested_once_each() {
     let lake = format!("s3://mathlake-incremental/{run}/lake");
     let full_lake = format!("s3://mathlake-incremental/{run}/full");
     batches_one_run_each_equal_one_run_over_all(inbox, full_inbox, &lake, &full_lake, &env);
+}
+
+/// Runs `mathlake` over `lake` and returns stdout.
+fn run(lake: &str, args: &[&str]) -> String {
+    ok(&mut mathlake(&[args, &["--lake", lake]].concat()))
+}
+
+#[test]
+fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = dir.path().join("long.sql");
+    std::fs::write(
+        &sql,
+        "COPY (SELECT id, source, text FROM documents WHERE word_count(text) >= 100) TO 'long_documents';\n",
+    )
+    .unwrap();
+    let mixture = dir.path().join("web.toml");
+    std::fs::write(
+        &mixture,
+        "name = \"web\"\nmode = \"cpt\"\nsequence_length = 128\ntotal_tokens = 40960\n\n\
+         [[source]]\nname = \"web\"\ninput = \"long_tokens\"\nweight = 1.0\n",
+    )
+    .unwrap();
+    let tokenizer = shared_data("tokenizers/gpt2.json");
+    let (sql, mixture, tokenizer) = (sql.to_str().unwrap(), mixture.to_str().unwrap(), tokenizer.to_str().unwrap());
+    let tokenize = ["tokenize", "--input", "long_documents", "--tokenizer", tokenizer, "--to", "long_tokens"];
+    let pipeline = |lake: &str, inbox: &Path, incremental: bool| -> [String; 2] {
+        let flag: &[&str] = if incremental { &["--incremental"] } else { &[] };
+        run(lake, &["ingest", inbox.to_str().unwrap(), "--preset", "stackmathqa"]);
+        let curated = run(lake, &[&["sql", sql][..], flag].concat());
+        let tokenized = run(lake, &[&tokenize[..], flag].concat());
+        [curated, tokenized]
+    };
+
+    let lake = lake_in(&dir);
+    let inbox = Inbox::Local(dir.path().join("inbox"));
+    for (i, batch) in batches().iter().enumerate() {
+        inbox.put(&format!("batch-{}.jsonl", i + 1), batch);
+        let Inbox::Local(folder) = &inbox else { unreachable!() };
+        let [curated, tokenized] = pipeline(&lake, folder, true);
+        if i > 0 {
+            let gained = format!("gained from version {} to {}", i, i + 1);
+            assert!(curated.contains(&format!("appended: the rows `documents` {gained}")), "{curated}");
+            assert!(tokenized.contains(&format!("appended: the rows `long_documents` {gained}")), "{tokenized}");
+        }
+    }
+    let full_lake = dir.path().join("full").to_string_lossy().into_owned();
+    pipeline(&full_lake, &dir.path().join("inbox"), false);
+
+    let tokens = "SELECT id, source, tokens, token_count FROM long_tokens ORDER BY id";
+    let incremental = query(&lake, tokens, &[]);
+    assert!(incremental.len() > 300, "{}", incremental.len());
+    assert_eq!(incremental, query(&full_lake, tokens, &[]), "the same token rows");
+    let files =
+        query(&lake, "SELECT files FROM mathlake_versions WHERE table_name = 'long_tokens' ORDER BY version", &[]);
+    assert_eq!(files.iter().map(|f| f["files"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3], "appended");
+
+    let shards = |lake: &str| {
+        let to = Path::new(lake).join("shards");
+        run(lake, &["shards", "build", "--mixture", mixture, "--to", to.to_str().unwrap()]);
+        let mut files: Vec<_> = std::fs::read_dir(&to)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let (a, b) = (shards(&lake), shards(&full_lake));
+    assert!(a.len() >= 2, "train and validation shards");
+    assert!(a == b, "the same shard bytes from three incremental runs as from one full run");
 }
