@@ -64,6 +64,9 @@ pub(super) fn print_decontamination(report: &DecontamReport) {
         report.report,
         report.seconds
     );
+    if let Some(update) = &report.update {
+        println!("  {update}");
+    }
     println!(
         "{:<16} {:>8} {:>10} {:>16} {:>16}",
         "benchmark", "items", "items hit", "records flagged", "records removed"

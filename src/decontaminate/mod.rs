@@ -28,7 +28,11 @@ use serde::{Deserialize, Serialize};
 
 use self::index::{BenchmarkIndex, Hit, HitScratch};
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Output, SessionOptions, Target, register_source, require_text_columns};
+use crate::lake::incremental::{self, Update};
+use crate::lake::{
+    CommitMode, Lake, Output, SessionOptions, Target, register_source, register_table, require_text_columns,
+    validate_name,
+};
 use crate::text::texts;
 
 const INPUT: &str = "decontam_input";
@@ -108,6 +112,12 @@ pub struct DecontamSpec {
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub spill_dir: Option<PathBuf>,
+    /// When the input table only gained rows since the version the output was made from
+    /// (same benchmarks at the same versions, same settings), compare those rows alone and
+    /// append to the kept rows and the report.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 impl DecontamSpec {
@@ -122,6 +132,7 @@ impl DecontamSpec {
             ngram: self.ngram.unwrap_or(DEFAULT_NGRAM),
             min_overlap: self.min_overlap.unwrap_or(0.0),
             session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            incremental: self.incremental,
         })
     }
 }
@@ -143,9 +154,11 @@ pub struct DecontamOptions {
     /// The share of an item's n-grams a record must contain to be removed; 0: any.
     pub min_overlap: f64,
     pub session: SessionOptions,
+    /// Append what the input's new rows give when that is all that changed (see DecontamSpec).
+    pub incremental: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DecontamReport {
     pub input: String,
     pub to: String,
@@ -162,7 +175,14 @@ pub struct DecontamReport {
     /// Distinct n-grams over every item.
     pub benchmark_ngrams: u64,
     pub seconds: f64,
+    /// An incremental run: how the outputs were brought up to date (the counts above are
+    /// of the rows this run compared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<String>,
 }
+
+/// What must be as it was for an incremental run to append to its outputs.
+const SAME_SETTINGS: &[&str] = &["input", "benchmarks", "benchmark_where", "columns", "ngram", "min_overlap"];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BenchmarkSummary {
@@ -190,7 +210,7 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         return Err(Error::user("no benchmarks to decontaminate against").hint("--benchmarks problems,extra=s3://..."));
     }
     let ctx = crate::lake::session(lake, &options.session).await?;
-    register_source(&ctx, lake, INPUT, &options.input).await?;
+    let input_version = register_source(&ctx, lake, INPUT, &options.input).await?;
     let columns = match &options.columns {
         Some(columns) => columns.clone(),
         None if has_column(&ctx, INPUT, "question").await? => {
@@ -205,6 +225,63 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     let mut required: Vec<&str> = columns.iter().map(String::as_str).collect();
     required.push("id");
     require_text_columns(&ctx, INPUT, &options.input, &required, "--columns").await?;
+
+    // What the outputs are made from: settings, and the versions of the lake tables read.
+    let mut read = serde_json::Map::new();
+    if let Some(version) = &input_version {
+        read.insert(options.input.clone(), version.version.into());
+    }
+    for benchmark in &options.benchmarks {
+        if validate_name(&benchmark.source).is_ok()
+            && let Some(version) = lake.table(&benchmark.source)?.latest().await?
+        {
+            read.insert(benchmark.source.clone(), version.version.into());
+        }
+    }
+    let benchmarks: Vec<String> = options
+        .benchmarks
+        .iter()
+        .map(|b| b.name.as_ref().map_or(b.source.clone(), |n| format!("{n}={}", b.source)))
+        .collect();
+    let mut details = serde_json::json!({
+        "input": options.input,
+        "benchmarks": benchmarks,
+        "benchmark_where": options.benchmark_where,
+        "columns": columns,
+        "ngram": options.ngram,
+        "min_overlap": options.min_overlap,
+        "read": read,
+    });
+    let mut mode = CommitMode::Replace;
+    let mut update = None;
+    if let (true, Target::Table(to), Target::Table(_), Some(_)) =
+        (options.incremental, &options.to, &options.report, &input_version)
+        && validate_name(&options.input).is_ok()
+    {
+        match incremental::update(lake, to, &details, SAME_SETTINGS).await? {
+            Update::Unchanged => {
+                return Ok(DecontamReport {
+                    input: options.input.clone(),
+                    to: options.to.describe(),
+                    report: options.report.describe(),
+                    columns,
+                    ngram: options.ngram,
+                    min_overlap: options.min_overlap,
+                    seconds: started.elapsed().as_secs_f64(),
+                    update: Some("unchanged: neither its input nor its benchmarks changed".into()),
+                    ..DecontamReport::default()
+                });
+            }
+            Update::Append { since, now, delta, .. } => {
+                ctx.deregister_table(INPUT)?;
+                register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
+                mode = CommitMode::Append;
+                let from = format!("from version {since} to {}", now.version);
+                update = Some(format!("appended: the rows `{}` gained {from}", options.input));
+            }
+            Update::Full(reason) => update = Some(format!("rebuilt: {reason}")),
+        }
+    }
 
     progress.set_message("decontaminate: indexing benchmarks");
     let index = Arc::new(load_benchmarks(&ctx, lake, options).await?);
@@ -247,8 +324,8 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     }
     drop(sender);
 
-    let mut kept = Output::open(lake, &options.to, schema).await?;
-    let mut report = Output::open(lake, &options.report, report_schema()).await?;
+    let mut kept = Output::open_with(lake, &options.to, schema, mode).await?;
+    let mut report = Output::open_with(lake, &options.report, report_schema(), mode).await?;
     let (mut input_rows, mut removed, mut text_bytes) = (0, 0, 0);
     while let Some(compared) = receiver.recv().await {
         let compared = compared?;
@@ -286,7 +363,9 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     for (summary, hit) in summaries.iter_mut().zip(&items_hit) {
         summary.items_hit = hit.len() as u64;
     }
-    let details = serde_json::json!({ "ngram": options.ngram, "min_overlap": options.min_overlap, "removed": removed });
+    if let Some(object) = details.as_object_mut() {
+        object.insert("removed".into(), removed.into());
+    }
     let written = kept.finish("decontaminate", details.clone()).await?;
     report.finish("decontamination report", details).await?;
     Ok(DecontamReport {
@@ -303,6 +382,7 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         benchmarks: summaries,
         benchmark_ngrams: index.ngrams() as u64,
         seconds: started.elapsed().as_secs_f64(),
+        update,
     })
 }
 

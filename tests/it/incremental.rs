@@ -212,29 +212,64 @@ fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
     .unwrap();
     let tokenizer = shared_data("tokenizers/gpt2.json");
     let (sql, mixture, tokenizer) = (sql.to_str().unwrap(), mixture.to_str().unwrap(), tokenizer.to_str().unwrap());
-    let tokenize = ["tokenize", "--input", "long_documents", "--tokenizer", tokenizer, "--to", "long_tokens"];
-    let pipeline = |lake: &str, inbox: &Path, incremental: bool| -> [String; 2] {
+    let decontaminate = [
+        "decontaminate",
+        "--input",
+        "long_documents",
+        "--benchmarks",
+        "problems",
+        "--to",
+        "clean_documents",
+        "--report",
+        "contamination",
+    ];
+    let tokenize = ["tokenize", "--input", "clean_documents", "--tokenizer", tokenizer, "--to", "long_tokens"];
+    let gsm8k = shared_data("problems/gsm8k_test.jsonl");
+    let pipeline = |lake: &str, inbox: &Path, incremental: bool| -> [String; 3] {
         let flag: &[&str] = if incremental { &["--incremental"] } else { &[] };
         run(lake, &["ingest", inbox.to_str().unwrap(), "--preset", "stackmathqa"]);
         let curated = run(lake, &[&["sql", sql][..], flag].concat());
+        let decontaminated = run(lake, &[&decontaminate[..], flag].concat());
         let tokenized = run(lake, &[&tokenize[..], flag].concat());
-        [curated, tokenized]
+        [curated, decontaminated, tokenized]
     };
 
+    // The last batch carries a GSM8K test problem posted as a question, long enough to be
+    // curated: decontamination must remove it in both runs.
+    let item: serde_json::Value = json(std::fs::read_to_string(&gsm8k).unwrap().lines().next().unwrap());
+    let padding = " I tried writing it as an equation but I am not sure where the numbers go.".repeat(8);
+    let leaked =
+        serde_json::json!({"Q": format!("{}{padding}", item["question"].as_str().unwrap()), "A": item["answer"]});
+    let mut batches = batches();
+    batches[2].push_str(&format!("{leaked}\n"));
+
     let lake = lake_in(&dir);
+    let full_lake = dir.path().join("full").to_string_lossy().into_owned();
+    for lake in [&lake, &full_lake] {
+        run(lake, &["ingest", gsm8k.to_str().unwrap(), "--preset", "gsm8k"]);
+    }
     let inbox = Inbox::Local(dir.path().join("inbox"));
-    for (i, batch) in batches().iter().enumerate() {
+    for (i, batch) in batches.iter().enumerate() {
         inbox.put(&format!("batch-{}.jsonl", i + 1), batch);
         let Inbox::Local(folder) = &inbox else { unreachable!() };
-        let [curated, tokenized] = pipeline(&lake, folder, true);
+        let [curated, decontaminated, tokenized] = pipeline(&lake, folder, true);
         if i > 0 {
             let gained = format!("gained from version {} to {}", i, i + 1);
             assert!(curated.contains(&format!("appended: the rows `documents` {gained}")), "{curated}");
-            assert!(tokenized.contains(&format!("appended: the rows `long_documents` {gained}")), "{tokenized}");
+            let appended = format!("appended: the rows `long_documents` {gained}");
+            assert!(decontaminated.contains(&appended), "{decontaminated}");
+            let appended = format!("appended: the rows `clean_documents` {gained}");
+            assert!(tokenized.contains(&appended), "{tokenized}");
         }
     }
-    let full_lake = dir.path().join("full").to_string_lossy().into_owned();
     pipeline(&full_lake, &dir.path().join("inbox"), false);
+
+    let contamination = "SELECT training_id, benchmark, item_id FROM contamination ORDER BY 1, 2, 3";
+    let found = query(&lake, contamination, &[]);
+    assert!(!found.is_empty(), "the leaked problem is found");
+    let removed = "SELECT count(*) AS n FROM contamination WHERE removed AND benchmark = 'gsm8k'";
+    assert!(query(&lake, removed, &[])[0]["n"].as_u64().unwrap() >= 1, "and removed");
+    assert_eq!(found, query(&full_lake, contamination, &[]));
 
     let tokens = "SELECT id, source, tokens, token_count FROM long_tokens ORDER BY id";
     let incremental = query(&lake, tokens, &[]);
