@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lake::incremental::{self, Update};
-use crate::lake::{CommitMode, Lake, Output, SessionOptions, Target, drain, register_table, versions_read};
+use crate::lake::{
+    CommitMode, Lake, Output, SessionOptions, Target, drain, register_table, scanning_version, versions_read,
+};
 use crate::suggest::nearest;
 
 /// One statement of a file, with where it starts.
@@ -421,8 +423,7 @@ async fn copy_to(
         CopyToSource::Query(query) => query,
         CopyToSource::Relation(name) => select_all(&name)?,
     };
-    let statement = DFStatement::Statement(Box::new(SqlStatement::Query(query)));
-    let frame = plan(ctx, statement.clone(), params).await?;
+    let frame = plan(ctx, DFStatement::Statement(Box::new(SqlStatement::Query(query))), params).await?;
     // What made the table: the statement, its parameters and the versions it read.
     let details = serde_json::json!({
         "statement": text.trim(),
@@ -449,17 +450,9 @@ async fn copy_to(
         ),
         Update::Append { table, since, now, delta } => {
             // The statement again, over the appended rows of `table` alone.
-            let handle = lake.table(&table)?;
-            ctx.deregister_table(table.as_str())?;
-            register_table(ctx, &table, &handle, &delta)?;
-            let appended = async {
-                let frame = plan(ctx, statement, params).await?;
-                write(ctx, lake, &target, frame, details, CommitMode::Append, progress).await
-            }
-            .await;
-            ctx.deregister_table(table.as_str())?;
-            register_table(ctx, &table, &handle, &now)?;
-            let rows = appended?;
+            let plan = scanning_version(frame.logical_plan().clone(), &table, &lake.table(&table)?, &delta)?;
+            let frame = ctx.execute_logical_plan(plan).await?;
+            let rows = write(ctx, lake, &target, frame, details, CommitMode::Append, progress).await?;
             (rows, format!("appended: the rows `{table}` gained from version {since} to {}", now.version))
         }
     };

@@ -18,7 +18,8 @@ pub use output::{Output, Target, Written};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
 pub use session::{
-    SessionOptions, TempFile, drain, parse_size, register_location, register_table, session, versions_read,
+    SessionOptions, TempFile, drain, parse_size, register_location, register_table, scanning_version, session,
+    versions_read,
 };
 pub use source::{quote, register_source, require_text_columns};
 pub use table::{Commit, CommitMode, DataFile, SourceObject, Table, Version, run_id, validate_name};

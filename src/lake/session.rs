@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::default_table_source::provider_as_source;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -21,7 +22,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScanBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -197,6 +198,33 @@ pub fn register_table(ctx: &SessionContext, name: &str, table: &Table, version: 
 /// a table records as the versions it read.
 #[derive(Debug, Default)]
 struct RegisteredVersions(std::sync::Mutex<BTreeMap<String, u64>>);
+
+/// `plan` with every scan of table `name` (inside views and subqueries too) reading
+/// `version` of `table` instead: an incremental statement over appended files only.
+/// Views hold the provider they were created with, so swapping the registered table
+/// would not reach them.
+pub fn scanning_version(plan: LogicalPlan, name: &str, table: &Table, version: &Version) -> Result<LogicalPlan> {
+    let source = provider_as_source(provider(table, version)?);
+    let mut replaced = 0;
+    let plan = plan
+        .transform_up_with_subqueries(|node| match node {
+            LogicalPlan::TableScan(scan) if scan.table_name.table() == name => {
+                replaced += 1;
+                let scan = TableScanBuilder::new(scan.table_name, source.clone())
+                    .with_projection(scan.projection)
+                    .with_filters(scan.filters)
+                    .with_fetch(scan.fetch)
+                    .build()?;
+                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+            }
+            other => Ok(Transformed::no(other)),
+        })?
+        .data;
+    if replaced == 0 {
+        return Err(crate::Error::Internal(format!("the statement's plan does not scan `{name}`")));
+    }
+    Ok(plan)
+}
 
 /// The lake tables `plan` scans (subqueries included), at the versions the session holds.
 pub fn versions_read(ctx: &SessionContext, plan: &LogicalPlan) -> Result<BTreeMap<String, u64>> {
