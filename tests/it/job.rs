@@ -252,3 +252,35 @@ fn a_run_while_another_holds_the_lease_exits_75_and_an_expired_lease_is_taken_ov
         assert_eq!(query(lake, "SELECT x FROM one", &env)[0]["x"], 1);
     }
 }
+
+#[test]
+fn two_runs_started_together_one_runs_and_the_other_exits_75() {
+    let dir = tempfile::tempdir().unwrap();
+    // An ingest that lasts about a second, so that the two runs overlap.
+    let corpus = bench_corpus(dir.path(), 20);
+    let job = dir.path().join("together.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[[stage]]\nkind = \"ingest\"\ninputs = [\"{}\"]\ntable = \"documents\"\nmap = [\"text=text\"]\nsource = \"bench\"\n",
+            corpus.display()
+        ),
+    )
+    .unwrap();
+    let lake = lake_in(&dir);
+    let start = || {
+        mathlake(&["run", job.to_str().unwrap(), "--lake", &lake]).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let (first, second) = (start(), start());
+    let outcomes: Vec<_> = [first, second].into_iter().map(|child| child.wait_with_output().unwrap()).collect();
+    let mut codes: Vec<_> = outcomes.iter().map(|o| o.status.code()).collect();
+    codes.sort();
+    assert_eq!(codes, [Some(0), Some(75)], "{outcomes:?}");
+    let busy = outcomes.iter().find(|o| o.status.code() == Some(75)).unwrap();
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(stderr.contains("job `together` is running"), "{stderr}");
+    let tables = json(&ok(&mut mathlake(&["tables", "--json", "--lake", &lake])));
+    assert_eq!(tables[0]["version"], 1, "one ingest committed: {tables}");
+    let runs = query(&lake, "SELECT status FROM mathlake_runs WHERE job = 'together'", &[]);
+    assert_eq!(runs, [serde_json::json!({"status": "succeeded"})], "the refused run left no record");
+}
