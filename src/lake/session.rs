@@ -185,11 +185,7 @@ impl ObjectStoreRegistry for LakeStores {
 pub fn register_table(ctx: &SessionContext, name: &str, table: &Table, version: &Version) -> Result<()> {
     ctx.register_table(name, provider(table, version)?)?;
     if let Some(registered) = ctx.copied_config().get_extension::<RegisteredVersions>() {
-        registered
-            .0
-            .lock()
-            .map_err(|_| crate::Error::Internal("a session's version map was poisoned".into()))?
-            .insert(name.to_string(), version.version);
+        registered.lock()?.insert(name.to_string(), version.version);
     }
     Ok(())
 }
@@ -198,6 +194,12 @@ pub fn register_table(ctx: &SessionContext, name: &str, table: &Table, version: 
 /// a table records as the versions it read.
 #[derive(Debug, Default)]
 struct RegisteredVersions(std::sync::Mutex<BTreeMap<String, u64>>);
+
+impl RegisteredVersions {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, u64>>> {
+        self.0.lock().map_err(|_| crate::Error::Internal("a session's version map was poisoned".into()))
+    }
+}
 
 /// `plan` with every scan of table `name` (inside views and subqueries too) reading
 /// `version` of `table` instead: an incremental statement over appended files only.
@@ -238,8 +240,7 @@ pub fn versions_read(ctx: &SessionContext, plan: &LogicalPlan) -> Result<BTreeMa
     let Some(registered) = ctx.copied_config().get_extension::<RegisteredVersions>() else {
         return Ok(BTreeMap::new());
     };
-    let registered =
-        registered.0.lock().map_err(|_| crate::Error::Internal("a session's version map was poisoned".into()))?;
+    let registered = registered.lock()?;
     Ok(scanned.into_iter().filter_map(|name| registered.get(&name).map(|v| (name, *v))).collect())
 }
 
