@@ -442,18 +442,15 @@ async fn copy_to(
             ));
         }
     };
-    let (rows, said) = match update {
-        Update::Unchanged => (0, "unchanged: nothing it reads changed".to_string()),
-        Update::Full(reason) => (
-            write(ctx, lake, &target, frame, details, CommitMode::Replace, progress).await?,
-            format!("rebuilt: {reason}"),
-        ),
-        Update::Append { table, since, now, delta } => {
+    let said = update.describe();
+    let rows = match update {
+        Update::Unchanged => 0,
+        Update::Full(_) => write(ctx, lake, &target, frame, details, CommitMode::Replace, progress).await?,
+        Update::Append { table, delta, .. } => {
             // The statement again, over the appended rows of `table` alone.
             let plan = scanning_version(frame.logical_plan().clone(), &table, &lake.table(&table)?, &delta)?;
             let frame = ctx.execute_logical_plan(plan).await?;
-            let rows = write(ctx, lake, &target, frame, details, CommitMode::Append, progress).await?;
-            (rows, format!("appended: the rows `{table}` gained from version {since} to {}", now.version))
+            write(ctx, lake, &target, frame, details, CommitMode::Append, progress).await?
         }
     };
     Ok((target.describe(), rows, Some(said)))

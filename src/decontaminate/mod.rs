@@ -258,7 +258,9 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         (options.incremental, &options.to, &options.report, &input_version)
         && validate_name(&options.input).is_ok()
     {
-        match incremental::update(lake, to, &details, SAME_SETTINGS).await? {
+        let decided = incremental::update(lake, to, &details, SAME_SETTINGS).await?;
+        update = Some(decided.describe());
+        match decided {
             Update::Unchanged => {
                 return Ok(DecontamReport {
                     input: options.input.clone(),
@@ -268,18 +270,18 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
                     ngram: options.ngram,
                     min_overlap: options.min_overlap,
                     seconds: started.elapsed().as_secs_f64(),
-                    update: Some("unchanged: neither its input nor its benchmarks changed".into()),
+                    update,
                     ..DecontamReport::default()
                 });
             }
-            Update::Append { since, now, delta, .. } => {
+            Update::Append { table, delta, .. } if table == options.input => {
                 ctx.deregister_table(INPUT)?;
                 register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
                 mode = CommitMode::Append;
-                let from = format!("from version {since} to {}", now.version);
-                update = Some(format!("appended: the rows `{}` gained {from}", options.input));
             }
-            Update::Full(reason) => update = Some(format!("rebuilt: {reason}")),
+            // New items must be looked for in every record, not only in new ones.
+            Update::Append { table, .. } => update = Some(format!("rebuilt: benchmark `{table}` gained rows")),
+            Update::Full(_) => {}
         }
     }
 

@@ -24,6 +24,19 @@ pub enum Update {
     Full(String),
 }
 
+impl Update {
+    /// What a report says of it.
+    pub fn describe(&self) -> String {
+        match self {
+            Update::Unchanged => "unchanged: nothing it reads changed".into(),
+            Update::Append { table, since, now, .. } => {
+                format!("appended: the rows `{table}` gained from version {since} to {}", now.version)
+            }
+            Update::Full(reason) => format!("rebuilt: {reason}"),
+        }
+    }
+}
+
 /// Decides from the target's latest version and the `details` the next version would
 /// record: `read` (table -> version) and the settings named in `same` (a statement and its
 /// parameters; a tokenizer and template), which must be what made the table.

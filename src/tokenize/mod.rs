@@ -201,18 +201,17 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
     if let (true, Target::Table(name), Some(_)) = (options.incremental, &options.to, &read)
         && validate_name(&options.input).is_ok()
     {
-        match incremental::update(lake, name, &details, SAME_SETTINGS).await? {
-            Update::Unchanged => {
-                return Ok(TokenizeReport::unchanged(options, &encoder, template, started));
-            }
-            Update::Append { since, now, delta, .. } => {
+        let decided = incremental::update(lake, name, &details, SAME_SETTINGS).await?;
+        update = Some(decided.describe());
+        match decided {
+            Update::Unchanged => return Ok(TokenizeReport::unchanged(options, &encoder, template, update, started)),
+            // What it reads is its input alone, so an append is the input's.
+            Update::Append { delta, .. } => {
                 ctx.deregister_table(INPUT)?;
                 register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
                 mode = CommitMode::Append;
-                let from = format!("from version {since} to {}", now.version);
-                update = Some(format!("appended: the rows `{}` gained {from}", options.input));
             }
-            Update::Full(reason) => update = Some(format!("rebuilt: {reason}")),
+            Update::Full(_) => {}
         }
     }
     let frame = match &options.filter {
@@ -304,7 +303,13 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
 
 impl TokenizeReport {
     /// An incremental run whose input did not change: nothing read, nothing written.
-    fn unchanged(options: &TokenizeOptions, encoder: &Encoder, template: Template, started: Instant) -> Self {
+    fn unchanged(
+        options: &TokenizeOptions,
+        encoder: &Encoder,
+        template: Template,
+        update: Option<String>,
+        started: Instant,
+    ) -> Self {
         TokenizeReport {
             input: options.input.clone(),
             to: options.to.describe(),
@@ -319,7 +324,7 @@ impl TokenizeReport {
             loss_tokens: 0,
             threads: options.threads.max(1),
             seconds: started.elapsed().as_secs_f64(),
-            update: Some("unchanged: its input did not change".into()),
+            update,
         }
     }
 }

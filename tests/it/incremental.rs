@@ -272,6 +272,15 @@ fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
     assert!(!found.is_empty(), "the leaked problem is found");
     let removed = "SELECT count(*) AS n FROM contamination WHERE removed AND benchmark = 'gsm8k'";
     assert!(query(&lake, removed, &[])[0]["n"].as_u64().unwrap() >= 1, "and removed");
+    // New evaluation items must be looked for in every record: a benchmark that gained
+    // rows rebuilds, and an input with nothing new then leaves the outputs as they are.
+    let math500 = shared_data("problems/math500_test.jsonl");
+    run(&lake, &["ingest", math500.to_str().unwrap(), "--preset", "math500"]);
+    let incremental_decontamination = [&decontaminate[..], &["--incremental"]].concat();
+    let rebuilt = run(&lake, &incremental_decontamination);
+    assert!(rebuilt.contains("rebuilt: benchmark `problems` gained rows"), "{rebuilt}");
+    let again = run(&lake, &incremental_decontamination);
+    assert!(again.contains("unchanged: nothing it reads changed"), "{again}");
     assert_eq!(found, query(&full_lake, contamination, &[]));
 
     let tokens = "SELECT id, source, tokens, token_count FROM long_tokens ORDER BY id";
