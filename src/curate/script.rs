@@ -432,7 +432,7 @@ async fn copy_to(
     });
     let update = match &target {
         Target::Table(name) if options.incremental => {
-            incremental::update(lake, name, &details, &["statement", "parameters"]).await?
+            incremental::update(lake, name, &details, &["statement", "parameters"], None).await?
         }
         _ => {
             return Ok((

@@ -258,7 +258,7 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         (options.incremental, &options.to, &options.report, &input_version)
         && validate_name(&options.input).is_ok()
     {
-        let decided = incremental::update(lake, to, &details, SAME_SETTINGS).await?;
+        let decided = incremental::update(lake, to, &details, SAME_SETTINGS, Some(&options.input)).await?;
         update = Some(decided.describe());
         match decided {
             Update::Unchanged => {
@@ -274,13 +274,11 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
                     ..DecontamReport::default()
                 });
             }
-            Update::Append { table, delta, .. } if table == options.input => {
+            Update::Append { delta, .. } => {
                 ctx.deregister_table(INPUT)?;
                 register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
                 mode = CommitMode::Append;
             }
-            // New items must be looked for in every record, not only in new ones.
-            Update::Append { table, .. } => update = Some(format!("rebuilt: benchmark `{table}` gained rows")),
             Update::Full(_) => {}
         }
     }

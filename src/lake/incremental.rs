@@ -39,8 +39,17 @@ impl Update {
 
 /// Decides from the target's latest version and the `details` the next version would
 /// record: `read` (table -> version) and the settings named in `same` (a statement and its
-/// parameters; a tokenizer and template), which must be what made the table.
-pub async fn update(lake: &Lake, target: &str, details: &serde_json::Value, same: &[&str]) -> Result<Update> {
+/// parameters; a tokenizer and template), which must be what made the table. `input`: the
+/// one table whose new rows can be treated alone (a stage's input; what it reads beside,
+/// such as benchmarks, must meet every row again when it changes); `None` for a SQL
+/// statement, whose author vouches for every table it reads.
+pub async fn update(
+    lake: &Lake,
+    target: &str,
+    details: &serde_json::Value,
+    same: &[&str],
+    input: Option<&str>,
+) -> Result<Update> {
     let Some(last) = lake.table(target)?.latest().await? else {
         return Ok(Update::Full(format!("`{target}` does not exist yet")));
     };
@@ -64,6 +73,9 @@ pub async fn update(lake: &Lake, target: &str, details: &serde_json::Value, same
         [one] => *one,
         _ => return Ok(Update::Full("more than one table it reads changed".into())),
     };
+    if input.is_some_and(|input| input != table) {
+        return Ok(Update::Full(format!("`{table}`, which it reads beside its input, changed")));
+    }
     let table_handle = lake.table(table)?;
     let Ok(old) = table_handle.version(since).await else {
         return Ok(Update::Full(format!("version {since} of `{table}` it read last is vacuumed")));

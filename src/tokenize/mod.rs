@@ -201,11 +201,10 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
     if let (true, Target::Table(name), Some(_)) = (options.incremental, &options.to, &read)
         && validate_name(&options.input).is_ok()
     {
-        let decided = incremental::update(lake, name, &details, SAME_SETTINGS).await?;
+        let decided = incremental::update(lake, name, &details, SAME_SETTINGS, Some(&options.input)).await?;
         update = Some(decided.describe());
         match decided {
             Update::Unchanged => return Ok(TokenizeReport::unchanged(options, &encoder, template, update, started)),
-            // What it reads is its input alone, so an append is the input's.
             Update::Append { delta, .. } => {
                 ctx.deregister_table(INPUT)?;
                 register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
