@@ -40,7 +40,8 @@ pub async fn vacuum(lake: &Lake, only: Option<&str>, retention: Retention, dry_r
         Some(name) => {
             let table = lake.table(name)?;
             if table.latest().await?.is_none() {
-                return Err(Error::user(format!("no table `{name}` in {}", lake.root())));
+                return Err(Error::user(format!("no table `{name}` in {}", lake.root()))
+                    .hint("`mathlake tables` lists the tables; without --table every table is vacuumed"));
             }
             vec![name.to_string()]
         }
