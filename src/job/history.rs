@@ -4,8 +4,10 @@
 //! stage's latest record). SQL sees every job's history as two system tables, read when a
 //! query scans them: `mathlake_runs` (one row per run) and `mathlake_run_stages` (one row
 //! per stage a run ran), beside `mathlake_versions`, one row per committed version of every
-//! lake table (what made it, when, its files and rows), which the stages' `tables_before`
-//! and `tables_written` name.
+//! lake table (what made it, when, its files and rows, the run that committed it), which
+//! the stages' `tables_before` and `tables_written` name, and `mathlake_objects`, one row
+//! per source object an ingested table holds rows of, with the version that first read it:
+//! the step from a row's `input` to the run that ingested it.
 
 use std::sync::Arc;
 
@@ -25,7 +27,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::log::{StageRecord, Status};
 use crate::error::{Context, Error, Result};
-use crate::lake::{Lake, Location, Version, put_if_absent};
+use crate::lake::{Lake, Location, SourceObject, Version, put_if_absent};
 
 pub const FORMAT: &str = "mathlake-run/1";
 
@@ -95,9 +97,9 @@ fn folder(root: &Location, job: &str) -> Location {
     root.join("_jobs").join(&format!("{job}.runs"))
 }
 
-/// Registers `mathlake_runs`, `mathlake_run_stages` and `mathlake_versions` over the lake.
+/// Registers the system tables over the lake.
 pub fn register(ctx: &SessionContext, lake: &Lake) -> Result<()> {
-    for table in [SystemTable::Runs, SystemTable::Stages, SystemTable::Versions] {
+    for table in [SystemTable::Runs, SystemTable::Stages, SystemTable::Versions, SystemTable::Objects] {
         let partition = Arc::new(History { lake: lake.clone(), table });
         let provider = StreamingTable::try_new(table.schema(), vec![partition])?;
         ctx.register_table(table.name(), Arc::new(provider))?;
@@ -110,6 +112,7 @@ enum SystemTable {
     Runs,
     Stages,
     Versions,
+    Objects,
 }
 
 impl SystemTable {
@@ -118,6 +121,7 @@ impl SystemTable {
             SystemTable::Runs => "mathlake_runs",
             SystemTable::Stages => "mathlake_run_stages",
             SystemTable::Versions => "mathlake_versions",
+            SystemTable::Objects => "mathlake_objects",
         }
     }
 
@@ -163,12 +167,26 @@ impl SystemTable {
                 Field::new("bytes", DataType::Int64, false),
                 // JSON: what the operation reported about itself (inputs, counts, settings).
                 text("details", false),
+                // The job run that committed it; NULL for a command run on its own.
+                text("run_id", true),
+            ],
+            SystemTable::Objects => vec![
+                text("table_name", false),
+                // The first version holding rows of the object (as it is now: a replaced
+                // object counts from the version that read its new content).
+                Field::new("version", DataType::Int64, false),
+                text("source", false),
+                text("url", false),
+                Field::new("size", DataType::Int64, false),
+                text("e_tag", true),
+                text("modified", false),
             ],
         };
         Arc::new(Schema::new(fields))
     }
 
-    /// The table's rows: from run records, or from (table, version) pairs.
+    /// The table's rows: from run records, or from (table, version) pairs and the runs that
+    /// wrote them.
     fn batch(self, runs: &[RunRecord], versions: &[(String, Version)]) -> Result<RecordBatch> {
         let json = |v: &std::collections::BTreeMap<String, u64>| serde_json::to_string(v).unwrap_or_default();
         let strings = |values: Vec<Option<String>>| Arc::new(StringArray::from(values)) as ArrayRef;
@@ -226,10 +244,49 @@ impl SystemTable {
                 Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.rows() as i64))),
                 Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.bytes() as i64))),
                 strings(versions.iter().map(|(_, v)| Some(v.details.to_string())).collect()),
+                strings(versions.iter().map(|(t, v)| writer(runs, t, v.version)).collect()),
             ],
+            SystemTable::Objects => {
+                let objects = first_reads(versions);
+                let time = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                vec![
+                    strings(objects.iter().map(|(t, _, _)| Some(t.to_string())).collect()),
+                    Arc::new(Int64Array::from_iter_values(objects.iter().map(|(_, v, _)| *v as i64))),
+                    strings(objects.iter().map(|(_, _, o)| Some(o.source.clone())).collect()),
+                    strings(objects.iter().map(|(_, _, o)| Some(o.url.clone())).collect()),
+                    Arc::new(Int64Array::from_iter_values(objects.iter().map(|(_, _, o)| o.size as i64))),
+                    strings(objects.iter().map(|(_, _, o)| o.e_tag.clone()).collect()),
+                    strings(objects.iter().map(|(_, _, o)| Some(time(&o.modified))).collect()),
+                ]
+            }
         };
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
+}
+
+/// The run whose stages committed `version` of `table`, if a job run did.
+fn writer(runs: &[RunRecord], table: &str, version: u64) -> Option<String> {
+    runs.iter().find(|r| r.stages.iter().any(|s| s.wrote.get(table) == Some(&version))).map(|r| r.run_id.clone())
+}
+
+/// Each table's source objects, as its latest version lists them, with the first version
+/// that listed each unchanged: (table, version, object).
+fn first_reads(versions: &[(String, Version)]) -> Vec<(&str, u64, &SourceObject)> {
+    let mut objects = Vec::new();
+    for (i, (table, latest)) in versions.iter().enumerate() {
+        if versions.get(i + 1).is_some_and(|(next, _)| next == table) {
+            continue;
+        }
+        let history: Vec<&Version> = versions.iter().filter(|(t, _)| t == table).map(|(_, v)| v).collect();
+        for object in &latest.objects {
+            let first = history
+                .iter()
+                .find(|v| v.objects.iter().any(|o| o.same_object(object) && o.unchanged(object)))
+                .map_or(latest.version, |v| v.version);
+            objects.push((table.as_str(), first, object));
+        }
+    }
+    objects
 }
 
 /// The one partition of a system table, read from the lake when scanned.
@@ -245,10 +302,12 @@ impl PartitionStream for History {
         static RUNS: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| SystemTable::Runs.schema());
         static STAGES: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| SystemTable::Stages.schema());
         static VERSIONS: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| SystemTable::Versions.schema());
+        static OBJECTS: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| SystemTable::Objects.schema());
         match self.table {
             SystemTable::Runs => &RUNS,
             SystemTable::Stages => &STAGES,
             SystemTable::Versions => &VERSIONS,
+            SystemTable::Objects => &OBJECTS,
         }
     }
 
@@ -256,7 +315,8 @@ impl PartitionStream for History {
         let (lake, table) = (self.lake.clone(), self.table);
         let batch = async move {
             let (runs, versions) = match table {
-                SystemTable::Versions => (Vec::new(), read_versions(&lake).await?),
+                SystemTable::Versions => (read_runs(lake.root()).await?, read_versions(&lake).await?),
+                SystemTable::Objects => (Vec::new(), read_versions(&lake).await?),
                 _ => (read_runs(lake.root()).await?, Vec::new()),
             };
             table.batch(&runs, &versions)

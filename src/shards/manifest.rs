@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mixture::Mixture;
 use super::plan::Drawn;
+use super::records::RecordIndexFile;
 use crate::error::{Context, Error, Result};
 use crate::lake::Location;
 use crate::tokenize::TokenizerInfo;
@@ -28,6 +29,10 @@ pub struct Manifest {
     pub sources: Vec<SourceManifest>,
     pub train: SplitManifest,
     pub validation: SplitManifest,
+    /// The record behind every segment of every row (`records.rs`); sets built before it
+    /// existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<RecordIndexFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

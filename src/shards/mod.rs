@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod mixture;
 pub mod pack;
 pub mod plan;
+pub mod records;
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
@@ -37,6 +38,7 @@ use self::manifest::{FORMAT, Manifest, ShardFile, SourceManifest, SplitManifest}
 use self::mixture::{Mixture, MixtureSource};
 use self::pack::{Packer, shard_bytes, shard_schema, token_width};
 use self::plan::{Drawn, Piece, Record, SplitMix, draw, held_out, order, streams, usable_tokens};
+use self::records::RecordIndex;
 use crate::error::{Context, Error, Result};
 use crate::lake::{Lake, Location, SessionOptions, TempFile, register_source};
 use crate::text::texts;
@@ -272,7 +274,8 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
                     }
                 };
                 for &(split, place, n) in targets {
-                    scatter.write(split, place, &row_tokens.values()[..n as usize], prompt.min(n as usize))?;
+                    let id = id.unwrap_or_default();
+                    scatter.write(split, place, id, &row_tokens.values()[..n as usize], prompt.min(n as usize))?;
                 }
             }
         }
@@ -284,23 +287,28 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
     let rows_per_shard = (max_shard_bytes / (row_tokens * width as usize + row_tokens / 8 + 64)).max(1);
     let mut splits = Vec::new();
     let mut loss = Vec::new();
+    let mut records = RecordIndex::create(&to, mixture.sources.iter().map(|s| s.name.clone()).collect())?;
     for (split, pieces) in [(Split::Train, &train_pieces), (Split::Validation, &validation_pieces)] {
         let name = if split == Split::Train { "train" } else { "validation" };
         let mut packer = Packer::new(mixture.mode, row_tokens, tokenizer.eos_id, sources.len());
         let mut manifest = SplitManifest::default();
+        let mut shard = async |packer: &mut Packer, manifest: &mut SplitManifest| -> Result<()> {
+            let (batch, segments) = packer.rows.take(rows_per_shard, &schema, row_tokens)?;
+            records.write(name, manifest.shards.len(), segments).await?;
+            manifest.shards.push(put_shard(&to, name, manifest.shards.len(), &batch).await?);
+            Ok(())
+        };
         for file in scatter.finish(split)? {
             for spilled in read_bucket(&file)? {
-                packer.add(&pieces[spilled.place as usize], &spilled.tokens, spilled.prompt);
+                packer.add(&pieces[spilled.place as usize], &spilled.id, &spilled.tokens, spilled.prompt);
             }
             while packer.rows.len() >= rows_per_shard {
-                let batch = packer.rows.take(rows_per_shard, &schema, row_tokens)?;
-                manifest.shards.push(put_shard(&to, name, manifest.shards.len(), &batch).await?);
+                shard(&mut packer, &mut manifest).await?;
             }
         }
         packer.finish();
         while !packer.rows.is_empty() {
-            let batch = packer.rows.take(rows_per_shard, &schema, row_tokens)?;
-            manifest.shards.push(put_shard(&to, name, manifest.shards.len(), &batch).await?);
+            shard(&mut packer, &mut manifest).await?;
         }
         manifest.rows = manifest.shards.iter().map(|s| s.rows).sum();
         manifest.tokens = packer.source_tokens.iter().sum();
@@ -347,6 +355,7 @@ pub async fn build(lake: &Lake, options: &BuildOptions, progress: &ProgressBar) 
         row_tokens,
         train,
         validation,
+        records: Some(records.finish().await?),
     };
     manifest.write(&to).await?;
     Ok(BuildReport { to: to.url(), manifest, seconds: started.elapsed().as_secs_f64() })
@@ -441,7 +450,8 @@ async fn put_shard(
 }
 
 /// Spill files of pieces, one per bucket of places, per split. A piece is written as
-/// its place (u64), length (u32) and prompt tokens (u32), then its tokens (u32 each).
+/// its place (u64), length (u32), prompt tokens (u32) and id length (u32), then its
+/// record's id and its tokens (u32 each).
 struct Scatter {
     /// Per split: the bucket files with their writers, and how many places there are.
     splits: [(Vec<Bucket>, u64); 2],
@@ -463,13 +473,15 @@ impl Scatter {
         Ok(Scatter { splits: [(open(buckets[0])?, places[0].max(1)), (open(buckets[1])?, places[1].max(1))] })
     }
 
-    fn write(&mut self, split: Split, place: u64, tokens: &[u32], prompt: usize) -> Result<()> {
+    fn write(&mut self, split: Split, place: u64, id: &str, tokens: &[u32], prompt: usize) -> Result<()> {
         let (buckets, places) = &mut self.splits[split as usize];
         let bucket = (place as u128 * buckets.len() as u128 / *places as u128) as usize;
         let out = &mut buckets[bucket].1;
         out.write_all(&place.to_le_bytes())?;
         out.write_all(&(tokens.len() as u32).to_le_bytes())?;
         out.write_all(&(prompt as u32).to_le_bytes())?;
+        out.write_all(&(id.len() as u32).to_le_bytes())?;
+        out.write_all(id.as_bytes())?;
         for t in tokens {
             out.write_all(&t.to_le_bytes())?;
         }
@@ -491,6 +503,7 @@ impl Scatter {
 /// A piece as read back from its bucket.
 struct Spilled {
     place: u64,
+    id: String,
     tokens: Vec<u32>,
     /// How many of `tokens`, from the start, are prompt.
     prompt: usize,
@@ -510,12 +523,13 @@ fn read_bucket(file: &TempFile) -> Result<Vec<Spilled>> {
         at += n;
         Ok(slice)
     };
-    while let Ok(head) = take(16) {
+    while let Ok(head) = take(20) {
         let place = u64::from_le_bytes(head[..8].try_into().map_err(|_| short())?);
-        let n = u32::from_le_bytes(head[8..12].try_into().map_err(|_| short())?) as usize;
-        let prompt = u32::from_le_bytes(head[12..].try_into().map_err(|_| short())?) as usize;
+        let word = |at: usize| head[at..at + 4].try_into().map(u32::from_le_bytes).map_err(|_| short());
+        let (n, prompt, id_len) = (word(8)? as usize, word(12)? as usize, word(16)? as usize);
+        let id = String::from_utf8_lossy(take(id_len)?).into_owned();
         let tokens = take(4 * n)?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        pieces.push(Spilled { place, tokens, prompt });
+        pieces.push(Spilled { place, id, tokens, prompt });
     }
     pieces.sort_unstable_by_key(|p| p.place);
     Ok(pieces)

@@ -9,6 +9,10 @@
 //! - `doc_starts`: where each record (or the rest of one cut at the previous row's end)
 //!   starts in the row, so attention and positions can restart there;
 //! - `doc_sources`: the mixture source of each of those segments, by index.
+//!
+//! Beside the shards, `records.parquet` names the record of every segment (see
+//! [`Segments`]), so a row of a shard leads back to its records and, through them, to
+//! their source objects.
 
 use std::sync::Arc;
 
@@ -46,8 +50,28 @@ pub struct Rows {
     mask: Vec<bool>,
     starts: Vec<u32>,
     sources: Vec<u16>,
+    /// Per segment, like `starts`: its length, its record's id and where in the record it
+    /// begins.
+    lengths: Vec<u32>,
+    ids: Vec<String>,
+    record_offsets: Vec<u32>,
     /// Into `starts` / `sources`, one more than there are rows.
     segment_offsets: Vec<usize>,
+}
+
+/// The segments of the rows one [`Rows::take`] returned, in row order: which record each
+/// holds and which of its tokens.
+#[derive(Debug, Default, PartialEq)]
+pub struct Segments {
+    /// The row of the batch, from 0.
+    pub rows: Vec<u32>,
+    /// Where the segment starts in its row, and how many tokens it has.
+    pub starts: Vec<u32>,
+    pub lengths: Vec<u32>,
+    pub sources: Vec<u16>,
+    pub ids: Vec<String>,
+    /// The token of the record it starts at: 0 unless the record was cut at a row end.
+    pub record_offsets: Vec<u32>,
 }
 
 impl Rows {
@@ -59,8 +83,8 @@ impl Rows {
         self.len() == 0
     }
 
-    /// The first `n` rows as a shard batch; the rest stay.
-    pub fn take(&mut self, n: usize, schema: &SchemaRef, row_tokens: usize) -> Result<RecordBatch> {
+    /// The first `n` rows as a shard batch, with their segments; the rest stay.
+    pub fn take(&mut self, n: usize, schema: &SchemaRef, row_tokens: usize) -> Result<(RecordBatch, Segments)> {
         let n = n.min(self.len());
         let segments = self.segment_offsets[n];
         let tokens: Vec<u32> = self.tokens.drain(..n * row_tokens).collect();
@@ -69,6 +93,17 @@ impl Rows {
         let sources: Vec<u16> = self.sources.drain(..segments).collect();
         let offsets: Vec<i32> = self.segment_offsets[..=n].iter().map(|&o| o as i32).collect();
         self.segment_offsets = self.segment_offsets[n..].iter().map(|o| o - segments).collect();
+
+        let found = Segments {
+            rows: (0..n)
+                .flat_map(|row| std::iter::repeat_n(row as u32, (offsets[row + 1] - offsets[row]) as usize))
+                .collect(),
+            starts: starts.clone(),
+            lengths: self.lengths.drain(..segments).collect(),
+            sources: sources.clone(),
+            ids: self.ids.drain(..segments).collect(),
+            record_offsets: self.record_offsets.drain(..segments).collect(),
+        };
 
         let field = |i: usize| match schema.field(i).data_type() {
             DataType::FixedSizeList(f, _) | DataType::List(f) => f.clone(),
@@ -95,7 +130,7 @@ impl Rows {
             Arc::new(ListArray::try_new(field(2), offsets.clone(), Arc::new(UInt32Array::from(starts)), None)?),
             Arc::new(ListArray::try_new(field(3), offsets, Arc::new(UInt16Array::from(sources)), None)?),
         ];
-        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        Ok((RecordBatch::try_new(schema.clone(), columns)?, found))
     }
 }
 
@@ -126,10 +161,10 @@ impl Packer {
         }
     }
 
-    /// Adds a piece: its tokens, of which the first `prompt` are the template's prompt.
-    /// CPT trains on every token and cuts pieces at row ends; SFT starts a row where the
-    /// plan says and trains on the tokens after the prompt.
-    pub fn add(&mut self, piece: &Piece, tokens: &[u32], prompt: usize) {
+    /// Adds a piece of record `id`: its tokens, of which the first `prompt` are the
+    /// template's prompt. CPT trains on every token and cuts pieces at row ends; SFT starts
+    /// a row where the plan says and trains on the tokens after the prompt.
+    pub fn add(&mut self, piece: &Piece, id: &str, tokens: &[u32], prompt: usize) {
         if self.mode == Mode::Sft && piece.row_start && !self.row.tokens.is_empty() {
             self.finish_row();
         }
@@ -142,6 +177,9 @@ impl Packer {
             let n = (self.row_tokens - self.row.tokens.len()).min(tokens.len() - at);
             self.row.starts.push(self.row.tokens.len() as u32);
             self.row.sources.push(piece.source);
+            self.row.lengths.push(n as u32);
+            self.row.ids.push(id.to_string());
+            self.row.record_offsets.push(at as u32);
             self.row.tokens.extend_from_slice(&tokens[at..at + n]);
             let loss = match self.mode {
                 Mode::Cpt => {
@@ -174,6 +212,9 @@ impl Packer {
         self.rows.mask.append(&mut self.row.mask);
         self.rows.starts.append(&mut self.row.starts);
         self.rows.sources.append(&mut self.row.sources);
+        self.rows.lengths.append(&mut self.row.lengths);
+        self.rows.ids.append(&mut self.row.ids);
+        self.rows.record_offsets.append(&mut self.row.record_offsets);
         self.rows.segment_offsets.push(self.rows.starts.len());
     }
 }
@@ -200,11 +241,11 @@ mod tests {
     #[test]
     fn cpt_cuts_pieces_at_row_ends_and_marks_each_segment() {
         let mut p = Packer::new(Mode::Cpt, 4, 99, 2);
-        p.add(&piece(0, 3, false), &[1, 2, 3], 3);
-        p.add(&piece(1, 3, false), &[4, 5, 6], 3);
+        p.add(&piece(0, 3, false), "a", &[1, 2, 3], 3);
+        p.add(&piece(1, 3, false), "b", &[4, 5, 6], 3);
         p.finish();
         let schema = shard_schema(2, 4);
-        let batch = p.rows.take(10, &schema, 4).unwrap();
+        let (batch, segments) = p.rows.take(10, &schema, 4).unwrap();
         assert_eq!(batch.num_rows(), 2);
         let tokens = batch.column(0).as_fixed_size_list();
         assert_eq!(tokens.value(0).as_primitive::<UInt16Type>().values(), &[1, 2, 3, 4]);
@@ -218,19 +259,31 @@ mod tests {
         let sources = batch.column(3).as_list::<i32>();
         assert_eq!(sources.value(1).as_primitive::<UInt16Type>().values(), &[1]);
         assert_eq!((p.source_tokens.as_slice(), p.rows.len()), (&[3u64, 3][..], 0));
+        let expected = Segments {
+            rows: vec![0, 0, 1],
+            starts: vec![0, 3, 0],
+            lengths: vec![3, 1, 2],
+            sources: vec![0, 1, 1],
+            ids: vec!["a".into(), "b".into(), "b".into()],
+            record_offsets: vec![0, 0, 1],
+        };
+        assert_eq!(segments, expected, "record b is cut after its first token and goes on at its second");
     }
 
     #[test]
     fn sft_keeps_the_template_mask_and_starts_rows_where_told() {
         let mut p = Packer::new(Mode::Sft, 5, 0, 1);
-        p.add(&piece(0, 3, true), &[7, 8, 9], 1);
-        p.add(&piece(0, 2, true), &[10, 11], 1);
+        p.add(&piece(0, 3, true), "q1", &[7, 8, 9], 1);
+        p.add(&piece(0, 2, true), "q2", &[10, 11], 1);
         p.finish();
-        let batch = p.rows.take(1, &shard_schema(4, 5), 5).unwrap();
+        let (batch, segments) = p.rows.take(1, &shard_schema(4, 5), 5).unwrap();
+        assert_eq!((segments.ids, segments.lengths), (vec!["q1".to_string()], vec![3]));
         let mask: Vec<bool> =
             batch.column(1).as_fixed_size_list().value(0).as_boolean().iter().map(Option::unwrap).collect();
         assert_eq!(mask, [false, true, true, false, false]);
         assert_eq!(p.rows.len(), 1, "the second row waits for the next take");
+        let (_, segments) = p.rows.take(1, &shard_schema(4, 5), 5).unwrap();
+        assert_eq!((segments.rows, segments.ids), (vec![0], vec!["q2".to_string()]), "rows count from each take");
         assert_eq!(p.source_loss_tokens, [3]);
         let bytes = shard_bytes(&batch).unwrap();
         assert_eq!(&bytes[..6], b"ARROW1");

@@ -113,8 +113,13 @@ fn the_same_inputs_and_seed_give_byte_identical_shards() {
     // Under a 4M limit a spill bucket holds 2 MiB, and the arm's pieces (5 bytes a token,
     // about 2.9 MB) take two of them instead of one.
     build_with(lake, &mixture, &b, &["--memory-limit", "4M"]);
-    for file in
-        first.train.shards.iter().chain(&first.validation.shards).map(|s| &s.path).chain([&"manifest.json".into()])
+    for file in first
+        .train
+        .shards
+        .iter()
+        .chain(&first.validation.shards)
+        .map(|s| &s.path)
+        .chain(&["manifest.json".to_string(), "records.parquet".to_string()])
     {
         assert!(std::fs::read(a.join(file)).unwrap() == std::fs::read(b.join(file)).unwrap(), "{file} differs");
     }
@@ -272,6 +277,76 @@ fn pyarrow_and_mathlake_query_read_the_shards() {
     assert!(out.status.success(), "pyarrow: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.trim(), format!("{} 513 uint16", manifest.train.shards[0].rows));
+}
+
+#[test]
+fn a_shard_row_leads_to_its_records_source_objects_and_run() {
+    let (_, lake, _) = quickstart();
+    let set_folder = Path::new(lake).join("shards/test1");
+    let records = format!("'{}'", set_folder.join("records.parquet").display());
+    let set = runtime().block_on(ShardSet::open(set_folder.to_str().unwrap())).unwrap();
+
+    // Every segment of every row is listed, with the tokens the manifest counts per source.
+    let per_source = query(
+        lake,
+        &format!("SELECT source, sum(tokens) AS tokens FROM {records} WHERE split = 'train' GROUP BY source"),
+        &[],
+    );
+    for source in &set.manifest.sources {
+        let listed = per_source.iter().find(|r| r["source"] == source.name.as_str()).map(|r| r["tokens"].as_u64());
+        assert_eq!(listed, Some(Some(source.train.emitted_tokens)), "{}", source.name);
+    }
+    let segments = query(lake, &format!("SELECT count(*) AS n FROM {records}"), &[])[0]["n"].as_u64();
+    assert_eq!(segments, set.manifest.records.as_ref().map(|r| r.segments));
+
+    // The segments of the first rows hold exactly their records' tokens, from the offset named.
+    let shard = runtime().block_on(set.read(Split::Train, 0)).unwrap();
+    let rows = format!(
+        "SELECT shard_row, start, tokens, source, id, record_offset FROM {records} \
+         WHERE split = 'train' AND shard = 0 AND shard_row < 4 ORDER BY shard_row, start"
+    );
+    let rows = query(lake, &rows, &[]);
+    assert!(rows.len() >= 4, "{rows:?}");
+    let table = |source: &str| match source {
+        "general" => "general_tokens",
+        "web_math" => "math_tokens",
+        _ => "problem_tokens",
+    };
+    for segment in &rows {
+        let (row, start) = (segment["shard_row"].as_u64().unwrap() as usize, segment["start"].as_u64().unwrap());
+        let n = segment["tokens"].as_u64().unwrap() as usize;
+        assert!(shard.doc_starts[row].contains(&(start as u32)), "{segment}: a segment the shard marks");
+        let id = segment["id"].as_str().unwrap();
+        let sql = format!("SELECT tokens FROM {} WHERE id = '{id}'", table(segment["source"].as_str().unwrap()));
+        let record: Vec<u64> =
+            query(lake, &sql, &[])[0]["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+        let offset = segment["record_offset"].as_u64().unwrap() as usize;
+        let in_shard: Vec<u64> =
+            shard.row(row).0[start as usize..start as usize + n].iter().map(|&t| t as u64).collect();
+        assert_eq!(in_shard, record[offset..offset + n], "{segment}");
+    }
+
+    // One query from a shard row to each record's source object and the run that read it.
+    let lineage = format!(
+        "WITH provenance AS (SELECT id, input, 'documents' AS table_name FROM documents \
+           UNION ALL SELECT id, input, 'problems' FROM problems) \
+         SELECT r.id, p.input, o.version, v.run_id FROM {records} r \
+         JOIN provenance p ON p.id = r.id \
+         JOIN mathlake_objects o ON o.table_name = p.table_name AND o.url = p.input \
+         JOIN mathlake_versions v ON v.table_name = o.table_name AND v.version = o.version \
+         WHERE r.split = 'train' AND r.shard = 0 AND r.shard_row < 4 ORDER BY r.shard_row, r.start"
+    );
+    let lineage = query(lake, &lineage, &[]);
+    assert_eq!(lineage.len(), rows.len(), "every segment reaches one source object: {lineage:?}");
+    let runs = query(lake, "SELECT run_id FROM mathlake_runs", &[]);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").canonicalize().unwrap();
+    for (step, segment) in lineage.iter().zip(&rows) {
+        assert_eq!(step["id"], segment["id"]);
+        let input = step["input"].as_str().unwrap();
+        assert!(input.contains(shared.to_str().unwrap()), "{input}: a file of the shared data");
+        assert_eq!(step["run_id"], runs[0]["run_id"], "{step}: ingested by the quick-start run");
+    }
 }
 
 #[test]
