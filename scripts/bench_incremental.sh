@@ -2,8 +2,8 @@
 # Incremental ETL benchmark: the cost of a scheduled run after 1% new data against a full
 # run, on the corpus of ../shared/bench/make_corpus.py cut into 100 objects. The job
 # (written below) ingests an inbox folder, curates with sql/curate_documents.sql,
-# decontaminates against GSM8K, MATH and MATH500 test, and tokenizes with GPT-2's
-# tokenizer, every stage incremental. Measured: one run over all 100 objects in a fresh
+# deduplicates the math documents, decontaminates them against GSM8K and MATH test, and
+# tokenizes with GPT-2's tokenizer, every stage incremental. Measured: one run over all 100 objects in a fresh
 # lake; a lake that holds 99, then the run after the 100th arrives; then a run with
 # nothing new. Prints one line per run; BENCHMARKS.md records them.
 #
@@ -50,9 +50,16 @@ file = "$(pwd)/sql/curate_documents.sql"
 incremental = true
 
 [[stage]]
+kind = "dedup"
+name = "dedup"
+input = "math_documents"
+to = "math_documents_unique"
+incremental = true
+
+[[stage]]
 kind = "decontaminate"
 name = "decontaminate"
-input = "math_documents"
+input = "math_documents_unique"
 benchmarks = ["problems"]
 to = "math_documents_clean"
 report = "math_contamination"
@@ -87,4 +94,13 @@ timed_run "run with nothing new" "$dir/lake-inc"
 query='SELECT count(*) AS n, sum(token_count) AS tokens FROM math_tokens'
 echo "full:        $("$bin" query --json --lake "$dir/lake-full" "$query")"
 echo "incremental: $("$bin" query --json --lake "$dir/lake-inc" "$query")"
+unique='SELECT count(*) AS n, sum(CASE WHEN kept THEN 0 ELSE 1 END) AS removed FROM math_documents_unique_clusters'
+echo "clusters full:        $("$bin" query --json --lake "$dir/lake-full" "$unique")"
+echo "clusters incremental: $("$bin" query --json --lake "$dir/lake-inc" "$unique")"
+ids='SELECT id FROM math_documents_unique ORDER BY id'
+if cmp -s <("$bin" query --json --lake "$dir/lake-full" "$ids") <("$bin" query --json --lake "$dir/lake-inc" "$ids"); then
+  echo "math_documents_unique: the same ids in both lakes"
+else
+  echo "math_documents_unique: the lakes differ"
+fi
 grep -h "appended\|rebuilt\|unchanged" "$dir/run after the 100th object (1% new).out" | sed 's/^ */  /'

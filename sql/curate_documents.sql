@@ -32,9 +32,10 @@
 -- classifier eval` measures it); 0.5 is its decision threshold, raise it for a purer math corpus.
 -- @param min_math_score = 0.5
 
--- Every signal of every document, once.
+-- Every signal of every document, once. `input` and `position` (where it was ingested
+-- from) go along, so that dedup keeps the copy ingested first.
 COPY (
-    SELECT id, source, url, text,
+    SELECT id, source, url, text, input, position,
            q['word_count'] AS word_count,
            q['mean_word_length'] AS mean_word_length,
            q['symbol_word_ratio'] AS symbol_word_ratio,
@@ -53,7 +54,7 @@ COPY (
            lang['confidence'] AS language_confidence,
            math_score AS math_score
     FROM (
-        SELECT id, source, url, text,
+        SELECT id, source, url, text, input, position,
                quality_signals(text) AS q, language(text) AS lang, math_score(text) AS math_score
         FROM documents
     )
@@ -88,14 +89,14 @@ FROM document_signals;
 
 -- The math corpus (the study's OpenWebMath-like web math text) ...
 COPY (
-    SELECT id, source, url, text, math_score, word_count
+    SELECT id, source, url, text, math_score, word_count, input, position
     FROM document_verdicts
     WHERE verdict = 'pass' AND math_score >= $min_math_score
 ) TO 'math_documents';
 
 -- ... and the general corpus.
 COPY (
-    SELECT id, source, url, text, math_score, word_count
+    SELECT id, source, url, text, math_score, word_count, input, position
     FROM document_verdicts
     WHERE verdict = 'pass' AND math_score < $min_math_score
 ) TO 'general_documents';

@@ -18,7 +18,8 @@ COPY (
            normalize_answer(coalesce(final_answer, final_answer(solution))) AS normalized_answer,
            reasoning_steps(solution) AS steps,
            difficulty(reasoning_steps(solution)) AS difficulty,
-           completeness(question, solution) AS completeness
+           completeness(question, solution) AS completeness,
+           input, position
     FROM problems
 ) TO 'problem_signals';
 

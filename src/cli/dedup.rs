@@ -49,6 +49,9 @@ pub(super) fn print_dedup(report: &DedupReport) {
     if let Some(clusters) = &report.clusters_to {
         println!("clusters: {clusters}");
     }
+    if let Some(update) = &report.update {
+        println!("  {update}");
+    }
 }
 
 pub(super) fn print_decontamination(report: &DecontamReport) {

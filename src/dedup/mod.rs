@@ -1,46 +1,60 @@
 //! `mathlake dedup`: exact and near-duplicate removal.
 //!
 //! 1. Keys: every row gets `text_hash(text)` (exact duplicates after `normalize_text`)
-//!    and, unless exact-only, one key per MinHash LSH band (`minhash_bands(minhash(text))`).
-//! 2. Candidate pairs: rows sharing a key pair up. The (key, document handle) rows go to
-//!    a local Parquet file once and come back in slices of the key space sized to the
-//!    memory limit (1 GiB unless set), each sorted in memory, so no index of the whole
-//!    corpus is ever built.
+//!    and, unless exact-only, one key per MinHash LSH band (`minhash_bands(minhash(text))`),
+//!    and a place in ingest order: its input object and position there (`input`,
+//!    `position`, as ingest writes them), or only its handle when the input lacks them.
+//! 2. Candidate pairs: each row pairs with the earliest row sharing a key with it. The
+//!    (key, place, document handle) rows go to a local Parquet file once and come back in
+//!    slices of the key space sized to the memory limit (1 GiB unless set), each sorted in
+//!    memory, so no index of the whole corpus is held.
 //! 3. Verification (optional, on by default): a candidate pair merges only when the Jaccard
 //!    similarity estimated from the low bytes of all 112 signature values is at least
 //!    `min_similarity`. LSH alone merges 5% of pairs at similarity 0.5 with 14 x 8 bands.
 //!    The candidate documents' ids and signature bytes go to a second local Parquet file,
 //!    read back in slices of the handle space sized to the memory limit.
-//! 4. Connected components of the merged pairs (`components.rs`); each keeps its smallest
-//!    id. The output is the input minus the other members, streamed; the cluster table
-//!    lists every member of every component in id order: (id, cluster_id, kept);
-//!    `cluster` alone is a SQL keyword (CLUSTER BY).
+//! 4. Connected components of the merged pairs (`components.rs`); each keeps its earliest
+//!    member. The output is the input minus the other members, streamed; the cluster table
+//!    lists every member of every component: (id, cluster_id, kept); `cluster` alone is a
+//!    SQL keyword (CLUSTER BY).
 //!
-//! What stays in memory whatever the limit: 16 bytes a candidate pair, 8 a candidate
+//! Incremental runs (`incremental.rs`) check only the rows the input gained against the
+//! signature index (`index.rs`) a full run leaves, and reach the same tables as a full
+//! run: pairs go to the earliest document, so later documents never change earlier pairs.
+//!
+//! What stays in memory whatever the limit: 16 bytes a candidate pair, 16 a candidate
 //! document, the components of the merged ones and the handles of removed documents.
 
 pub mod components;
+pub mod incremental;
+pub mod index;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, RecordBatch, StringArray, UInt64Array,
+};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type, UInt64Type};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use self::components::Components;
+use self::index::{IndexRows, Place, Seen};
 use crate::error::{Error, Result};
+use crate::lake::incremental::Update;
 use crate::lake::{
-    Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, TempFile, drain, quote, register_source,
-    require_text_columns,
+    CommitMode, Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, TempFile, drain, quote,
+    register_source, register_table, require_text_columns, validate_name,
 };
-use crate::text::minhash::{MinHashConfig, MinHashScratch, MinHasher, document, estimated_jaccard, low_bytes};
+use crate::text::minhash::{
+    MinHashConfig, MinHashScratch, MinHasher, band_hashes, document, estimated_jaccard, low_bytes,
+};
 use crate::text::texts;
 
 const INPUT: &str = "dedup_input";
@@ -113,6 +127,17 @@ pub struct DedupSpec {
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub spill_dir: Option<PathBuf>,
+    /// When the input table only gained rows since the version the output was made from
+    /// (same settings), check those rows against the signature index and append what is
+    /// new; the tables equal a full run's.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
+    /// The lake table of every document's keys and signature that incremental runs check
+    /// new rows against [default with --incremental: TO_signatures].
+    #[arg(long, value_name = "TABLE")]
+    #[serde(default)]
+    pub index: Option<String>,
 }
 
 impl DedupSpec {
@@ -124,10 +149,30 @@ impl DedupSpec {
             rows: self.rows.unwrap_or(defaults.rows),
             seed: self.seed.unwrap_or(defaults.seed),
         };
+        let to = Target::parse(&self.to)?;
+        let mut clusters = self.clusters.as_deref().map(Target::parse).transpose()?;
+        let mut index = self.index.clone();
+        if self.incremental {
+            let (Target::Table(name), true) = (&to, validate_name(&self.input).is_ok()) else {
+                return Err(Error::user("incremental dedup reads a lake table and writes one")
+                    .hint("name tables in --input and --to, not files"));
+            };
+            clusters.get_or_insert_with(|| Target::Table(format!("{name}_clusters")));
+            index.get_or_insert_with(|| format!("{name}_signatures"));
+            if !matches!(clusters, Some(Target::Table(_))) {
+                return Err(Error::user("incremental dedup keeps its clusters in a lake table")
+                    .hint("name a table in --clusters, or leave it out for TO_clusters"));
+            }
+        }
+        if let Some(index) = &index {
+            validate_name(index)?;
+        }
         let options = DedupOptions {
             input: self.input.clone(),
-            to: Target::parse(&self.to)?,
-            clusters: self.clusters.as_deref().map(Target::parse).transpose()?,
+            to,
+            clusters,
+            index,
+            incremental: self.incremental,
             column: self.column.clone().unwrap_or_else(|| "text".into()),
             near: (!self.exact_only).then_some(near),
             min_similarity: self.min_similarity.unwrap_or(DEFAULT_MIN_SIMILARITY),
@@ -144,6 +189,10 @@ pub struct DedupOptions {
     pub input: String,
     pub to: Target,
     pub clusters: Option<Target>,
+    /// The lake table of the signature index, when one is kept.
+    pub index: Option<String>,
+    /// Append the input's new rows when that is all that changed (see DedupSpec).
+    pub incremental: bool,
     /// The text column; rows also need a string `id`.
     pub column: String,
     /// MinHash LSH settings; `None` removes exact duplicates only.
@@ -183,7 +232,13 @@ pub struct DedupReport {
     /// Candidate pairs verification turned down.
     pub rejected_pairs: u64,
     pub seconds: f64,
+    /// An incremental run: how the output was brought up to date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<String>,
 }
+
+/// What must be as it was for an incremental dedup to add to its output.
+const SAME_SETTINGS: &[&str] = &["input", "column", "near", "min_similarity", "index", "clusters"];
 
 pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) -> Result<DedupReport> {
     let started = Instant::now();
@@ -191,26 +246,100 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
     let mut session = options.session.clone();
     let limit = *session.memory_limit.get_or_insert(DEFAULT_MEMORY_LIMIT) as u64;
     let ctx = crate::lake::session(lake, &session).await?;
-    register_source(&ctx, lake, INPUT, &options.input).await?;
+    let read = register_source(&ctx, lake, INPUT, &options.input).await?;
     require_text_columns(&ctx, INPUT, &options.input, &["id", &options.column], "--column").await?;
     let column = quote(&options.column);
+    let details = serde_json::json!({
+        "input": options.input,
+        "column": options.column,
+        "near": options.near,
+        "min_similarity": options.min_similarity,
+        "index": options.index,
+        "clusters": options.clusters.as_ref().map(Target::describe),
+        "read": read.as_ref().map(|v| serde_json::json!({ &options.input: v.version })),
+    });
+    let mut update = None;
+    if options.incremental {
+        if !has_provenance(&ctx).await? {
+            return Err(Error::user(format!(
+                "incremental dedup keeps the copy ingested first, and `{}` has no input and position columns to tell",
+                options.input
+            ))
+            .hint("keep `input` and `position` (as ingest writes them) in the table dedup reads"));
+        }
+        let decided = incremental::decide(lake, options, &details).await?;
+        update = Some(decided.0.describe());
+        match decided {
+            (Update::Unchanged, _) => return Ok(DedupReport::unchanged(options, update, started)),
+            (Update::Append { delta, .. }, Some(recorded)) => {
+                ctx.deregister_table(INPUT)?;
+                register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
+                let run = incremental::Run { ctx: &ctx, lake, options, column: &column, progress };
+                match run.append(recorded, details.clone(), started).await? {
+                    incremental::Outcome::Appended(mut report) => {
+                        report.update = update;
+                        return Ok(*report);
+                    }
+                    incremental::Outcome::Rebuild(reason) => {
+                        update = Some(format!("rebuilt: {reason}"));
+                        ctx.deregister_table(INPUT)?;
+                        register_source(&ctx, lake, INPUT, &options.input).await?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut report = full(&ctx, lake, options, &column, &session, limit, details, progress).await?;
+    report.update = update;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
 
+/// Deduplicates the whole input, replacing the output (and the clusters and index).
+#[allow(clippy::too_many_arguments)]
+async fn full(
+    ctx: &SessionContext,
+    lake: &Lake,
+    options: &DedupOptions,
+    column: &str,
+    session: &SessionOptions,
+    limit: u64,
+    mut details: serde_json::Value,
+    progress: &ProgressBar,
+) -> Result<DedupReport> {
     progress.set_message("dedup: grouping keys");
-    let pairs = candidate_pairs(&ctx, &column, options.near.as_ref(), &session, limit, progress).await?;
+    let mut index = match &options.index {
+        Some(name) => Some(Output::open(lake, &Target::Table(name.clone()), index::schema()).await?),
+        None => None,
+    };
+    let (pairs, ordinals, last) =
+        candidate_pairs(ctx, column, options.near.as_ref(), session, limit, index.as_mut(), progress).await?;
     let candidate_count = pairs.len() as u64;
+    let index_version = match index {
+        Some(index) => index.finish("dedup index", serde_json::json!({})).await?.version.map(|v| v.version),
+        None => None,
+    };
 
     progress.set_message("dedup: verifying candidates");
     let verify = options.near.filter(|_| options.min_similarity > 0.0);
-    let candidates = write_candidates(&ctx, &column, verify.as_ref(), &pairs, &session, progress).await?;
+    let candidates = write_candidates(ctx, column, verify.as_ref(), &pairs, session, progress).await?;
     let min_similarity = verify.map(|_| options.min_similarity);
-    let (components, rejected_pairs) = merge_similar(&ctx, pairs, candidates.rows, min_similarity, limit).await?;
+    let (components, rejected_pairs) = merge_similar(ctx, pairs, candidates.rows, min_similarity, limit).await?;
 
     progress.set_message("dedup: clusters");
-    let (removed, clusters) = settle_clusters(&ctx, lake, options.clusters.as_ref(), components).await?;
+    let (removed, clusters, clusters_version) =
+        settle_clusters(ctx, lake, options.clusters.as_ref(), components, &ordinals).await?;
     drop(candidates);
 
     progress.set_message("dedup: writing");
-    let (input_rows, output_rows) = write_kept(&ctx, lake, &options.to, &removed, progress).await?;
+    if let Some(object) = details.as_object_mut() {
+        object.insert("index_version".into(), index_version.into());
+        object.insert("clusters_version".into(), clusters_version.into());
+        object.insert("last".into(), serde_json::to_value(&last)?);
+    }
+    let (input_rows, output_rows) =
+        write_kept(ctx, lake, &options.to, CommitMode::Replace, &removed, details, progress).await?;
     Ok(DedupReport {
         input: options.input.clone(),
         to: options.to.describe(),
@@ -223,17 +352,162 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
         clusters,
         candidate_pairs: candidate_count,
         rejected_pairs,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: 0.0,
+        update: None,
     })
 }
 
-/// Pairs (document, first document sharing a key with it), each once.
+impl DedupReport {
+    /// An incremental run whose input did not change: nothing read, nothing written.
+    fn unchanged(options: &DedupOptions, update: Option<String>, started: Instant) -> DedupReport {
+        DedupReport {
+            input: options.input.clone(),
+            to: options.to.describe(),
+            clusters_to: options.clusters.as_ref().map(Target::describe),
+            near: options.near,
+            min_similarity: options.min_similarity,
+            input_rows: 0,
+            output_rows: 0,
+            removed: 0,
+            clusters: 0,
+            candidate_pairs: 0,
+            rejected_pairs: 0,
+            seconds: started.elapsed().as_secs_f64(),
+            update,
+        }
+    }
+}
+
+/// Reads every document of `INPUT` once: its keys (exact hash, and with `near` one per
+/// LSH band), its signature's low bytes (with `near`) and its place in ingest order; hands
+/// each to `each`, writes its index row to `index` and its (key, ordinal, doc) rows to
+/// `keys`, when given. Returns the documents read.
+async fn scan(
+    ctx: &SessionContext,
+    column: &str,
+    near: Option<&MinHashConfig>,
+    mut index: Option<&mut Output>,
+    mut keys: Option<&mut ParquetFileWriter>,
+    progress: &ProgressBar,
+    mut each: impl FnMut(&Seen),
+) -> Result<u64> {
+    let provenance = has_provenance(ctx).await?;
+    // Ranks of the input objects' URLs, so that a place is one number in the key sort.
+    let mut ranks: HashMap<String, u64> = HashMap::new();
+    if provenance {
+        let mut inputs = Vec::new();
+        let mut stream = ctx.sql(&format!("SELECT DISTINCT input FROM {INPUT}")).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            inputs.extend(texts(batch?.column(0))?.flatten().map(String::from));
+        }
+        inputs.sort_unstable();
+        ranks = inputs.into_iter().enumerate().map(|(rank, input)| (input, rank as u64)).collect();
+    }
+    let signature = match near {
+        Some(c) => format!("minhash({column}, {}, {}, {})", c.ngram, c.permutations(), c.seed),
+        None => "NULL".into(),
+    };
+    let place =
+        if provenance { "input, position" } else { "CAST(NULL AS VARCHAR) AS input, CAST(NULL AS BIGINT) AS position" };
+    let sql = format!(
+        "SELECT id, text_hash({column}) AS exact, {signature} AS signature, {place} FROM {INPUT} WHERE id IS NOT NULL"
+    );
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let mut rows = IndexRows::default();
+    let mut read = 0;
+    let mut signature = Vec::new();
+    let (mut key_rows, mut ordinals, mut docs) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        progress.inc(batch.num_rows() as u64);
+        read += batch.num_rows() as u64;
+        let exact = batch.column(1).as_primitive_opt::<UInt64Type>();
+        let signatures = batch.column(2).as_list_opt::<i32>();
+        let positions = datafusion::arrow::compute::cast(batch.column(4), &DataType::Int64)?;
+        let positions = positions.as_primitive::<Int64Type>();
+        for (row, (id, input)) in texts(batch.column(0))?.zip(texts(batch.column(3))?).enumerate() {
+            let Some(id) = id else { continue };
+            let mut own = Vec::with_capacity(1 + near.map_or(0, |c| c.bands));
+            own.extend(exact.filter(|e| e.is_valid(row)).map(|e| e.value(row)));
+            let mut low = None;
+            if let (Some(c), Some(list)) = (near, signatures)
+                && list.is_valid(row)
+            {
+                let values = list.value(row);
+                signature.clear();
+                signature.extend_from_slice(values.as_primitive::<UInt32Type>().values());
+                own.extend(band_hashes(&signature, c.bands, c.rows));
+                low = Some(low_bytes(&signature));
+            }
+            let input = input.unwrap_or_default();
+            let position = if positions.is_valid(row) { positions.value(row) } else { 0 };
+            let seen = Seen {
+                id: id.to_string(),
+                ordinal: ranks.get(input).copied().unwrap_or(0) << 40 | position.clamp(0, (1 << 40) - 1) as u64,
+                place: Place { input: input.to_string(), position, doc: document(id) },
+                keys: own,
+                signature: low,
+            };
+            each(&seen);
+            if index.is_some() {
+                rows.push(&seen);
+            }
+            if keys.is_some() {
+                key_rows.extend_from_slice(&seen.keys);
+                ordinals.extend(std::iter::repeat_n(seen.ordinal, seen.keys.len()));
+                docs.extend(std::iter::repeat_n(seen.place.doc, seen.keys.len()));
+            }
+        }
+        if let Some(index) = index.as_deref_mut() {
+            index.write(&rows.take()?).await?;
+        }
+        if let Some(keys) = keys.as_deref_mut() {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(UInt64Array::from(std::mem::take(&mut key_rows))),
+                Arc::new(UInt64Array::from(std::mem::take(&mut ordinals))),
+                Arc::new(UInt64Array::from(std::mem::take(&mut docs))),
+            ];
+            keys.write(&RecordBatch::try_new(key_schema(), columns)?).await?;
+        }
+    }
+    Ok(read)
+}
+
+/// The rows of the keys file: (key, ordinal, doc).
+fn key_schema() -> SchemaRef {
+    static SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("key", DataType::UInt64, false),
+            Field::new("ordinal", DataType::UInt64, false),
+            Field::new("doc", DataType::UInt64, false),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// Whether the input says where each row was ingested from (`input` and `position`, as
+/// ingested tables and curation that keeps them do): then each cluster keeps the copy
+/// ingested first; without them, a fixed one (the lowest handle).
+async fn has_provenance(ctx: &SessionContext) -> Result<bool> {
+    let frame = ctx.table(INPUT).await?;
+    let schema = frame.schema();
+    let is = |name: &str, types: &[DataType]| {
+        schema.field_with_unqualified_name(name).is_ok_and(|f| types.contains(f.data_type()))
+    };
+    Ok(is("input", &[DataType::Utf8, DataType::Utf8View, DataType::LargeUtf8])
+        && is("position", &[DataType::Int64, DataType::Int32, DataType::UInt32, DataType::UInt64]))
+}
+
+/// Pairs (document, first document in ingest order sharing a key with it), each once,
+/// with the ordinal of every document in a pair. The first in ingest order, so that
+/// documents added later never change the pairs of those before them: an incremental run
+/// finds the same pairs as a full one.
 ///
-/// Every (key, document) row is written once to a local Parquet file (16 bytes a row),
-/// then read back in slices of the key space (`key % slices`) sized to fit the memory
-/// limit, each sorted in memory. DataFusion's external sort of all keys spilled thousands
-/// of small runs at 4 GB of text and failed to merge them within the pool, and so did its
-/// sort of one slice at times, holding several times the rows' 16 bytes; a window
+/// Every (key, ordinal, document) row is written once to a local Parquet file (24 bytes
+/// a row) as the documents are read, then read back in slices of the key space (`key % slices`) sized to fit the
+/// memory limit, each sorted in memory. DataFusion's external sort of all keys spilled
+/// thousands of small runs at 4 GB of text and failed to merge them within the pool, and
+/// so did its sort of one slice at times, holding several times the rows' bytes; a window
 /// function over the keys buffered all of them.
 async fn candidate_pairs(
     ctx: &SessionContext,
@@ -241,61 +515,60 @@ async fn candidate_pairs(
     near: Option<&MinHashConfig>,
     session: &SessionOptions,
     memory_limit: u64,
+    index: Option<&mut Output>,
     progress: &ProgressBar,
-) -> Result<Vec<(u64, u64)>> {
-    let mut keys = format!("SELECT text_hash({column}) AS key, document_handle(id) AS doc FROM {INPUT}");
-    if let Some(c) = near {
-        keys += &format!(
-            " UNION ALL SELECT unnest(minhash_bands(minhash({column}, {}, {}, {}), {}, {})), document_handle(id) FROM {INPUT}",
-            c.ngram,
-            c.permutations(),
-            c.seed,
-            c.bands,
-            c.rows
-        );
-    }
+) -> Result<(Vec<(u64, u64)>, HashMap<u64, u64>, Option<Place>)> {
     let file = session.temp_file("dedup-keys", "parquet");
     let location = Location::parse(&file.0.to_string_lossy())?;
-    let frame = ctx.sql(&format!("SELECT key, doc FROM ({keys}) WHERE key IS NOT NULL AND doc IS NOT NULL")).await?;
-    let mut writer = ParquetFileWriter::new(&location, SchemaRef::new(frame.schema().as_arrow().clone()))?;
+    let mut writer = ParquetFileWriter::new(&location, key_schema())?;
     let mut rows = 0u64;
-    let mut stream = frame.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows() as u64;
-        writer.write(&batch).await?;
-    }
+    let mut last: Option<(u64, Place)> = None;
+    scan(ctx, column, near, index, Some(&mut writer), progress, |seen| {
+        rows += seen.keys.len() as u64;
+        if last.as_ref().is_none_or(|(ordinal, place)| (seen.ordinal, seen.place.doc) > (*ordinal, place.doc)) {
+            last = Some((seen.ordinal, seen.place.clone()));
+        }
+    })
+    .await?;
     writer.finish().await?;
     ctx.register_parquet(KEYS, location.url(), ParquetReadOptions::default()).await?;
 
-    // Each slice is sorted in memory: 16 bytes a row, with room for the slice's share of
+    // Each slice is sorted in memory: 24 bytes a row, with room for the slice's share of
     // rows to come out uneven; a slice gets half the limit.
-    let slices = (rows * 24).div_ceil((memory_limit / 2).max(1)).max(1);
+    let slices = (rows * 32).div_ceil((memory_limit / 2).max(1)).max(1);
     tracing::debug!(rows, slices, "dedup keys");
     let mut pairs = Vec::new();
+    let mut ordinals = HashMap::new();
     for slice in 0..slices {
-        let sql = format!("SELECT key, doc FROM {KEYS} WHERE key % {slices} = {slice}");
+        let sql = format!("SELECT key, ordinal, doc FROM {KEYS} WHERE key % {slices} = {slice}");
         let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
         let mut keys = Vec::with_capacity((rows / slices + rows / slices / 8) as usize);
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             progress.inc(batch.num_rows() as u64);
-            let (key, doc) = (u64_column(&batch, 0)?, u64_column(&batch, 1)?);
-            keys.extend(key.iter().copied().zip(doc.iter().copied()));
+            let (key, ordinal, doc) = (u64_column(&batch, 0)?, u64_column(&batch, 1)?, u64_column(&batch, 2)?);
+            keys.extend(key.iter().zip(ordinal).zip(doc).map(|((&k, &o), &d)| (k, o, d)));
         }
         keys.sort_unstable();
-        collect_pairs(&keys, &mut pairs);
+        collect_pairs(&keys, &mut pairs, &mut ordinals);
     }
     pairs.sort_unstable();
     pairs.dedup();
-    Ok(pairs)
+    Ok((pairs, ordinals, last.map(|(_, place)| place)))
 }
 
-/// Appends (document, first document of its key) for (key, document) rows in order.
-fn collect_pairs(keys: &[(u64, u64)], pairs: &mut Vec<(u64, u64)>) {
+/// Appends (document, first document of its key) for (key, ordinal, document) rows in
+/// order, and notes the ordinal of each document paired.
+fn collect_pairs(keys: &[(u64, u64, u64)], pairs: &mut Vec<(u64, u64)>, ordinals: &mut HashMap<u64, u64>) {
     for group in keys.chunk_by(|x, y| x.0 == y.0) {
-        let first = group[0].1;
-        pairs.extend(group[1..].iter().filter(|&&(_, doc)| doc != first).map(|&(_, doc)| (doc, first)));
+        let (_, first_ordinal, first) = group[0];
+        for &(_, ordinal, doc) in &group[1..] {
+            if doc != first {
+                pairs.push((doc, first));
+                ordinals.insert(doc, ordinal);
+                ordinals.insert(first, first_ordinal);
+            }
+        }
     }
 }
 
@@ -453,18 +726,39 @@ async fn signatures(ctx: &SessionContext, slices: u64, slice: u64) -> Result<Has
     Ok(map)
 }
 
-/// Each component keeps its smallest id. Writes the cluster table to `target` (members
-/// in id order) and returns the handles of the documents to remove and the number of
-/// components.
+/// Each component keeps its earliest member in ingest order (`ordinals` has the place of
+/// every candidate). Writes the cluster table to `target` and returns the handles of the
+/// documents to remove, the number of components and the cluster table's new version.
 ///
-/// One pass over the candidates in id order: the first member of a component to come by
-/// is the one it keeps.
+/// Two passes over the candidates, in no order (a sort of them ran out of a small memory
+/// limit): the first finds the ids of the members kept, the second writes every member.
 async fn settle_clusters(
     ctx: &SessionContext,
     lake: &Lake,
     target: Option<&Target>,
     mut components: Components,
-) -> Result<(HashSet<u64>, u64)> {
+    ordinals: &HashMap<u64, u64>,
+) -> Result<(HashSet<u64>, u64, Option<u64>)> {
+    let mut earliest: HashMap<u64, (u64, u64)> = HashMap::new();
+    for (&doc, &ordinal) in ordinals {
+        if let Some(root) = components.component(doc) {
+            let first = earliest.entry(root).or_insert((ordinal, doc));
+            *first = (*first).min((ordinal, doc));
+        }
+    }
+    let kept_docs: HashSet<u64> = earliest.values().map(|&(_, doc)| doc).collect();
+    let sql = format!("SELECT doc, id FROM {CANDIDATES}");
+    let mut kept: HashMap<u64, String> = HashMap::new();
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        for (&doc, id) in u64_column(&batch, 0)?.iter().zip(texts(batch.column(1))?) {
+            if let (true, Some(root), Some(id)) = (kept_docs.contains(&doc), components.component(doc), id) {
+                kept.insert(root, id.to_string());
+            }
+        }
+    }
+
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("cluster_id", DataType::Utf8, false),
@@ -474,37 +768,36 @@ async fn settle_clusters(
         Some(target) => Some(Output::open(lake, target, schema.clone()).await?),
         None => None,
     };
-    // Sorted as plain strings: DataFusion reads Parquet text as views of whole pages and
-    // counts those pages against the pool, so sorting the views ran out of it at 4 GB.
-    let sql = format!("SELECT doc, arrow_cast(id, 'Utf8') AS id FROM {CANDIDATES} ORDER BY id");
-    let mut kept: HashMap<u64, String> = HashMap::new();
     let mut removed = HashSet::new();
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let (mut ids, mut roots) = (Vec::new(), Vec::new());
+        let (mut ids, mut reps) = (Vec::new(), Vec::new());
         for (&doc, id) in u64_column(&batch, 0)?.iter().zip(texts(batch.column(1))?) {
             let (Some(root), Some(id)) = (components.component(doc), id) else { continue };
-            if kept.entry(root).or_insert_with(|| id.to_string()) != id {
+            let Some(rep) = kept.get(&root) else {
+                return Err(Error::Internal(format!("dedup cluster {root:x} has no kept member")));
+            };
+            if !kept_docs.contains(&doc) {
                 removed.insert(doc);
             }
             ids.push(id);
-            roots.push(root);
+            reps.push(rep.as_str());
         }
         if let Some(output) = &mut output
             && !ids.is_empty()
         {
-            let reps: Vec<&str> = roots.iter().map(|root| kept[root].as_str()).collect();
             let is_kept: BooleanArray = ids.iter().zip(&reps).map(|(id, rep)| Some(id == rep)).collect();
             let columns: Vec<ArrayRef> =
                 vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(reps)), Arc::new(is_kept)];
             output.write(&RecordBatch::try_new(schema.clone(), columns)?).await?;
         }
     }
-    if let Some(output) = output {
-        output.finish("dedup clusters", serde_json::json!({})).await?;
-    }
-    Ok((removed, kept.len() as u64))
+    let version = match output {
+        Some(output) => output.finish("dedup clusters", serde_json::json!({})).await?.version.map(|v| v.version),
+        None => None,
+    };
+    Ok((removed, kept.len() as u64, version))
 }
 
 /// The values of a key or handle column (UInt64, no NULLs: the queries filter them out).
@@ -517,18 +810,22 @@ fn u64_column(batch: &RecordBatch, index: usize) -> Result<&[u64]> {
     }
 }
 
-/// Streams the input minus `removed` to `target`; returns rows read and written.
+/// Streams the input minus `removed` to `target` (replacing its rows, or with
+/// `CommitMode::Append` adding to them), its version recording `details`; returns rows
+/// read and written.
 async fn write_kept(
     ctx: &SessionContext,
     lake: &Lake,
     target: &Target,
+    mode: CommitMode,
     removed: &HashSet<u64>,
+    mut details: serde_json::Value,
     progress: &ProgressBar,
 ) -> Result<(u64, u64)> {
     let frame = ctx.table(INPUT).await?;
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
     let id_index = schema.index_of("id")?;
-    let mut output = Output::open(lake, target, schema).await?;
+    let mut output = Output::open_with(lake, target, schema, mode).await?;
     let read = drain(frame, progress, async |batch| {
         let keep: BooleanArray = texts(batch.column(id_index))?
             .map(|id| Some(!id.is_some_and(|id| removed.contains(&document(id)))))
@@ -536,6 +833,9 @@ async fn write_kept(
         output.write(&filter_record_batch(batch, &keep)?).await
     })
     .await?;
-    let written = output.finish("dedup", serde_json::json!({ "removed": removed.len() })).await?;
+    if let Some(object) = details.as_object_mut() {
+        object.insert("removed".into(), removed.len().into());
+    }
+    let written = output.finish("dedup", details).await?;
     Ok((read, written.rows))
 }

@@ -399,6 +399,7 @@ impl Job {
                             "kind": "dedup", "input": options.input, "to": options.to.describe(),
                             "clusters": options.clusters.as_ref().map(Target::describe), "column": options.column,
                             "minhash": options.near, "min_similarity": options.min_similarity,
+                            "index": options.index,
                         })
                     }
                     Stage::Decontaminate(stage) => {

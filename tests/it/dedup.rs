@@ -163,15 +163,16 @@ fn near_duplicates_at_known_similarity_merge_and_distinct_texts_do_not() {
         }
 
         // The output is the input minus every cluster member that is not kept, and each
-        // cluster keeps exactly its smallest id.
+        // cluster keeps exactly its earliest member: the one on the first line.
         let input = report["input_rows"].as_u64().unwrap();
         let removed = query(&lake, &format!("SELECT count(*) AS n FROM clusters_{suffix} WHERE NOT kept"), &[]);
         assert_eq!(report["output_rows"].as_u64().unwrap(), input - removed[0]["n"].as_u64().unwrap());
         let bad_clusters = query(
             &lake,
             &format!(
-                "SELECT cluster_id FROM clusters_{suffix} GROUP BY cluster_id
-                 HAVING sum(CASE WHEN kept THEN 1 ELSE 0 END) <> 1 OR min(id) <> cluster_id"
+                "SELECT c.cluster_id FROM clusters_{suffix} c JOIN documents d ON d.id = c.id
+                 JOIN documents k ON k.id = c.cluster_id GROUP BY c.cluster_id, k.position
+                 HAVING sum(CASE WHEN c.kept THEN 1 ELSE 0 END) <> 1 OR min(d.position) <> k.position"
             ),
             &[],
         );

@@ -307,3 +307,111 @@ fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
     assert!(a.len() >= 2, "train and validation shards");
     assert!(a == b, "the same shard bytes from three incremental runs as from one full run");
 }
+
+/// `line` of StackMathQA with `tail` added to its question: a near-duplicate of it.
+fn near_copy(line: &str, tail: &str) -> String {
+    let mut record: serde_json::Value = json(line);
+    let question = format!("{}{tail}", record["Q"].as_str().unwrap());
+    record["Q"] = question.into();
+    record.to_string()
+}
+
+/// `mathlake dedup` of `documents` into `unique`, incremental or not; returns its report.
+fn dedup(lake: &str, incremental: bool) -> serde_json::Value {
+    let mut args = vec!["dedup", "--input", "documents", "--to", "unique", "--json", "--lake", lake];
+    if incremental {
+        args.push("--incremental");
+    } else {
+        args.extend(["--clusters", "unique_clusters"]);
+    }
+    json(&ok(&mut mathlake(&args)))["dedup"].clone()
+}
+
+#[test]
+fn batches_through_incremental_dedup_keep_the_earliest_copy_as_one_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(shared_data("web/stackmathqa_987.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut batches = batches();
+    let (hint, stuck) =
+        (" Any hints would be appreciated, thank you very much!", " I have been stuck on this for days.");
+    // Near-copies of earlier records in later batches, a cluster of three across all
+    // three, and two records that share 100 words, too few to be duplicates of each other.
+    for line in [1, 3, 4] {
+        batches[1].push_str(&(near_copy(lines[line], hint) + "\n"));
+    }
+    batches[2].push_str(&(near_copy(lines[1], stuck) + "\n"));
+    batches[2].push_str(&(near_copy(lines[330], hint) + "\n"));
+    let answer: serde_json::Value = json(lines[2]);
+    let words: Vec<&str> = answer["A"].as_str().unwrap().split_whitespace().collect();
+    let shared = words[..100].join(" ");
+    let (x, y) = (words[200..220].join(" "), words[400..420].join(" "));
+    let record = |q: String| serde_json::json!({"Q": q, "A": "See the working above."}).to_string() + "\n";
+    batches[0].push_str(&record(format!("{shared} {x}")));
+    batches[0].push_str(&record(format!("{shared} {y}")));
+
+    let lake = lake_in(&dir);
+    let full_lake = dir.path().join("full").to_string_lossy().into_owned();
+    let inbox = Inbox::Local(dir.path().join("inbox"));
+    let ingest = |lake: &str| run(lake, &["ingest", &inbox.url(), "--preset", "stackmathqa"]);
+    let same_as_a_full_run = |step: &str| {
+        ingest(&full_lake);
+        let full = dedup(&full_lake, false);
+        assert!(full["removed"].as_u64().unwrap() >= 1, "{step}: {full}");
+        for sql in ["SELECT id FROM unique ORDER BY id", "SELECT id, cluster_id, kept FROM unique_clusters ORDER BY id"]
+        {
+            assert_eq!(query(&lake, sql, &[]), query(&full_lake, sql, &[]), "{step}: {sql}");
+        }
+        let indexed = query(&lake, "SELECT count(*) AS n FROM unique_signatures", &[]);
+        let documents = query(&lake, "SELECT count(*) AS n FROM documents", &[]);
+        assert_eq!(indexed, documents, "{step}: every document in the index");
+    };
+
+    for (i, batch) in batches.iter().enumerate() {
+        inbox.put(&format!("batch-{}.jsonl", i + 1), batch);
+        ingest(&lake);
+        let report = dedup(&lake, true);
+        let update = report["update"].as_str().unwrap();
+        if i == 0 {
+            assert_eq!(update, "rebuilt: `unique` does not exist yet");
+        } else {
+            assert_eq!(update, format!("appended: the rows `documents` gained from version {i} to {}", i + 1));
+            let new = batches[i].lines().count() as u64;
+            assert!(report["input_rows"].as_u64().unwrap() <= new, "only the new rows are read: {report}");
+            // The near-copies made above, and StackMathQA's own across batches.
+            assert!(report["removed"].as_u64().unwrap() >= if i == 1 { 3 } else { 2 }, "{report}");
+        }
+    }
+    same_as_a_full_run("three batches");
+    // The earliest copy is the one kept: the first batch's record, in a cluster with a
+    // later copy in the same batch (StackMathQA's own) and the two made above.
+    let kept = "SELECT regexp_replace(d.input, '^.*/', '') AS object, c.kept FROM unique_clusters c \
+                JOIN documents d ON d.id = c.id WHERE c.cluster_id = (SELECT s.cluster_id FROM unique_clusters s \
+                JOIN documents t ON t.id = s.id WHERE t.text LIKE '%stuck on this for days%') ORDER BY d.input, d.position";
+    let kept: Vec<(String, bool)> = query(&lake, kept, &[])
+        .iter()
+        .map(|r| (r["object"].as_str().unwrap().to_string(), r["kept"].as_bool().unwrap()))
+        .collect();
+    let expected =
+        [("batch-1.jsonl", true), ("batch-1.jsonl", false), ("batch-2.jsonl", false), ("batch-3.jsonl", false)];
+    assert_eq!(kept, expected.map(|(o, k)| (o.to_string(), k)));
+    let again = dedup(&lake, true);
+    assert_eq!(again["update"], "unchanged: nothing it reads changed");
+
+    // A record close to both records of the first batch that share 100 words joins them
+    // into one cluster: the second of them goes, which an append cannot do.
+    inbox.put("batch-4.jsonl", &record(shared.clone()));
+    ingest(&lake);
+    let bridged = dedup(&lake, true);
+    assert_eq!(
+        bridged["update"],
+        "rebuilt: new rows join clusters that earlier runs kept apart, so a full run keeps fewer copies"
+    );
+    // An object whose name sorts first holds the earliest copy of a later record.
+    inbox.put("batch-0.jsonl", &(near_copy(lines[700], hint) + "\n"));
+    ingest(&lake);
+    let earlier = dedup(&lake, true);
+    let reason = earlier["update"].as_str().unwrap();
+    assert!(reason.starts_with("rebuilt: a new row (") && reason.contains("batch-0.jsonl line 1"), "{reason}");
+    same_as_a_full_run("five batches");
+}
