@@ -4,10 +4,10 @@
 //!
 //! It reaches the tables a full run over everything would, because a full run pairs each
 //! document with the earliest document sharing a key and keeps each cluster's earliest
-//! member: while the new rows come after the old in ingest order, they never change an
-//! old pair or an old cluster's kept copy. Where they would, the run says why and
-//! rebuilds in full: new rows that sort before old ones (an object whose name sorts before
-//! objects already read), and new rows that join clusters earlier runs kept apart.
+//! member, and a document only ever joins an earlier one: while the new rows come after
+//! the old in ingest order, they never change an old pair or an old cluster. Where they
+//! would, new rows that sort before old ones (an object whose name sorts before objects
+//! already read), the run says so and rebuilds in full.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,7 +20,6 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
-use super::components::Components;
 use super::index::{self, Place, Seen};
 use super::{DedupOptions, DedupReport, SAME_SETTINGS, scan, u64_column, write_kept};
 use crate::error::{Error, Result};
@@ -71,6 +70,35 @@ pub async fn decide(
         }
     }
     Ok((update, Some(recorded)))
+}
+
+/// The earlier document a new one joins: an old one, by its place, or a new one, by its
+/// index among the new.
+enum Joined {
+    Old(Place),
+    New(usize),
+}
+
+impl Joined {
+    fn doc(&self, new: &[Seen]) -> u64 {
+        match self {
+            Joined::Old(place) => place.doc,
+            Joined::New(j) => new[*j].place.doc,
+        }
+    }
+
+    /// Whether it comes before `other` in ingest order: every old document before every
+    /// new one, new ones in the order they were sorted in.
+    fn before(&self, other: &Joined, new: &[Seen]) -> bool {
+        match (self, other) {
+            (Joined::Old(a), Joined::Old(b)) => a < b,
+            (Joined::Old(_), Joined::New(_)) => true,
+            (Joined::New(_), Joined::Old(_)) => false,
+            (Joined::New(a), Joined::New(b)) => {
+                (new[*a].ordinal, new[*a].place.doc) < (new[*b].ordinal, new[*b].place.doc)
+            }
+        }
+    }
 }
 
 /// The result of trying to append.
@@ -137,91 +165,81 @@ impl Run<'_> {
         }
         let hubs = self.old_hubs(index_table, recorded.index_version, &first_new).await?;
 
-        // Pairs (new document, its key's earliest holder), verified as a full run would.
+        // Each new document pairs with its keys' earliest holders, verified as a full run
+        // does, and joins the cluster of the earliest that passes: an old one's (from the
+        // index) or a new one's, found before it since they come in order.
         let verify = options.near.is_some() && options.min_similarity > 0.0;
         let similar = |a: Option<&[u8]>, b: Option<&[u8]>| match (a, b) {
             (Some(a), Some(b)) if verify => estimated_jaccard(a, b) >= options.min_similarity,
             _ => true,
         };
-        let mut pairs: HashSet<(usize, u64)> = HashSet::new();
-        let mut old_pairs: Vec<(usize, u64)> = Vec::new();
         let (mut candidate_pairs, mut rejected_pairs) = (0, 0);
-        let mut components = Components::default();
+        let mut joined: Vec<Option<Joined>> = Vec::with_capacity(new.len());
         for (i, doc) in new.iter().enumerate() {
+            let mut seen: HashSet<u64> = HashSet::new();
+            let mut earliest: Option<Joined> = None;
             for key in &doc.keys {
                 let (hub, signature) = match hubs.get(key) {
-                    Some(hub) => (hub.place.doc, hub.signature.as_deref()),
+                    Some(hub) => (Joined::Old(hub.place.clone()), hub.signature.as_deref()),
                     None => match first_new[key] {
                         j if j == i => continue,
-                        j => (new[j].place.doc, new[j].signature.as_deref()),
+                        j => (Joined::New(j), new[j].signature.as_deref()),
                     },
                 };
-                if !pairs.insert((i, hub)) {
+                if !seen.insert(hub.doc(&new)) {
                     continue;
                 }
                 candidate_pairs += 1;
                 if !similar(doc.signature.as_deref(), signature) {
                     rejected_pairs += 1;
-                } else if hubs.contains_key(key) {
-                    old_pairs.push((i, hub));
-                } else {
-                    components.union(doc.place.doc, hub);
+                } else if earliest.as_ref().is_none_or(|e| hub.before(e, &new)) {
+                    earliest = Some(hub);
                 }
             }
+            joined.push(earliest);
         }
 
-        // An old hub stands for the cluster it is in, named by the copy that cluster kept.
+        // The cluster each joins is named by the copy it kept: an old hub's from the
+        // clusters table (itself when it was in none), a new hub's from its own join.
         let old_hubs: HashMap<u64, &Hub> = hubs.values().map(|h| (h.place.doc, h)).collect();
-        let wanted: HashSet<u64> = old_pairs.iter().map(|&(_, hub)| hub).collect();
-        let in_clusters = self.clusters_of(clusters, recorded.clusters_version, &wanted).await?;
-        let mut old_kept: HashMap<u64, (String, bool)> = HashMap::new();
-        for &(i, hub) in &old_pairs {
-            let (kept, listed) = match in_clusters.get(&hub) {
-                Some(cluster) => (cluster.clone(), true),
-                None => (old_hubs[&hub].id.clone(), false),
-            };
-            let node = document(&kept);
-            old_kept.insert(node, (kept, listed));
-            components.union(new[i].place.doc, node);
-        }
-
-        // Each component: the old copy it joins keeps its place; else its earliest new member.
-        let mut groups: HashMap<u64, (BTreeSet<u64>, Vec<usize>)> = HashMap::new();
-        for node in old_kept.keys() {
-            if let Some(root) = components.component(*node) {
-                groups.entry(root).or_default().0.insert(*node);
-            }
-        }
-        for (i, doc) in new.iter().enumerate() {
-            if let Some(root) = components.component(doc.place.doc) {
-                groups.entry(root).or_default().1.push(i);
-            }
-        }
+        let wanted: HashSet<u64> =
+            joined.iter().flatten().filter_map(|j| if let Joined::Old(p) = j { Some(p.doc) } else { None }).collect();
+        let listed = self.clusters_of(clusters, recorded.clusters_version, &wanted).await?;
+        let mut roots: Vec<Option<String>> = Vec::with_capacity(new.len());
         let mut rows: Vec<(String, String, bool)> = Vec::new();
         let mut removed = HashSet::new();
-        for (olds, members) in groups.values() {
-            let kept = match olds.iter().collect::<Vec<_>>().as_slice() {
-                [] => new[members[0]].id.clone(),
-                [one] => {
-                    let (id, listed) = &old_kept[*one];
-                    if !listed {
-                        rows.push((id.clone(), id.clone(), true));
+        let mut new_roots: BTreeSet<String> = BTreeSet::new();
+        let mut clusters_gaining: HashSet<String> = HashSet::new();
+        for (i, join) in joined.iter().enumerate() {
+            let root = match join {
+                None => None,
+                Some(Joined::Old(place)) => Some(match listed.get(&place.doc) {
+                    Some(cluster) => cluster.clone(),
+                    None => {
+                        let id = old_hubs[&place.doc].id.clone();
+                        if new_roots.insert(id.clone()) {
+                            rows.push((id.clone(), id.clone(), true));
+                        }
+                        id
                     }
-                    id.clone()
-                }
-                _ => {
-                    return Ok(Outcome::Rebuild(
-                        "new rows join clusters that earlier runs kept apart, so a full run keeps fewer copies".into(),
-                    ));
-                }
+                }),
+                Some(Joined::New(j)) => Some(match &roots[*j] {
+                    Some(root) => root.clone(),
+                    None => {
+                        let id = new[*j].id.clone();
+                        if new_roots.insert(id.clone()) {
+                            rows.push((id.clone(), id.clone(), true));
+                        }
+                        id
+                    }
+                }),
             };
-            for &i in members {
-                let is_kept = new[i].id == kept;
-                if !is_kept {
-                    removed.insert(new[i].place.doc);
-                }
-                rows.push((new[i].id.clone(), kept.clone(), is_kept));
+            if let Some(root) = &root {
+                removed.insert(new[i].place.doc);
+                rows.push((new[i].id.clone(), root.clone(), false));
+                clusters_gaining.insert(root.clone());
             }
+            roots.push(root);
         }
 
         // Commit the index, then the clusters, then the output, which records both.
@@ -235,7 +253,7 @@ impl Run<'_> {
         self.progress.set_message("dedup: writing");
         let (input_rows, output_rows) =
             write_kept(ctx, self.lake, &options.to, CommitMode::Append, &removed, details, self.progress).await?;
-        let clusters = groups.len() as u64;
+        let clusters = clusters_gaining.len() as u64;
         Ok(Outcome::Appended(Box::new(DedupReport {
             input: options.input.clone(),
             to: options.to.describe(),

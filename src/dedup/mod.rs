@@ -13,19 +13,21 @@
 //!    `min_similarity`. LSH alone merges 5% of pairs at similarity 0.5 with 14 x 8 bands.
 //!    The candidate documents' ids and signature bytes go to a second local Parquet file,
 //!    read back in slices of the handle space sized to the memory limit.
-//! 4. Connected components of the merged pairs (`components.rs`); each keeps its earliest
-//!    member. The output is the input minus the other members, streamed; the cluster table
-//!    lists every member of every component: (id, cluster_id, kept); `cluster` alone is a
-//!    SQL keyword (CLUSTER BY).
+//! 4. Clusters (`clusters.rs`): each document that passed joins the cluster of the
+//!    earliest document it was paired with, so each cluster keeps its earliest member. The
+//!    output is the input minus the other members, streamed; the cluster table lists every
+//!    member of every cluster: (id, cluster_id, kept); `cluster` alone is a SQL keyword
+//!    (CLUSTER BY).
 //!
 //! Incremental runs (`incremental.rs`) check only the rows the input gained against the
 //! signature index (`index.rs`) a full run leaves, and reach the same tables as a full
-//! run: pairs go to the earliest document, so later documents never change earlier pairs.
+//! run: pairs and clusters go to earlier documents, so later documents never change what
+//! earlier ones were paired with or which copy a cluster kept.
 //!
 //! What stays in memory whatever the limit: 16 bytes a candidate pair, 16 a candidate
-//! document, the components of the merged ones and the handles of removed documents.
+//! document, the clusters of the merged ones and the handles of removed documents.
 
-pub mod components;
+pub mod clusters;
 pub mod incremental;
 pub mod index;
 
@@ -44,7 +46,7 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use self::components::Components;
+use self::clusters::Forest;
 use self::index::{IndexRows, Place, Seen};
 use crate::error::{Error, Result};
 use crate::lake::incremental::Update;
@@ -226,7 +228,7 @@ pub struct DedupReport {
     pub input_rows: u64,
     pub output_rows: u64,
     pub removed: u64,
-    /// Components of two or more documents.
+    /// Clusters of two or more documents.
     pub clusters: u64,
     pub candidate_pairs: u64,
     /// Candidate pairs verification turned down.
@@ -325,11 +327,11 @@ async fn full(
     let verify = options.near.filter(|_| options.min_similarity > 0.0);
     let candidates = write_candidates(ctx, column, verify.as_ref(), &pairs, session, progress).await?;
     let min_similarity = verify.map(|_| options.min_similarity);
-    let (components, rejected_pairs) = merge_similar(ctx, pairs, candidates.rows, min_similarity, limit).await?;
+    let (forest, rejected_pairs) = merge_similar(ctx, pairs, &ordinals, candidates.rows, min_similarity, limit).await?;
 
     progress.set_message("dedup: clusters");
     let (removed, clusters, clusters_version) =
-        settle_clusters(ctx, lake, options.clusters.as_ref(), components, &ordinals).await?;
+        settle_clusters(ctx, lake, options.clusters.as_ref(), forest.clusters()).await?;
     drop(candidates);
 
     progress.set_message("dedup: writing");
@@ -649,7 +651,7 @@ async fn write_candidates(
 }
 
 /// Joins the pairs whose estimated similarity reaches `min_similarity` (every pair when
-/// `None`) into components; returns them with the number of pairs turned down.
+/// `None`) into clusters; returns them with the number of pairs turned down.
 ///
 /// Signatures come from the candidates file in slices of the handle space (`doc % slices`),
 /// two slices at a time, each sized to a quarter of the memory limit: the pairs are
@@ -657,16 +659,18 @@ async fn write_candidates(
 async fn merge_similar(
     ctx: &SessionContext,
     mut pairs: Vec<(u64, u64)>,
+    ordinals: &HashMap<u64, u64>,
     candidates: u64,
     min_similarity: Option<f64>,
     memory_limit: u64,
-) -> Result<(Components, u64)> {
-    let mut components = Components::default();
+) -> Result<(Forest, u64)> {
+    let mut forest = Forest::default();
+    let rank = |doc: u64| (ordinals.get(&doc).copied().unwrap_or(0), doc);
     let Some(min_similarity) = min_similarity else {
         for (a, b) in pairs {
-            components.union(a, b);
+            forest.link(a, rank(b));
         }
-        return Ok((components, 0));
+        return Ok((forest, 0));
     };
     let slices = (candidates * CANDIDATE_BYTES).div_ceil((memory_limit / 4).max(1)).max(1);
     tracing::debug!(candidates, slices, "dedup signatures");
@@ -694,14 +698,14 @@ async fn merge_similar(
                     _ => true,
                 };
                 if similar {
-                    components.union(a, b);
+                    forest.link(a, rank(b));
                 } else {
                     rejected += 1;
                 }
             }
         }
     }
-    Ok((components, rejected))
+    Ok((forest, rejected))
 }
 
 /// The signatures of the candidates in one slice of the handle space.
@@ -726,34 +730,27 @@ async fn signatures(ctx: &SessionContext, slices: u64, slice: u64) -> Result<Has
     Ok(map)
 }
 
-/// Each component keeps its earliest member in ingest order (`ordinals` has the place of
-/// every candidate). Writes the cluster table to `target` and returns the handles of the
-/// documents to remove, the number of components and the cluster table's new version.
+/// Writes the cluster table to `target` from `clusters` (member -> root, the copy kept)
+/// and returns the handles of the documents to remove, the number of clusters and the
+/// cluster table's new version.
 ///
 /// Two passes over the candidates, in no order (a sort of them ran out of a small memory
-/// limit): the first finds the ids of the members kept, the second writes every member.
+/// limit): the first finds the ids of the roots, the second writes every member.
 async fn settle_clusters(
     ctx: &SessionContext,
     lake: &Lake,
     target: Option<&Target>,
-    mut components: Components,
-    ordinals: &HashMap<u64, u64>,
+    clusters: HashMap<u64, u64>,
 ) -> Result<(HashSet<u64>, u64, Option<u64>)> {
-    let mut earliest: HashMap<u64, (u64, u64)> = HashMap::new();
-    for (&doc, &ordinal) in ordinals {
-        if let Some(root) = components.component(doc) {
-            let first = earliest.entry(root).or_insert((ordinal, doc));
-            *first = (*first).min((ordinal, doc));
-        }
-    }
-    let kept_docs: HashSet<u64> = earliest.values().map(|&(_, doc)| doc).collect();
     let sql = format!("SELECT doc, id FROM {CANDIDATES}");
     let mut kept: HashMap<u64, String> = HashMap::new();
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         for (&doc, id) in u64_column(&batch, 0)?.iter().zip(texts(batch.column(1))?) {
-            if let (true, Some(root), Some(id)) = (kept_docs.contains(&doc), components.component(doc), id) {
+            if let (Some(&root), Some(id)) = (clusters.get(&doc), id)
+                && root == doc
+            {
                 kept.insert(root, id.to_string());
             }
         }
@@ -774,11 +771,11 @@ async fn settle_clusters(
         let batch = batch?;
         let (mut ids, mut reps) = (Vec::new(), Vec::new());
         for (&doc, id) in u64_column(&batch, 0)?.iter().zip(texts(batch.column(1))?) {
-            let (Some(root), Some(id)) = (components.component(doc), id) else { continue };
+            let (Some(&root), Some(id)) = (clusters.get(&doc), id) else { continue };
             let Some(rep) = kept.get(&root) else {
                 return Err(Error::Internal(format!("dedup cluster {root:x} has no kept member")));
             };
-            if !kept_docs.contains(&doc) {
+            if root != doc {
                 removed.insert(doc);
             }
             ids.push(id);

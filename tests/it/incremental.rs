@@ -3,7 +3,7 @@
 //! table ends as one run over every object would leave it. A changed object is refused by
 //! name, or its earlier rows are replaced.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::common::*;
 
@@ -191,11 +191,24 @@ fn batches_on_s3_are_ingested_once_each() {
 
 /// Runs `mathlake` over `lake` and returns stdout.
 fn run(lake: &str, args: &[&str]) -> String {
-    ok(&mut mathlake(&[args, &["--lake", lake]].concat()))
+    run_with(lake, &[], args)
 }
 
-#[test]
-fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
+/// Runs `mathlake` over `lake` with `env` (the S3 settings) and returns stdout.
+fn run_with(lake: &str, env: &[(&str, String)], args: &[&str]) -> String {
+    let mut command = mathlake(&[args, &["--lake", lake]].concat());
+    ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))))
+}
+
+/// Three batches through ingest, curation, decontamination and tokenize, one incremental
+/// run each into `lake`, against one full run into `full_lake`: the same contamination
+/// and token rows, and shards with the same bytes.
+fn batches_through_curation_give_the_shards_of_one_run(
+    inbox: &Inbox,
+    lake: &str,
+    full_lake: &str,
+    env: &[(&str, String)],
+) {
     let dir = tempfile::tempdir().unwrap();
     let sql = dir.path().join("long.sql");
     // Through a view, as sql/curate_documents.sql reads its verdicts: a view holds the table
@@ -228,13 +241,15 @@ fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
     ];
     let tokenize = ["tokenize", "--input", "clean_documents", "--tokenizer", tokenizer, "--to", "long_tokens"];
     let gsm8k = shared_data("problems/gsm8k_test.jsonl");
-    let pipeline = |lake: &str, inbox: &Path, incremental: bool| -> [String; 3] {
+    let run = |lake: &str, args: &[&str]| run_with(lake, env, args);
+    let query = |lake: &str, sql: &str| query(lake, sql, env);
+    let pipeline = |lake: &str, incremental: bool| -> [String; 4] {
         let flag: &[&str] = if incremental { &["--incremental"] } else { &[] };
-        run(lake, &["ingest", inbox.to_str().unwrap(), "--preset", "stackmathqa"]);
+        let ingested = run(lake, &["ingest", &inbox.url(), "--preset", "stackmathqa", "--json"]);
         let curated = run(lake, &[&["sql", sql][..], flag].concat());
         let decontaminated = run(lake, &[&decontaminate[..], flag].concat());
         let tokenized = run(lake, &[&tokenize[..], flag].concat());
-        [curated, decontaminated, tokenized]
+        [ingested, curated, decontaminated, tokenized]
     };
 
     // The last batch carries a GSM8K test problem posted as a question, long enough to be
@@ -246,16 +261,14 @@ fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
     let mut batches = batches();
     batches[2].push_str(&format!("{leaked}\n"));
 
-    let lake = lake_in(&dir);
-    let full_lake = dir.path().join("full").to_string_lossy().into_owned();
-    for lake in [&lake, &full_lake] {
+    for lake in [lake, full_lake] {
         run(lake, &["ingest", gsm8k.to_str().unwrap(), "--preset", "gsm8k"]);
     }
-    let inbox = Inbox::Local(dir.path().join("inbox"));
     for (i, batch) in batches.iter().enumerate() {
         inbox.put(&format!("batch-{}.jsonl", i + 1), batch);
-        let Inbox::Local(folder) = &inbox else { unreachable!() };
-        let [curated, decontaminated, tokenized] = pipeline(&lake, folder, true);
+        let [ingested, curated, decontaminated, tokenized] = pipeline(lake, true);
+        let ingested = json(&ingested);
+        assert_eq!(ingested["skipped_objects"].as_u64(), Some(i as u64), "{ingested}");
         if i > 0 {
             let gained = format!("gained from version {} to {}", i, i + 1);
             assert!(curated.contains(&format!("appended: the rows `documents` {gained}")), "{curated}");
@@ -265,47 +278,59 @@ fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
             assert!(tokenized.contains(&appended), "{tokenized}");
         }
     }
-    pipeline(&full_lake, &dir.path().join("inbox"), false);
+    pipeline(full_lake, false);
 
     let contamination = "SELECT training_id, benchmark, item_id FROM contamination ORDER BY 1, 2, 3";
-    let found = query(&lake, contamination, &[]);
+    let found = query(lake, contamination);
     assert!(!found.is_empty(), "the leaked problem is found");
     let removed = "SELECT count(*) AS n FROM contamination WHERE removed AND benchmark = 'gsm8k'";
-    assert!(query(&lake, removed, &[])[0]["n"].as_u64().unwrap() >= 1, "and removed");
+    assert!(query(lake, removed)[0]["n"].as_u64().unwrap() >= 1, "and removed");
     // New evaluation items must be looked for in every record: a benchmark that gained
     // rows rebuilds, and an input with nothing new then leaves the outputs as they are.
     let math500 = shared_data("problems/math500_test.jsonl");
-    run(&lake, &["ingest", math500.to_str().unwrap(), "--preset", "math500"]);
+    run(lake, &["ingest", math500.to_str().unwrap(), "--preset", "math500"]);
     let incremental_decontamination = [&decontaminate[..], &["--incremental"]].concat();
-    let rebuilt = run(&lake, &incremental_decontamination);
+    let rebuilt = run(lake, &incremental_decontamination);
     assert!(rebuilt.contains("rebuilt: `problems`, which it reads beside its input, changed"), "{rebuilt}");
-    let again = run(&lake, &incremental_decontamination);
+    let again = run(lake, &incremental_decontamination);
     assert!(again.contains("unchanged: nothing it reads changed"), "{again}");
-    assert_eq!(found, query(&full_lake, contamination, &[]));
+    assert_eq!(found, query(full_lake, contamination));
 
     let tokens = "SELECT id, source, tokens, token_count FROM long_tokens ORDER BY id";
-    let incremental = query(&lake, tokens, &[]);
+    let incremental = query(lake, tokens);
     assert!(incremental.len() > 300, "{}", incremental.len());
-    assert_eq!(incremental, query(&full_lake, tokens, &[]), "the same token rows");
-    let files =
-        query(&lake, "SELECT files FROM mathlake_versions WHERE table_name = 'long_tokens' ORDER BY version", &[]);
+    assert_eq!(incremental, query(full_lake, tokens), "the same token rows");
+    let files = query(lake, "SELECT files FROM mathlake_versions WHERE table_name = 'long_tokens' ORDER BY version");
     assert_eq!(files.iter().map(|f| f["files"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3], "appended");
 
+    // The manifests list every shard with its xxh3-128: equal lists are equal bytes.
     let shards = |lake: &str| {
-        let to = Path::new(lake).join("shards");
-        run(lake, &["shards", "build", "--mixture", mixture, "--to", to.to_str().unwrap()]);
-        let mut files: Vec<_> = std::fs::read_dir(&to)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
-            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
-            .collect();
-        files.sort();
-        files
+        let to = format!("{lake}/shards");
+        let built = json(&run(lake, &["shards", "build", "--json", "--mixture", mixture, "--to", &to]));
+        let manifest = &built["shards"]["manifest"];
+        (manifest["train"]["shards"].clone(), manifest["validation"]["shards"].clone(), manifest["records"].clone())
     };
-    let (a, b) = (shards(&lake), shards(&full_lake));
-    assert!(a.len() >= 2, "train and validation shards");
-    assert!(a == b, "the same shard bytes from three incremental runs as from one full run");
+    let (a, b) = (shards(lake), shards(full_lake));
+    assert!(a.0.as_array().unwrap().len() + a.1.as_array().unwrap().len() >= 2, "train and validation shards");
+    assert_eq!(a, b, "the same shard bytes from three incremental runs as from one full run");
+}
+
+#[test]
+fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Inbox::Local(dir.path().join("inbox"));
+    let full_lake = dir.path().join("full").to_string_lossy().into_owned();
+    batches_through_curation_give_the_shards_of_one_run(&inbox, &lake_in(&dir), &full_lake, &[]);
+}
+
+#[test]
+fn batches_on_s3_through_curation_and_tokenize_give_the_shards_of_one_run() {
+    create_bucket("mathlake-incremental");
+    let run = format!("{}", std::process::id());
+    let inbox = Inbox::S3 { bucket: "mathlake-incremental", prefix: format!("{run}/pipeline-inbox") };
+    let lake = format!("s3://mathlake-incremental/{run}/pipeline");
+    let full_lake = format!("s3://mathlake-incremental/{run}/pipeline-full");
+    batches_through_curation_give_the_shards_of_one_run(&inbox, &lake, &full_lake, &s3_env());
 }
 
 /// `line` of StackMathQA with `tail` added to its question: a near-duplicate of it.
@@ -398,15 +423,25 @@ fn batches_through_incremental_dedup_keep_the_earliest_copy_as_one_run_does() {
     let again = dedup(&lake, true);
     assert_eq!(again["update"], "unchanged: nothing it reads changed");
 
-    // A record close to both records of the first batch that share 100 words joins them
-    // into one cluster: the second of them goes, which an append cannot do.
+    // A record close to both records of the first batch that share 100 words joins the
+    // earlier one's cluster; the later one, not like the earlier, stays: clusters never
+    // merge through a third text, so this is an append, as a full run agrees.
     inbox.put("batch-4.jsonl", &record(shared.clone()));
     ingest(&lake);
     let bridged = dedup(&lake, true);
-    assert_eq!(
-        bridged["update"],
-        "rebuilt: new rows join clusters that earlier runs kept apart, so a full run keeps fewer copies"
+    assert_eq!(bridged["update"], "appended: the rows `documents` gained from version 3 to 4");
+    assert_eq!((bridged["removed"].as_u64(), bridged["output_rows"].as_u64()), (Some(1), Some(0)), "{bridged}");
+    let cluster = format!(
+        "SELECT regexp_replace(d.input, '^.*/', '') AS object, d.text LIKE '%{x}%' AS first, c.kept \
+         FROM unique_clusters c JOIN documents d ON d.id = c.id WHERE c.cluster_id = (SELECT cluster_id \
+         FROM unique_clusters s JOIN documents t ON t.id = s.id WHERE t.input LIKE '%batch-4.jsonl') ORDER BY d.input"
     );
+    let cluster: Vec<(String, bool, bool)> = query(&lake, &cluster, &[])
+        .iter()
+        .map(|r| (r["object"].as_str().unwrap().into(), r["first"].as_bool().unwrap(), r["kept"].as_bool().unwrap()))
+        .collect();
+    let expected = [("batch-1.jsonl".to_string(), true, true), ("batch-4.jsonl".to_string(), false, false)];
+    assert_eq!(cluster, expected, "the earlier record keeps, the new one joins it");
     // An object whose name sorts first holds the earliest copy of a later record.
     inbox.put("batch-0.jsonl", &(near_copy(lines[700], hint) + "\n"));
     ingest(&lake);
