@@ -1,7 +1,8 @@
-//! Incremental ingest on a local folder and on S3: batches of objects arrive in an inbox,
-//! each run reads only the objects it has not read (and says how many it skipped), and the
-//! table ends as one run over every object would leave it. A changed object is refused by
-//! name, or its earlier rows are replaced.
+//! Incremental runs on a local folder and on S3: batches of objects arrive in an inbox,
+//! each ingest reads only the objects it has not read (and says how many it skipped), and
+//! the table ends as one run over every object would leave it; a changed object is refused
+//! by name, or its earlier rows are replaced. Downstream, curation, dedup, decontamination
+//! and tokenize process only the rows added, and the tables and shards equal a full run's.
 
 use std::path::PathBuf;
 
@@ -200,9 +201,9 @@ fn run_with(lake: &str, env: &[(&str, String)], args: &[&str]) -> String {
     ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))))
 }
 
-/// Three batches through ingest, curation, decontamination and tokenize, one incremental
-/// run each into `lake`, against one full run into `full_lake`: the same contamination
-/// and token rows, and shards with the same bytes.
+/// Three batches through ingest, curation, dedup, decontamination and tokenize, one
+/// incremental run each into `lake`, against one full run into `full_lake`: the same
+/// clusters, contamination and token rows, and shards with the same bytes.
 fn batches_through_curation_give_the_shards_of_one_run(
     inbox: &Inbox,
     lake: &str,
@@ -215,7 +216,7 @@ fn batches_through_curation_give_the_shards_of_one_run(
     // it was made over, so the appended rows must reach it too.
     std::fs::write(
         &sql,
-        "CREATE VIEW long AS SELECT id, source, text FROM documents WHERE word_count(text) >= 100;\n\
+        "CREATE VIEW long AS SELECT id, source, text, input, position FROM documents WHERE word_count(text) >= 100;\n\
          COPY (SELECT * FROM long) TO 'long_documents';\n",
     )
     .unwrap();
@@ -228,10 +229,11 @@ fn batches_through_curation_give_the_shards_of_one_run(
     .unwrap();
     let tokenizer = shared_data("tokenizers/gpt2.json");
     let (sql, mixture, tokenizer) = (sql.to_str().unwrap(), mixture.to_str().unwrap(), tokenizer.to_str().unwrap());
+    let dedup = ["dedup", "--input", "long_documents", "--to", "unique_documents"];
     let decontaminate = [
         "decontaminate",
         "--input",
-        "long_documents",
+        "unique_documents",
         "--benchmarks",
         "problems",
         "--to",
@@ -243,13 +245,16 @@ fn batches_through_curation_give_the_shards_of_one_run(
     let gsm8k = shared_data("problems/gsm8k_test.jsonl");
     let run = |lake: &str, args: &[&str]| run_with(lake, env, args);
     let query = |lake: &str, sql: &str| query(lake, sql, env);
-    let pipeline = |lake: &str, incremental: bool| -> [String; 4] {
+    let pipeline = |lake: &str, incremental: bool| -> [String; 5] {
         let flag: &[&str] = if incremental { &["--incremental"] } else { &[] };
+        // An incremental dedup keeps its clusters in TO_clusters; a full one where told.
+        let clusters: &[&str] = if incremental { &[] } else { &["--clusters", "unique_documents_clusters"] };
         let ingested = run(lake, &["ingest", &inbox.url(), "--preset", "stackmathqa", "--json"]);
         let curated = run(lake, &[&["sql", sql][..], flag].concat());
+        let deduplicated = run(lake, &[&dedup[..], flag, clusters].concat());
         let decontaminated = run(lake, &[&decontaminate[..], flag].concat());
         let tokenized = run(lake, &[&tokenize[..], flag].concat());
-        [ingested, curated, decontaminated, tokenized]
+        [ingested, curated, deduplicated, decontaminated, tokenized]
     };
 
     // The last batch carries a GSM8K test problem posted as a question, long enough to be
@@ -266,13 +271,15 @@ fn batches_through_curation_give_the_shards_of_one_run(
     }
     for (i, batch) in batches.iter().enumerate() {
         inbox.put(&format!("batch-{}.jsonl", i + 1), batch);
-        let [ingested, curated, decontaminated, tokenized] = pipeline(lake, true);
+        let [ingested, curated, deduplicated, decontaminated, tokenized] = pipeline(lake, true);
         let ingested = json(&ingested);
         assert_eq!(ingested["skipped_objects"].as_u64(), Some(i as u64), "{ingested}");
         if i > 0 {
             let gained = format!("gained from version {} to {}", i, i + 1);
             assert!(curated.contains(&format!("appended: the rows `documents` {gained}")), "{curated}");
             let appended = format!("appended: the rows `long_documents` {gained}");
+            assert!(deduplicated.contains(&appended), "{deduplicated}");
+            let appended = format!("appended: the rows `unique_documents` {gained}");
             assert!(decontaminated.contains(&appended), "{decontaminated}");
             let appended = format!("appended: the rows `clean_documents` {gained}");
             assert!(tokenized.contains(&appended), "{tokenized}");
@@ -296,6 +303,11 @@ fn batches_through_curation_give_the_shards_of_one_run(
     assert!(again.contains("unchanged: nothing it reads changed"), "{again}");
     assert_eq!(found, query(full_lake, contamination));
 
+    let clusters = "SELECT id, cluster_id, kept FROM unique_documents_clusters ORDER BY id";
+    let found = query(lake, clusters);
+    assert!(!found.is_empty(), "StackMathQA's own near-duplicates across batches");
+    assert_eq!(found, query(full_lake, clusters), "the same clusters");
+
     let tokens = "SELECT id, source, tokens, token_count FROM long_tokens ORDER BY id";
     let incremental = query(lake, tokens);
     assert!(incremental.len() > 300, "{}", incremental.len());
@@ -316,7 +328,7 @@ fn batches_through_curation_give_the_shards_of_one_run(
 }
 
 #[test]
-fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
+fn batches_through_curation_dedup_and_tokenize_give_the_shards_of_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = Inbox::Local(dir.path().join("inbox"));
     let full_lake = dir.path().join("full").to_string_lossy().into_owned();
@@ -324,7 +336,7 @@ fn batches_through_curation_and_tokenize_give_the_shards_of_one_run() {
 }
 
 #[test]
-fn batches_on_s3_through_curation_and_tokenize_give_the_shards_of_one_run() {
+fn batches_on_s3_through_curation_dedup_and_tokenize_give_the_shards_of_one_run() {
     create_bucket("mathlake-incremental");
     let run = format!("{}", std::process::id());
     let inbox = Inbox::S3 { bucket: "mathlake-incremental", prefix: format!("{run}/pipeline-inbox") };
