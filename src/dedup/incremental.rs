@@ -255,11 +255,6 @@ impl Run<'_> {
             write_kept(ctx, self.lake, &options.to, CommitMode::Append, &removed, details, self.progress).await?;
         let clusters = clusters_gaining.len() as u64;
         Ok(Outcome::Appended(Box::new(DedupReport {
-            input: options.input.clone(),
-            to: options.to.describe(),
-            clusters_to: options.clusters.as_ref().map(Target::describe),
-            near: options.near,
-            min_similarity: options.min_similarity,
             input_rows,
             output_rows,
             removed: removed.len() as u64,
@@ -267,7 +262,7 @@ impl Run<'_> {
             candidate_pairs,
             rejected_pairs,
             seconds: started.elapsed().as_secs_f64(),
-            update: None,
+            ..DedupReport::of(options)
         })))
     }
 

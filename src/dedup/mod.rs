@@ -272,7 +272,13 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
         let decided = incremental::decide(lake, options, &details).await?;
         update = Some(decided.0.describe());
         match decided {
-            (Update::Unchanged, _) => return Ok(DedupReport::unchanged(options, update, started)),
+            (Update::Unchanged, _) => {
+                return Ok(DedupReport {
+                    update,
+                    seconds: started.elapsed().as_secs_f64(),
+                    ..DedupReport::of(options)
+                });
+            }
             (Update::Append { delta, .. }, Some(recorded)) => {
                 ctx.deregister_table(INPUT)?;
                 register_table(&ctx, INPUT, &lake.table(&options.input)?, &delta)?;
@@ -343,25 +349,19 @@ async fn full(
     let (input_rows, output_rows) =
         write_kept(ctx, lake, &options.to, CommitMode::Replace, &removed, details, progress).await?;
     Ok(DedupReport {
-        input: options.input.clone(),
-        to: options.to.describe(),
-        clusters_to: options.clusters.as_ref().map(Target::describe),
-        near: options.near,
-        min_similarity: options.min_similarity,
         input_rows,
         output_rows,
         removed: removed.len() as u64,
         clusters,
         candidate_pairs: candidate_count,
         rejected_pairs,
-        seconds: 0.0,
-        update: None,
+        ..DedupReport::of(options)
     })
 }
 
 impl DedupReport {
-    /// An incremental run whose input did not change: nothing read, nothing written.
-    fn unchanged(options: &DedupOptions, update: Option<String>, started: Instant) -> DedupReport {
+    /// A report of nothing read and nothing written yet, for `options`.
+    fn of(options: &DedupOptions) -> DedupReport {
         DedupReport {
             input: options.input.clone(),
             to: options.to.describe(),
@@ -374,8 +374,8 @@ impl DedupReport {
             clusters: 0,
             candidate_pairs: 0,
             rejected_pairs: 0,
-            seconds: started.elapsed().as_secs_f64(),
-            update,
+            seconds: 0.0,
+            update: None,
         }
     }
 }

@@ -242,6 +242,35 @@ impl Table {
     /// Commits on top of `base` (the version the writer started from). If another writer
     /// committed since, nothing changes and the error says to rerun.
     pub async fn commit(&self, base: Option<&Version>, commit: Commit) -> Result<Version> {
+        let number = base.map_or(1, |b| b.version + 1);
+        match self.try_commit(base, commit).await? {
+            Some(version) => Ok(version),
+            None => Err(Error::user(format!(
+                "table `{}` changed while this run was writing (another writer committed version {number})",
+                self.name
+            ))
+            .hint("nothing was committed by this run; run it again")),
+        }
+    }
+
+    /// Appends `commit`'s files to whatever version is latest, again on top of the newer
+    /// one when another writer commits first: for tables whose rows do not depend on what
+    /// was there before (a cache of answers), where concurrent writers need not fail.
+    pub async fn append(&self, commit: Commit) -> Result<Version> {
+        for _ in 0..16 {
+            let base = self.latest().await?;
+            if let Some(version) =
+                self.try_commit(base.as_ref(), Commit { mode: CommitMode::Append, ..commit.clone() }).await?
+            {
+                return Ok(version);
+            }
+        }
+        Err(Error::user(format!("table `{}` kept changing while this run tried to append to it", self.name))
+            .hint("nothing was committed by this run; run it again"))
+    }
+
+    /// The commit, or `None` when another writer committed `base`'s successor first.
+    async fn try_commit(&self, base: Option<&Version>, commit: Commit) -> Result<Option<Version>> {
         let (mut files, mut objects) = match (commit.mode, base) {
             (CommitMode::Append, Some(base)) => (
                 base.files.iter().filter(|f| !commit.removed.contains(&f.path)).cloned().collect(),
@@ -265,14 +294,7 @@ impl Table {
         let committed = put_if_absent(&location, body)
             .await
             .with_context(|| format!("committing version {} of table `{}`", version.version, self.name))?;
-        if !committed {
-            return Err(Error::user(format!(
-                "table `{}` changed while this run was writing (another writer committed version {})",
-                self.name, version.version
-            ))
-            .hint("nothing was committed by this run; run it again"));
-        }
-        Ok(version)
+        Ok(committed.then_some(version))
     }
 
     /// Deletes a version's log entry (vacuum: oldest first, never the latest).
@@ -364,6 +386,18 @@ mod tests {
     fn commit(files: &[&str]) -> Commit {
         let files = files.iter().map(|p| DataFile { path: p.to_string(), rows: 2, bytes: 10 }).collect();
         Commit::new(CommitMode::Append, "test", schema::builtin("documents").unwrap(), files)
+    }
+
+    #[tokio::test]
+    async fn an_append_that_loses_the_race_lands_on_the_newer_version() {
+        let lake = Location::parse("memory://table-test/append").unwrap();
+        let table = Table::new(&lake, "synthesis_cache").unwrap();
+        let v1 = table.commit(None, commit(&["data/a.parquet"])).await.unwrap();
+        // Another writer commits while this one was writing from v1.
+        table.commit(Some(&v1), commit(&["data/b.parquet"])).await.unwrap();
+        let v3 = table.append(commit(&["data/c.parquet"])).await.unwrap();
+        let files: Vec<&str> = v3.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!((v3.version, files), (3, vec!["data/a.parquet", "data/b.parquet", "data/c.parquet"]));
     }
 
     #[tokio::test]
