@@ -67,9 +67,16 @@ pub async fn inspect(cli: &Cli, target: &str, rows: usize, max_width: usize) -> 
     print_inspection(&inspection, rows, max_width)
 }
 
-pub async fn query(cli: &Cli, sql: &str, limit: usize, max_width: usize, memory_limit: Option<&str>) -> Result<()> {
+pub async fn query(
+    cli: &Cli,
+    sql: &str,
+    limit: usize,
+    max_width: usize,
+    memory_limit: Option<&str>,
+    engine: Option<&str>,
+) -> Result<()> {
     let lake = cli.open_lake(None)?;
-    let options = SessionOptions::from_settings(memory_limit, None)?;
+    let options = SessionOptions::from_settings(memory_limit, None)?.on_engine(engine)?;
     let (_, batches) = query::query(&lake, sql, &options).await?;
     if cli.json {
         let mut out = std::io::stdout().lock();

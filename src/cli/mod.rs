@@ -142,6 +142,10 @@ pub enum Command {
         /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
+        /// Where the query runs: local, standalone (Ballista in this process) or
+        /// ballista://HOST:PORT (both need the `distributed` build) [default: local].
+        #[arg(long)]
+        engine: Option<String>,
     },
     /// Run a file of SQL statements over the lake, in order (the curation pipeline is sql/*.sql).
     ///
@@ -403,8 +407,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             lake::vacuum(&cli, table.as_deref(), older_than, *keep, *dry_run).await
         }
         Command::Inspect { target, rows, max_width } => lake::inspect(&cli, target, *rows, *max_width).await,
-        Command::Query { sql, limit, max_width, memory_limit } => {
-            lake::query(&cli, sql, *limit, *max_width, memory_limit.as_deref()).await
+        Command::Query { sql, limit, max_width, memory_limit, engine } => {
+            lake::query(&cli, sql, *limit, *max_width, memory_limit.as_deref(), engine.as_deref()).await
         }
         Command::Sql(spec) => sql::run(&cli, spec).await,
         Command::Functions => sql::list_functions(&cli),

@@ -114,6 +114,11 @@ pub struct SqlSpec {
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub spill_dir: Option<PathBuf>,
+    /// Where the statements run: local, standalone (Ballista in this process) or
+    /// ballista://HOST:PORT (both need the `distributed` build) [default: local].
+    #[arg(long)]
+    #[serde(default)]
+    pub engine: Option<String>,
     /// Each `COPY ... TO 'table'` treats rows one at a time, so when the one table it reads
     /// that changed only had rows appended, it runs over those rows and appends its output
     /// (anything else rebuilds the table; unchanged inputs leave it as it is).
@@ -126,7 +131,8 @@ impl SqlSpec {
     pub fn to_options(&self) -> Result<ScriptOptions> {
         Ok(ScriptOptions {
             set: self.set.clone(),
-            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?
+                .on_engine(self.engine.as_deref())?,
             show_rows: self.show.unwrap_or(10),
             incremental: self.incremental,
         })

@@ -2,6 +2,7 @@
 //! holding tables. Every stage reads and writes through this module, so the same job
 //! runs on a laptop folder and on S3; no stage is imported from here.
 
+pub mod engine;
 pub mod incremental;
 mod location;
 mod output;

@@ -27,6 +27,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 
+use super::engine::Engine;
 use super::{Lake, Location, Table, Version};
 use crate::error::Result;
 
@@ -36,6 +37,8 @@ pub struct SessionOptions {
     pub memory_limit: Option<usize>,
     /// Where spill files go (the system temp folder by default).
     pub spill_dir: Option<PathBuf>,
+    /// Where the SQL runs: here, or on Ballista.
+    pub engine: Engine,
 }
 
 impl SessionOptions {
@@ -46,7 +49,12 @@ impl SessionOptions {
             Some(size) => Some(parse_size(size).map_err(|e| crate::Error::user(format!("memory limit: {e}")))?),
             None => None,
         };
-        Ok(SessionOptions { memory_limit, spill_dir: spill_dir.map(|d| d.to_path_buf()) })
+        Ok(SessionOptions { memory_limit, spill_dir: spill_dir.map(|d| d.to_path_buf()), engine: Engine::Local })
+    }
+
+    /// The same settings on `engine` (`local`, `standalone`, `ballista://HOST:PORT`).
+    pub fn on_engine(self, engine: Option<&str>) -> Result<SessionOptions> {
+        Ok(SessionOptions { engine: engine.map(Engine::parse).transpose()?.unwrap_or_default(), ..self })
     }
 
     /// A new local scratch file under `spill_dir` (the system temp folder by default).
@@ -126,7 +134,7 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
     ctx.register_udtf("table_at", Arc::new(TableAt { lake: lake.clone() }));
     crate::job::history::register(&ctx, lake)?;
     crate::functions::register(&ctx);
-    Ok(ctx)
+    super::engine::connect(ctx, &options.engine).await
 }
 
 /// Streams the rows of `frame` into `write`, counting them on `progress`; returns how many.

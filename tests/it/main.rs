@@ -5,6 +5,8 @@ mod common;
 mod curate;
 mod decontaminate;
 mod dedup;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod endpoint;
 mod eval;
 mod experiment;
