@@ -263,15 +263,9 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         match decided {
             Update::Unchanged => {
                 return Ok(DecontamReport {
-                    input: options.input.clone(),
-                    to: options.to.describe(),
-                    report: options.report.describe(),
-                    columns,
-                    ngram: options.ngram,
-                    min_overlap: options.min_overlap,
                     seconds: started.elapsed().as_secs_f64(),
                     update,
-                    ..DecontamReport::default()
+                    ..DecontamReport::of(options, columns)
                 });
             }
             Update::Append { delta, .. } => {
@@ -369,12 +363,6 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     let written = kept.finish("decontaminate", details.clone()).await?;
     report.finish("decontamination report", details).await?;
     Ok(DecontamReport {
-        input: options.input.clone(),
-        to: options.to.describe(),
-        report: options.report.describe(),
-        columns,
-        ngram: options.ngram,
-        min_overlap: options.min_overlap,
         input_rows,
         output_rows: written.rows,
         removed,
@@ -383,7 +371,23 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         benchmark_ngrams: index.ngrams() as u64,
         seconds: started.elapsed().as_secs_f64(),
         update,
+        ..DecontamReport::of(options, columns)
     })
+}
+
+impl DecontamReport {
+    /// A report of nothing compared yet: what `options` name, over the text `columns`.
+    fn of(options: &DecontamOptions, columns: Vec<String>) -> DecontamReport {
+        DecontamReport {
+            input: options.input.clone(),
+            to: options.to.describe(),
+            report: options.report.describe(),
+            columns,
+            ngram: options.ngram,
+            min_overlap: options.min_overlap,
+            ..DecontamReport::default()
+        }
+    }
 }
 
 /// A batch of training records with each row's overlaps (and whether each removes it).

@@ -9,6 +9,7 @@
 //! per source object an ingested table holds rows of, with the version that first read it:
 //! the step from a row's `input` to the run that ingested it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -244,7 +245,10 @@ impl SystemTable {
                 Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.rows() as i64))),
                 Arc::new(Int64Array::from_iter_values(versions.iter().map(|(_, v)| v.bytes() as i64))),
                 strings(versions.iter().map(|(_, v)| Some(v.details.to_string())).collect()),
-                strings(versions.iter().map(|(t, v)| writer(runs, t, v.version)).collect()),
+                strings({
+                    let writers = writers(runs);
+                    versions.iter().map(|(t, v)| writers.get(&(t.as_str(), v.version)).map(|r| r.to_string())).collect()
+                }),
             ],
             SystemTable::Objects => {
                 let objects = first_reads(versions);
@@ -264,9 +268,15 @@ impl SystemTable {
     }
 }
 
-/// The run whose stages committed `version` of `table`, if a job run did.
-fn writer(runs: &[RunRecord], table: &str, version: u64) -> Option<String> {
-    runs.iter().find(|r| r.stages.iter().any(|s| s.wrote.get(table) == Some(&version))).map(|r| r.run_id.clone())
+/// (table, version) -> the job run whose stages committed it.
+fn writers(runs: &[RunRecord]) -> HashMap<(&str, u64), &str> {
+    let mut writers = HashMap::new();
+    for run in runs {
+        for (table, &version) in run.stages.iter().flat_map(|s| &s.wrote) {
+            writers.entry((table.as_str(), version)).or_insert(run.run_id.as_str());
+        }
+    }
+    writers
 }
 
 /// Each table's source objects, as its latest version lists them, with the first version

@@ -44,6 +44,8 @@ fn ballista_in_process_gives_the_rows_of_the_local_engine() {
     let distributed = String::from_utf8_lossy(&distributed.stderr).into_owned();
     let error = distributed.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
     assert!(error.contains(message), "{distributed}");
+    // And it failed on Ballista's executor, not in this process.
+    assert!(error.contains("failed due to stage"), "{distributed}");
 }
 
 #[test]
