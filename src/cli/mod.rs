@@ -283,6 +283,20 @@ pub enum Command {
         #[command(flatten)]
         spec: ScheduleSpec,
     },
+    /// Run a Ballista scheduler with mathlake's functions: drivers send it their SQL
+    /// (`--engine ballista://HOST:PORT`), executors register with it. Runs until stopped.
+    #[cfg(feature = "distributed")]
+    #[command(
+        after_help = "Example:\n  mathlake scheduler --bind 0.0.0.0 --port 50050\n\nDEPLOY.md: a scheduler and N executors."
+    )]
+    Scheduler(crate::lake::cluster::SchedulerSpec),
+    /// Run a Ballista executor with mathlake's functions and object stores: it registers
+    /// with the scheduler and runs the tasks it is given. Runs until stopped.
+    #[cfg(feature = "distributed")]
+    #[command(
+        after_help = "Example:\n  mathlake executor --scheduler 10.0.0.1:50050 --bind 0.0.0.0 --external-host 10.0.0.2 --slots 16 --memory-limit 48G --work-dir /mnt/shuffle\n\nDEPLOY.md: a scheduler and N executors."
+    )]
+    Executor(crate::lake::cluster::ExecutorSpec),
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,8 +389,20 @@ impl Cli {
 /// (190 s of a cold build's CPU; BENCHMARKS.md, "Build and test time").
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Errors only, by default: a command reports its own. Ballista's components log the
+    // failures they pass on to us as errors too, so those are left to MATHLAKE_LOG, except
+    // in the cluster's own processes, whose log is what their operators read.
+    let quiet = "error,ballista_core=off,ballista_executor=off,ballista_scheduler=off";
+    let default_filter = match &cli.command {
+        #[cfg(feature = "distributed")]
+        Command::Scheduler(_) | Command::Executor(_) => "info",
+        _ => quiet,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MATHLAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("MATHLAKE_LOG"))
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let threads = cli.threads();
@@ -411,6 +437,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             lake::query(&cli, sql, *limit, *max_width, memory_limit.as_deref(), engine.as_deref()).await
         }
         Command::Sql(spec) => sql::run(&cli, spec).await,
+        #[cfg(feature = "distributed")]
+        Command::Scheduler(spec) => crate::lake::cluster::scheduler(spec).await,
+        #[cfg(feature = "distributed")]
+        Command::Executor(spec) => crate::lake::cluster::executor(spec).await,
         Command::Functions => sql::list_functions(&cli),
         Command::Classifier(command) => classifier::run(&cli, command).await,
         Command::Dedup(spec) => dedup::dedup(&cli, spec).await,

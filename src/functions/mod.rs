@@ -96,9 +96,14 @@ impl ScalarUDFImpl for Function {
 
 /// Registers every function of the library in `ctx`.
 pub fn register(ctx: &SessionContext) {
-    for function in library() {
-        ctx.register_udf(ScalarUDF::new_from_impl(function));
+    for function in udfs() {
+        ctx.register_udf(function);
     }
+}
+
+/// The library as DataFusion functions.
+pub fn udfs() -> impl Iterator<Item = ScalarUDF> {
+    library().into_iter().map(ScalarUDF::new_from_impl)
 }
 
 /// Every function of the library, grouped as `mathlake functions` shows them.

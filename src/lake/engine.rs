@@ -38,6 +38,15 @@ impl Engine {
     }
 }
 
+#[cfg(feature = "distributed")]
+const PARTITIONS_PER_TASK: &str = "ballista.scheduler.max_partitions_per_task";
+
+/// Keeps the local session alive inside a Ballista one (see [`connect`]).
+#[cfg(feature = "distributed")]
+struct UrlTableSession {
+    _session: SessionContext,
+}
+
 /// The session `ctx` (tables, functions and stores registered) on `engine`.
 pub async fn connect(ctx: SessionContext, engine: &Engine) -> Result<SessionContext> {
     match engine {
@@ -53,6 +62,17 @@ pub async fn connect(ctx: SessionContext, engine: &Engine) -> Result<SessionCont
             // Ballista's session keeps DataFusion's own functions only; the executors
             // already have mathlake's, from the state they were started with.
             crate::functions::register(&distributed);
+            // One task per partition: by default an executor takes as many of a stage's
+            // partitions as it has free slots, so the first one would take a whole scan
+            // and the others idle; mathlake's per-document functions are the work to share.
+            let state = distributed.state_ref();
+            let mut state = state.write();
+            state.config_mut().options_mut().set(PARTITIONS_PER_TASK, "1")?;
+            // Paths as tables (`SELECT * FROM 'shards/train-00000.arrow'`) are looked up
+            // through the session they were enabled on, which it holds weakly: it has to
+            // live as long as this one.
+            state.config_mut().set_extension(std::sync::Arc::new(UrlTableSession { _session: ctx }));
+            drop(state);
             Ok(distributed)
         }
         #[cfg(not(feature = "distributed"))]

@@ -2,6 +2,8 @@
 //! holding tables. Every stage reads and writes through this module, so the same job
 //! runs on a laptop folder and on S3; no stage is imported from here.
 
+#[cfg(feature = "distributed")]
+pub mod cluster;
 pub mod engine;
 pub mod incremental;
 mod location;

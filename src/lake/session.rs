@@ -97,17 +97,7 @@ pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
 /// A session over `lake` with every committed table registered under its name and
 /// mathlake's SQL function library: what every stage that runs SQL uses.
 pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionContext> {
-    let mut runtime = RuntimeEnvBuilder::new()
-        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
-        .with_object_store_registry(Arc::new(LakeStores::default()));
-    if let Some(limit) = options.memory_limit {
-        runtime = runtime.with_memory_limit(limit, 1.0);
-    }
-    if let Some(dir) = &options.spill_dir {
-        runtime = runtime.with_disk_manager_builder(
-            DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
-        );
-    }
+    let runtime = runtime(options.memory_limit, options.spill_dir.as_deref());
     // Batches of 1,024 rows: lake rows carry whole documents (kilobytes each), and the
     // default 8,192 made 17 MB batches; measured on the benchmark corpus, a COPY's peak
     // memory fell from 461 to 330 MiB, at the same speed.
@@ -135,6 +125,24 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
     crate::job::history::register(&ctx, lake)?;
     crate::functions::register(&ctx);
     super::engine::connect(ctx, &options.engine).await
+}
+
+/// The runtime of every session, here or on a Ballista executor: stores found on first
+/// use, no file-listing cache, at most `memory_limit` bytes held, spill files in
+/// `spill_dir` (the system temp folder by default).
+pub(super) fn runtime(memory_limit: Option<usize>, spill_dir: Option<&std::path::Path>) -> RuntimeEnvBuilder {
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .with_object_store_registry(Arc::new(LakeStores::default()));
+    if let Some(limit) = memory_limit {
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
+    if let Some(dir) = spill_dir {
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.to_path_buf()])),
+        );
+    }
+    runtime
 }
 
 /// Streams the rows of `frame` into `write`, counting them on `progress`; returns how many.

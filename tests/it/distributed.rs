@@ -46,6 +46,13 @@ fn ballista_in_process_gives_the_rows_of_the_local_engine() {
     assert!(error.contains(message), "{distributed}");
     // And it failed on Ballista's executor, not in this process.
     assert!(error.contains("failed due to stage"), "{distributed}");
+
+    // An unknown table is named as it is locally.
+    let missing = "SELECT * FROM no_such_table";
+    let local = fails(&mut mathlake(&["query", "--lake", &lake, missing]));
+    let distributed = fails(&mut mathlake(&["query", "--engine", "standalone", "--lake", &lake, missing]));
+    assert!(local.contains("table 'datafusion.public.no_such_table' not found"), "{local}");
+    assert_eq!(local.lines().next(), distributed.lines().next(), "{distributed}");
 }
 
 #[test]
@@ -57,4 +64,235 @@ fn ballista_in_process_reads_a_lake_on_s3() {
     let mut command = mathlake(&["ingest", web.to_str().unwrap(), "--preset", "stackmathqa", "--lake", &lake]);
     ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
     engines_agree(&lake, &env);
+}
+
+/// A scheduler and two executors, each its own `mathlake` process, on free loopback
+/// ports, with the test S3 server's settings; killed when dropped.
+struct Cluster {
+    scheduler: std::process::Child,
+    executors: Vec<std::process::Child>,
+    address: String,
+    _work: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(env: &[(&str, String)]) -> Cluster {
+        let work = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let spawn = |args: &[&str], log: &str| {
+            let mut command = mathlake(args);
+            command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+            let log = std::fs::File::create(work.path().join(log)).unwrap();
+            command.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("mathlake starts")
+        };
+        let scheduler = spawn(
+            &["scheduler", "--port", &port.to_string(), "--executor-timeout", "5", "--task-max-failures", "8"],
+            "scheduler.log",
+        );
+        wait_for_port(port);
+        let executors = (0..2)
+            .map(|n| {
+                let (flight, grpc) = (free_port(), free_port());
+                let dir = work.path().join(format!("executor-{n}"));
+                let child = spawn(
+                    &[
+                        "executor",
+                        "--scheduler",
+                        &format!("127.0.0.1:{port}"),
+                        "--port",
+                        &flight.to_string(),
+                        "--grpc-port",
+                        &grpc.to_string(),
+                        "--slots",
+                        "2",
+                        "--heartbeat-interval",
+                        "1",
+                        "--work-dir",
+                        dir.to_str().unwrap(),
+                    ],
+                    &format!("executor-{n}.log"),
+                );
+                wait_for_port(flight);
+                child
+            })
+            .collect();
+        Cluster { scheduler, executors, address: format!("ballista://127.0.0.1:{port}"), _work: work }
+    }
+
+    /// Tasks executor `n` has started.
+    fn tasks(&self, n: usize) -> usize {
+        self.log(&format!("executor-{n}")).matches("Execute task").count()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self._work.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// What the processes logged, for a failing assertion.
+    fn logs(&self) -> String {
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(self._work.path()).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let tail: Vec<_> = text.lines().rev().take(30).collect();
+                logs += &format!(
+                    "--- {}\n{}\n",
+                    entry.path().display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        logs
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.executors.iter_mut().chain(std::iter::once(&mut self.scheduler)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Rows of every table a curation file wrote, sorted by id.
+fn curated(lake: &str, env: &[(&str, String)]) -> Vec<Vec<serde_json::Value>> {
+    ["document_signals", "math_documents", "general_documents"]
+        .iter()
+        .map(|table| query(lake, &format!("SELECT * FROM {table} ORDER BY id"), env))
+        .collect()
+}
+
+#[test]
+fn a_scheduler_and_two_executor_processes_give_the_rows_of_the_local_engine_on_s3() {
+    create_bucket("mathlake-cluster");
+    let env = s3_env();
+    let cluster = Cluster::start(&env);
+    let lake = |name: &str| format!("s3://mathlake-cluster/{}/{name}", std::process::id());
+    let (local, distributed) = (lake("local"), lake("distributed"));
+    let web = shared_data("web/stackmathqa_987.jsonl");
+    let general = shared_data("general/cc_sample_697.jsonl.gz");
+    for lake in [&local, &distributed] {
+        for (file, preset) in [(&web, "stackmathqa"), (&general, "dolma")] {
+            let mut command = mathlake(&["ingest", file.to_str().unwrap(), "--preset", preset, "--lake", lake]);
+            ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+        }
+    }
+
+    // Queries: per-row functions, a shuffled aggregation, MinHash candidate pairs.
+    for sql in QUERIES {
+        let rows = query(&local, sql, &env);
+        let mut command = mathlake(&["query", "--json", "--engine", &cluster.address, "--lake", &distributed, sql]);
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{sql}: {}\n{}", String::from_utf8_lossy(&output.stderr), cluster.logs());
+        let on_cluster: Vec<serde_json::Value> = String::from_utf8(output.stdout).unwrap().lines().map(json).collect();
+        assert!(!rows.is_empty(), "{sql}");
+        assert_eq!(rows, on_cluster, "{sql}");
+    }
+
+    // The curation file, every statement on the cluster, each table committed by the driver.
+    let curate = |lake: &str, engine: &str| {
+        let mut command = mathlake(&["sql", "sql/curate_documents.sql", "--engine", engine, "--lake", lake]);
+        ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+    };
+    curate(&local, "local");
+    curate(&distributed, &cluster.address);
+    let (expected, got) = (curated(&local, &env), curated(&distributed, &env));
+    assert!(expected.iter().all(|rows| !rows.is_empty()), "each curated table has rows");
+    assert_eq!(expected, got);
+}
+
+/// Waits until `done` holds, for at most 60 seconds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_executor_killed_in_a_query_leaves_its_tasks_to_the_other_and_losing_both_commits_nothing() {
+    create_bucket("mathlake-cluster-kill");
+    let env = s3_env();
+    let envs = |command: &mut std::process::Command| {
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    };
+    let mut cluster = Cluster::start(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = format!("s3://mathlake-cluster-kill/{}/lake", std::process::id());
+    // Two data files, so that a scan is two tasks, one on each executor; about four
+    // seconds of language and MinHash work each on this machine.
+    let corpus = std::fs::read_to_string(bench_corpus(dir.path(), 30)).unwrap();
+    let lines: Vec<&str> = corpus.lines().collect();
+    for (n, half) in lines.chunks(lines.len().div_ceil(2)).enumerate() {
+        let path = dir.path().join(format!("half-{n}.jsonl"));
+        std::fs::write(&path, half.join("\n")).unwrap();
+        let path = path.to_str().unwrap();
+        let mut command =
+            mathlake(&["ingest", path, "--table", "documents", "--source", "bench", "--map", "text=text"]);
+        envs(command.args(["--lake", &lake]));
+        ok(&mut command);
+    }
+    let sql = dir.path().join("signals.sql");
+    std::fs::write(
+        &sql,
+        "COPY (SELECT id, language(text)['code'] AS language, cardinality(minhash(text)) AS slots FROM documents) \
+         TO 'signals'",
+    )
+    .unwrap();
+    let run = |engine: &str| {
+        let mut command = mathlake(&["sql", sql.to_str().unwrap(), "--engine", engine, "--lake", &lake]);
+        envs(&mut command);
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let signals = || query(&lake, "SELECT * FROM signals ORDER BY id", &env);
+    let version = || {
+        query(&lake, "SELECT max(version) AS v FROM mathlake_versions WHERE table_name = 'signals'", &env)[0]["v"]
+            .clone()
+    };
+    assert_success(&run("local").wait_with_output().unwrap());
+    let expected = signals();
+    assert_eq!(version(), 1);
+
+    // Kill the executor running one half while both work: the scheduler gives its task
+    // to the other, and the query completes with every row.
+    let before = [cluster.tasks(0), cluster.tasks(1)];
+    let driver = run(&cluster.address);
+    wait_until("both executors to start a task", || cluster.tasks(0) > before[0] && cluster.tasks(1) > before[1]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cluster.executors[0].kill().unwrap();
+    cluster.executors[0].wait().unwrap();
+    let output = driver.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}\n{}", String::from_utf8_lossy(&output.stderr), cluster.logs());
+    assert!(cluster.log("scheduler").contains("heartbeat timed out"), "{}", cluster.logs());
+    assert_eq!(cluster.tasks(1), before[1] + 2, "the survivor ran its own task and the lost one:\n{}", cluster.logs());
+    assert_eq!(version(), 2);
+    assert_eq!(signals(), expected);
+
+    // Kill the last one: the query fails saying so, and the table stays at its version.
+    let before = cluster.tasks(1);
+    let driver = run(&cluster.address);
+    wait_until("the executor to start a task", || cluster.tasks(1) > before);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cluster.executors[1].kill().unwrap();
+    let output = driver.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("statement 1 (COPY)") && stderr.contains("all executors were lost"), "{stderr}");
+    assert_eq!(version(), 2);
+    assert_eq!(signals(), expected);
 }
