@@ -141,9 +141,16 @@ impl Run<'_> {
             Output::open_with(self.lake, &Target::Table(index_table.clone()), index::schema(), CommitMode::Append)
                 .await?;
         let mut new: Vec<Seen> = Vec::new();
-        scan(ctx, self.column, options.near.as_ref(), Some(&mut index), None, self.progress, |seen| {
-            new.push(seen.clone())
-        })
+        scan(
+            ctx,
+            &options.session.engine,
+            self.column,
+            options.near.as_ref(),
+            Some(&mut index),
+            None,
+            self.progress,
+            |seen| new.push(seen.clone()),
+        )
         .await?;
         new.sort_by_key(|d| (d.ordinal, d.place.doc));
         let last_new = new.iter().map(|d| &d.place).max().cloned();

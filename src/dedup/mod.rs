@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use self::clusters::Forest;
 use self::index::{IndexRows, Place, Seen};
 use crate::error::{Error, Result};
+use crate::lake::engine::Engine;
 use crate::lake::incremental::Update;
 use crate::lake::{
     CommitMode, Lake, Location, Output, ParquetFileWriter, SessionOptions, Target, TempFile, drain, quote,
@@ -140,6 +141,13 @@ pub struct DedupSpec {
     #[arg(long, value_name = "TABLE")]
     #[serde(default)]
     pub index: Option<String>,
+    /// Where each document's MinHash signature and exact hash are computed: local,
+    /// standalone (Ballista in this process) or ballista://HOST:PORT (both need the
+    /// `distributed` build); grouping keys, verifying pairs and clustering stay in this
+    /// process [default: local].
+    #[arg(long)]
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 impl DedupSpec {
@@ -178,7 +186,8 @@ impl DedupSpec {
             column: self.column.clone().unwrap_or_else(|| "text".into()),
             near: (!self.exact_only).then_some(near),
             min_similarity: self.min_similarity.unwrap_or(DEFAULT_MIN_SIMILARITY),
-            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?
+                .on_engine(self.engine.as_deref())?,
         };
         options.validate()?;
         Ok(options)
@@ -247,7 +256,10 @@ pub async fn dedup(lake: &Lake, options: &DedupOptions, progress: &ProgressBar) 
     options.validate()?;
     let mut session = options.session.clone();
     let limit = *session.memory_limit.get_or_insert(DEFAULT_MEMORY_LIMIT) as u64;
+    // Only the scan runs on the engine (see `scan`): the rest reads this process's files.
+    let engine = std::mem::take(&mut session.engine);
     let ctx = crate::lake::session(lake, &session).await?;
+    session.engine = engine;
     let read = register_source(&ctx, lake, INPUT, &options.input).await?;
     require_text_columns(&ctx, INPUT, &options.input, &["id", &options.column], "--column").await?;
     let column = quote(&options.column);
@@ -384,8 +396,13 @@ impl DedupReport {
 /// LSH band), its signature's low bytes (with `near`) and its place in ingest order; hands
 /// each to `each`, writes its index row to `index` and its (key, ordinal, doc) rows to
 /// `keys`, when given. Returns the documents read.
+///
+/// The signatures are the per-document work, so this one query runs on `engine`; its
+/// session shares `ctx`'s tables.
+#[allow(clippy::too_many_arguments)]
 async fn scan(
     ctx: &SessionContext,
+    engine: &Engine,
     column: &str,
     near: Option<&MinHashConfig>,
     mut index: Option<&mut Output>,
@@ -393,6 +410,7 @@ async fn scan(
     progress: &ProgressBar,
     mut each: impl FnMut(&Seen),
 ) -> Result<u64> {
+    let ctx = &crate::lake::engine::connect(ctx.clone(), engine).await?;
     let provenance = has_provenance(ctx).await?;
     // Ranks of the input objects' URLs, so that a place is one number in the key sort.
     let mut ranks: HashMap<String, u64> = HashMap::new();
@@ -525,7 +543,7 @@ async fn candidate_pairs(
     let mut writer = ParquetFileWriter::new(&location, key_schema())?;
     let mut rows = 0u64;
     let mut last: Option<(u64, Place)> = None;
-    scan(ctx, column, near, index, Some(&mut writer), progress, |seen| {
+    scan(ctx, &session.engine, column, near, index, Some(&mut writer), progress, |seen| {
         rows += seen.keys.len() as u64;
         if last.as_ref().is_none_or(|(ordinal, place)| (seen.ordinal, seen.place.doc) > (*ordinal, place.doc)) {
             last = Some((seen.ordinal, seen.place.clone()));

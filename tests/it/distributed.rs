@@ -225,7 +225,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 #[test]
-fn an_executor_killed_in_a_query_leaves_its_tasks_to_the_other_and_losing_both_commits_nothing() {
+fn on_a_cluster_dedup_keeps_what_it_keeps_locally_and_a_killed_executor_loses_no_rows() {
     create_bucket("mathlake-cluster-kill");
     let env = s3_env();
     let envs = |command: &mut std::process::Command| {
@@ -247,6 +247,25 @@ fn an_executor_killed_in_a_query_leaves_its_tasks_to_the_other_and_losing_both_c
         envs(command.args(["--lake", &lake]));
         ok(&mut command);
     }
+    // Dedup with each document's signature computed on the cluster: the same documents
+    // kept and the same clusters (the corpus holds exact and near copies).
+    let tasks_before = cluster.tasks(0) + cluster.tasks(1);
+    for (engine, suffix) in [("local", "local"), (cluster.address.as_str(), "cluster")] {
+        let (to, clusters) = (format!("unique_{suffix}"), format!("clusters_{suffix}"));
+        let mut command =
+            mathlake(&["dedup", "--input", "documents", "--to", &to, "--clusters", &clusters, "--engine", engine]);
+        envs(command.args(["--lake", &lake]));
+        ok(&mut command);
+    }
+    assert!(cluster.tasks(0) + cluster.tasks(1) > tasks_before, "the signatures were computed on the cluster");
+    let rows = |sql: &str| query(&lake, sql, &env);
+    let kept = rows("SELECT id FROM unique_local ORDER BY id");
+    assert!(kept.len() < lines.len() && kept.len() > lines.len() / 2, "{} of {}", kept.len(), lines.len());
+    assert_eq!(kept, rows("SELECT id FROM unique_cluster ORDER BY id"));
+    let clusters = rows("SELECT * FROM clusters_local ORDER BY id");
+    assert!(!clusters.is_empty());
+    assert_eq!(clusters, rows("SELECT * FROM clusters_cluster ORDER BY id"));
+
     let sql = dir.path().join("signals.sql");
     std::fs::write(
         &sql,
