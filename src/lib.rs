@@ -23,11 +23,15 @@
 //!   [`dedup`], [`decontaminate`], [`synthesize`], [`tokenize`], [`shards`], [`train`],
 //!   [`eval`], [`experiment`] (arms over seeds, and what their differences show), and
 //!   [`query`] to look at the result;
+//! - [`cluster`] (feature `distributed`), the Ballista scheduler and executor processes
+//!   with every function above in them;
 //! - [`job`], which chains stages from a TOML file; [`cli`], the thin command line over
 //!   all of it, and [`terminal`], how results and progress look there (the trainer's
 //!   step bar too). Nothing below [`cli`] uses it (a unit test here checks).
 
 pub mod cli;
+#[cfg(feature = "distributed")]
+pub mod cluster;
 pub mod curate;
 pub mod decontaminate;
 pub mod dedup;

@@ -289,14 +289,14 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  mathlake scheduler --bind 0.0.0.0 --port 50050\n\nDEPLOY.md: a scheduler and N executors."
     )]
-    Scheduler(crate::lake::cluster::SchedulerSpec),
+    Scheduler(crate::cluster::SchedulerSpec),
     /// Run a Ballista executor with mathlake's functions and object stores: it registers
     /// with the scheduler and runs the tasks it is given. Runs until stopped.
     #[cfg(feature = "distributed")]
     #[command(
         after_help = "Example:\n  mathlake executor --scheduler 10.0.0.1:50050 --bind 0.0.0.0 --external-host 10.0.0.2 --slots 16 --memory-limit 48G --work-dir /mnt/shuffle\n\nDEPLOY.md: a scheduler and N executors."
     )]
-    Executor(crate::lake::cluster::ExecutorSpec),
+    Executor(crate::cluster::ExecutorSpec),
 }
 
 #[derive(Debug, Subcommand)]
@@ -438,9 +438,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(spec) => sql::run(&cli, spec).await,
         #[cfg(feature = "distributed")]
-        Command::Scheduler(spec) => crate::lake::cluster::scheduler(spec).await,
+        Command::Scheduler(spec) => crate::cluster::scheduler(spec).await,
         #[cfg(feature = "distributed")]
-        Command::Executor(spec) => crate::lake::cluster::executor(spec).await,
+        Command::Executor(spec) => crate::cluster::executor(spec).await,
         Command::Functions => sql::list_functions(&cli),
         Command::Classifier(command) => classifier::run(&cli, command).await,
         Command::Dedup(spec) => dedup::dedup(&cli, spec).await,

@@ -8,10 +8,12 @@
 //! (training id, benchmark, item id, n-grams matched and the item's total, one matched
 //! n-gram as an example), and the run ends with a summary per benchmark.
 //!
-//! Benchmarks load into memory (`index.rs`); the training side streams through
-//! DataFusion's partitions, one task each, into the output and the report.
+//! Benchmarks load into memory (`text::benchmark_index`); the training side streams
+//! through DataFusion's partitions, one task each, into the output and the report. On a
+//! Ballista engine the comparison is the SQL function of `overlaps.rs`, which executors
+//! run with the items the driver put in the lake.
 
-pub mod index;
+pub mod overlaps;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -26,13 +28,14 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use self::index::{BenchmarkIndex, Hit, HitScratch};
 use crate::error::{Error, Result};
+use crate::lake::engine::Engine;
 use crate::lake::incremental::{self, Update};
 use crate::lake::{
-    CommitMode, Lake, Output, SessionOptions, Target, register_source, register_table, require_text_columns,
+    CommitMode, Lake, Output, SessionOptions, Target, quote, register_source, register_table, require_text_columns,
     validate_name,
 };
+use crate::text::benchmark_index::{self as index, BenchmarkIndex, Hit, HitScratch};
 use crate::text::texts;
 
 const INPUT: &str = "decontam_input";
@@ -118,6 +121,12 @@ pub struct DecontamSpec {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incremental: bool,
+    /// Where records are compared with the benchmarks' n-grams: local, standalone
+    /// (Ballista in this process) or ballista://HOST:PORT (both need the `distributed`
+    /// build); the kept rows and the report are written here [default: local].
+    #[arg(long)]
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 impl DecontamSpec {
@@ -131,7 +140,8 @@ impl DecontamSpec {
             report: Target::parse(&self.report)?,
             ngram: self.ngram.unwrap_or(DEFAULT_NGRAM),
             min_overlap: self.min_overlap.unwrap_or(0.0),
-            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?
+                .on_engine(self.engine.as_deref())?,
             incremental: self.incremental,
         })
     }
@@ -209,7 +219,10 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     if options.benchmarks.is_empty() {
         return Err(Error::user("no benchmarks to decontaminate against").hint("--benchmarks problems,extra=s3://..."));
     }
-    let ctx = crate::lake::session(lake, &options.session).await?;
+    // Only the comparison runs on the engine: the rest is reading a few columns.
+    let mut session = options.session.clone();
+    let engine = std::mem::take(&mut session.engine);
+    let ctx = crate::lake::session(lake, &session).await?;
     let input_version = register_source(&ctx, lake, INPUT, &options.input).await?;
     let columns = match &options.columns {
         Some(columns) => columns.clone(),
@@ -278,7 +291,8 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     }
 
     progress.set_message("decontaminate: indexing benchmarks");
-    let index = Arc::new(load_benchmarks(&ctx, lake, options).await?);
+    let items = load_benchmarks(&ctx, lake, options).await?;
+    let index = Arc::new(overlaps::index_of(&items, options.ngram)?);
     let mut summaries: Vec<BenchmarkSummary> = index
         .benchmarks
         .iter()
@@ -298,9 +312,39 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
     let question_column = columns.iter().position(|c| c == "question").map(|i| field_columns[i]);
     let id_column = schema.index_of("id")?;
 
-    // One task per partition computes overlaps; this task writes, in arrival order.
+    // One task per partition computes overlaps (or the engine does); this task writes,
+    // in arrival order.
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Compared>>(4);
-    for mut stream in frame.execute_stream_partitioned().await? {
+    let streams = if engine == Engine::Local { frame.execute_stream_partitioned().await? } else { Vec::new() };
+    if engine != Engine::Local {
+        let texts = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let question = if columns.iter().any(|c| c == "question") { "question" } else { "NULL" };
+        let sql = format!(
+            "SELECT *, {}('{}', {}, {}, {question}, {texts}) AS overlaps__ FROM {INPUT}",
+            overlaps::NAME,
+            overlaps::put_items(lake, &items).await?,
+            options.ngram,
+            options.min_overlap,
+        );
+        // Registered before the engine's session is made from this one (an in-process
+        // executor takes its functions from it) and after (Ballista's own session keeps
+        // DataFusion's only).
+        ctx.register_udf(overlaps::udf());
+        let distributed = crate::lake::engine::connect(ctx.clone(), &engine).await?;
+        distributed.register_udf(overlaps::udf());
+        let mut stream = distributed.sql(&sql).await?.execute_stream().await?;
+        let (sender, field_columns) = (sender.clone(), field_columns.clone());
+        tokio::spawn(async move {
+            while let Some(batch) = stream.next().await {
+                let compared = batch.map_err(Error::from).and_then(|batch| compared(batch, &field_columns));
+                let failed = compared.is_err();
+                if sender.send(compared).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+    }
+    for mut stream in streams {
         let (sender, index, field_columns) = (sender.clone(), index.clone(), field_columns.clone());
         let min_overlap = options.min_overlap;
         tokio::spawn(async move {
@@ -419,16 +463,7 @@ fn compare(
         fields.extend(columns.iter().filter_map(|c| c[row]));
         text_bytes += fields.iter().map(|f| f.len() as u64).sum::<u64>();
         let question = questions.as_ref().and_then(|q| q[row]);
-        let row_hits: Vec<(Hit, bool)> = index
-            .hits(&fields, question, scratch)
-            .into_iter()
-            .map(|hit| {
-                let total = index.items[hit.item as usize].ngrams;
-                let share = if total == 0 { 0.0 } else { hit.matched as f64 / total as f64 };
-                let removes = hit.question_match || (hit.matched > 0 && share >= min_overlap);
-                (hit, removes)
-            })
-            .collect();
+        let row_hits = index.overlaps(&fields, question, min_overlap, scratch);
         removed.push(row_hits.iter().any(|(_, removes)| *removes));
         hits.push(row_hits);
     }
@@ -438,9 +473,24 @@ fn compare(
     Ok(Compared { batch, hits, removed, text_bytes })
 }
 
-/// Reads every benchmark's items into an index.
-async fn load_benchmarks(ctx: &SessionContext, lake: &Lake, options: &DecontamOptions) -> Result<BenchmarkIndex> {
-    let mut index = BenchmarkIndex::new(options.ngram);
+/// What the engine's `benchmark_overlaps` gave for `batch` (its last column), as
+/// `compare` gives it.
+fn compared(batch: RecordBatch, field_columns: &[usize]) -> Result<Compared> {
+    let last = batch.num_columns() - 1;
+    let hits = overlaps::decode(batch.column(last))?;
+    let removed = hits.iter().map(|row| row.iter().any(|(_, removes)| *removes)).collect();
+    let mut text_bytes = 0;
+    for &c in field_columns {
+        text_bytes += texts(batch.column(c))?.flatten().map(|t| t.len() as u64).sum::<u64>();
+    }
+    let batch = batch.project(&(0..last).collect::<Vec<_>>())?;
+    Ok(Compared { batch, hits, removed, text_bytes })
+}
+
+/// Reads every benchmark's items: rows of `overlaps::items_schema`, in the order the
+/// index numbers them.
+async fn load_benchmarks(ctx: &SessionContext, lake: &Lake, options: &DecontamOptions) -> Result<RecordBatch> {
+    let mut items: [Vec<String>; 4] = Default::default();
     for (i, spec) in options.benchmarks.iter().enumerate() {
         let alias = format!("benchmark_{i}");
         register_source(ctx, lake, &alias, &spec.source).await?;
@@ -479,7 +529,11 @@ async fn load_benchmarks(ctx: &SessionContext, lake: &Lake, options: &DecontamOp
                 .zip(texts(batch.column(2))?.zip(texts(batch.column(3))?));
             for ((name, id), (question, answer)) in rows {
                 let (Some(id), Some(question)) = (id, question) else { continue };
-                index.add(name.unwrap_or(&spec.source), id, question, answer.unwrap_or(""));
+                for (column, value) in
+                    items.iter_mut().zip([name.unwrap_or(&spec.source), id, question, answer.unwrap_or("")])
+                {
+                    column.push(value.to_string());
+                }
                 added += 1;
             }
         }
@@ -488,8 +542,8 @@ async fn load_benchmarks(ctx: &SessionContext, lake: &Lake, options: &DecontamOp
                 .hint("check --benchmark-where, or that the benchmark was ingested"));
         }
     }
-    index.finish();
-    Ok(index)
+    let columns: Vec<ArrayRef> = items.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
+    Ok(RecordBatch::try_new(overlaps::items_schema(), columns)?)
 }
 
 async fn has_column(ctx: &SessionContext, alias: &str, name: &str) -> Result<bool> {

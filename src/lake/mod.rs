@@ -2,8 +2,6 @@
 //! holding tables. Every stage reads and writes through this module, so the same job
 //! runs on a laptop folder and on S3; no stage is imported from here.
 
-#[cfg(feature = "distributed")]
-pub mod cluster;
 pub mod engine;
 pub mod incremental;
 mod location;
@@ -21,7 +19,7 @@ pub use output::{Output, Target, Written};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
 pub use session::{
-    SessionOptions, TempFile, drain, parse_size, register_location, register_table, scanning_version, session,
+    SessionOptions, TempFile, drain, parse_size, register_location, register_table, runtime, scanning_version, session,
     versions_read,
 };
 pub use source::{quote, register_source, require_text_columns};

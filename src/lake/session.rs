@@ -130,7 +130,7 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
 /// The runtime of every session, here or on a Ballista executor: stores found on first
 /// use, no file-listing cache, at most `memory_limit` bytes held, spill files in
 /// `spill_dir` (the system temp folder by default).
-pub(super) fn runtime(memory_limit: Option<usize>, spill_dir: Option<&std::path::Path>) -> RuntimeEnvBuilder {
+pub fn runtime(memory_limit: Option<usize>, spill_dir: Option<&std::path::Path>) -> RuntimeEnvBuilder {
     let mut runtime = RuntimeEnvBuilder::new()
         .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
         .with_object_store_registry(Arc::new(LakeStores::default()));

@@ -3,6 +3,7 @@
 //! of problem-solving records (final answers, reasoning steps, difficulty, completeness).
 
 mod answer;
+pub mod benchmark_index;
 pub(crate) mod block;
 pub mod classifier;
 mod column;

@@ -213,6 +213,43 @@ fn a_scheduler_and_two_executor_processes_give_the_rows_of_the_local_engine_on_s
     let (expected, got) = (curated(&local, &env), curated(&distributed, &env));
     assert!(expected.iter().all(|rows| !rows.is_empty()), "each curated table has rows");
     assert_eq!(expected, got);
+
+    // Decontamination, GSM8K train against its test set, the comparison on the cluster.
+    let decontaminate = |lake: &str, engine: &str| {
+        for file in ["problems/gsm8k_train.jsonl", "problems/gsm8k_test.jsonl"] {
+            let path = shared_data(file);
+            let mut command = mathlake(&["ingest", path.to_str().unwrap(), "--preset", "gsm8k", "--lake", lake]);
+            ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+        }
+        let mut command = mathlake(&[
+            "decontaminate",
+            "--input",
+            "problems",
+            "--benchmarks",
+            "problems",
+            "--to",
+            "clean",
+            "--report",
+            "contamination",
+            "--engine",
+            engine,
+            "--lake",
+            lake,
+        ]);
+        ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+        ["SELECT id FROM clean ORDER BY id", "SELECT * FROM contamination ORDER BY training_id, benchmark, item_id"]
+            .map(|sql| query(lake, sql, &env))
+    };
+    let tasks_before = cluster.tasks(0) + cluster.tasks(1);
+    let [clean, contamination] = decontaminate(&local, "local");
+    assert!(clean.len() > 7000 && clean.len() < 7473, "GSM8K train less what overlaps its test set: {}", clean.len());
+    assert!(
+        contamination.len() > 1319,
+        "every test item overlaps itself, and some train records: {}",
+        contamination.len()
+    );
+    assert_eq!([clean, contamination], decontaminate(&distributed, &cluster.address));
+    assert!(cluster.tasks(0) + cluster.tasks(1) > tasks_before, "the comparison ran on the cluster");
 }
 
 /// Waits until `done` holds, for at most 60 seconds.

@@ -219,6 +219,26 @@ impl BenchmarkIndex {
         self.grams.len()
     }
 
+    /// [`hits`](Self::hits), each with whether it removes the record: the record has the
+    /// item's question, or at least `min_overlap` of the item's n-grams (any, at 0).
+    pub fn overlaps(
+        &self,
+        fields: &[&str],
+        question: Option<&str>,
+        min_overlap: f64,
+        scratch: &mut HitScratch,
+    ) -> Vec<(Hit, bool)> {
+        self.hits(fields, question, scratch)
+            .into_iter()
+            .map(|hit| {
+                let total = self.items[hit.item as usize].ngrams;
+                let share = if total == 0 { 0.0 } else { hit.matched as f64 / total as f64 };
+                let removes = hit.question_match || (hit.matched > 0 && share >= min_overlap);
+                (hit, removes)
+            })
+            .collect()
+    }
+
     /// The items that the text `fields` of a training record share n-grams with (each
     /// field on its own); `question` is the record's question, compared whole with every
     /// item's.

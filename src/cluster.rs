@@ -4,6 +4,8 @@
 //! object stores as every other command does (a bucket's store made on first use, S3
 //! settings from the same `AWS_*` variables), so a plan naming `s3://lake/...` files and
 //! calling `math_score` means the same on every process. DEPLOY.md says how to run them.
+//!
+//! It sits above the lake and the stages: it gathers their functions into one registry.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,7 +125,9 @@ pub async fn executor(spec: &ExecutorSpec) -> Result<()> {
             Error::user(format!("`{}` is not a scheduler address", spec.scheduler)).hint("give HOST:PORT")
         })?;
     let memory_limit = match &spec.memory_limit {
-        Some(size) => Some(super::parse_size(size).map_err(|e| Error::user(format!("memory limit: {e}")))? as u64),
+        Some(size) => {
+            Some(crate::lake::parse_size(size).map_err(|e| Error::user(format!("memory limit: {e}")))? as u64)
+        }
         None => None,
     };
     let work_dir = match &spec.work_dir {
@@ -158,11 +162,11 @@ pub async fn executor(spec: &ExecutorSpec) -> Result<()> {
 }
 
 /// The session a scheduler plans in and an executor takes its functions from: Ballista's
-/// own, with mathlake's functions and stores.
+/// own, with mathlake's functions (the library, and the stages' own) and stores.
 fn session_state(config: SessionConfig) -> datafusion::error::Result<SessionState> {
     let base = default_session_builder(config)?;
     let mut state = SessionStateBuilder::new_from_existing(base).with_runtime_env(runtime(None)?).build();
-    for function in crate::functions::udfs() {
+    for function in crate::functions::udfs().chain([crate::decontaminate::overlaps::udf()]) {
         state.register_udf(Arc::new(function))?;
     }
     Ok(state)
@@ -171,7 +175,7 @@ fn session_state(config: SessionConfig) -> datafusion::error::Result<SessionStat
 /// Tasks' runtime: the lake's stores, spill files under `spill_dir`. The executor adds
 /// each task's share of its memory pool.
 fn runtime(spill_dir: Option<&std::path::Path>) -> datafusion::error::Result<Arc<RuntimeEnv>> {
-    super::session::runtime(None, spill_dir).build_arc()
+    crate::lake::runtime(None, spill_dir).build_arc()
 }
 
 fn ballista_error(error: ballista_core::error::BallistaError) -> Error {
