@@ -28,9 +28,11 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lake::engine::Engine;
 use crate::lake::incremental::{self, Update};
 use crate::lake::{
     CommitMode, Lake, Output, SessionOptions, Target, drain, register_table, scanning_version, versions_read,
+    write_from_engine,
 };
 use crate::suggest::nearest;
 
@@ -418,6 +420,7 @@ async fn copy_to(
     progress: &ProgressBar,
 ) -> Result<(String, u64, Option<String>)> {
     let target = Target::parse(&copy.target)?;
+    let on_engine = options.session.engine != Engine::Local;
     if copy.stored_as.as_deref().is_some_and(|format| !format.eq_ignore_ascii_case("parquet")) {
         return Err(Error::user("COPY writes Parquet only").hint("drop STORED AS, or write STORED AS PARQUET"));
     }
@@ -443,7 +446,7 @@ async fn copy_to(
         _ => {
             return Ok((
                 target.describe(),
-                write(ctx, lake, &target, frame, details, CommitMode::Replace, progress).await?,
+                write(ctx, lake, &target, frame, details, CommitMode::Replace, on_engine, progress).await?,
                 None,
             ));
         }
@@ -451,12 +454,12 @@ async fn copy_to(
     let said = update.describe();
     let rows = match update {
         Update::Unchanged => 0,
-        Update::Full(_) => write(ctx, lake, &target, frame, details, CommitMode::Replace, progress).await?,
+        Update::Full(_) => write(ctx, lake, &target, frame, details, CommitMode::Replace, on_engine, progress).await?,
         Update::Append { table, delta, .. } => {
             // The statement again, over the appended rows of `table` alone.
             let plan = scanning_version(frame.logical_plan().clone(), &table, &lake.table(&table)?, &delta)?;
             let frame = ctx.execute_logical_plan(plan).await?;
-            write(ctx, lake, &target, frame, details, CommitMode::Append, progress).await?
+            write(ctx, lake, &target, frame, details, CommitMode::Append, on_engine, progress).await?
         }
     };
     Ok((target.describe(), rows, Some(said)))
@@ -475,6 +478,7 @@ fn select_all(name: &ObjectName) -> Result<Box<Query>> {
 
 /// Streams `frame` to `target`. A table is replaced in one commit and re-registered, so
 /// the statements that follow read the new version.
+#[allow(clippy::too_many_arguments)]
 async fn write(
     ctx: &SessionContext,
     lake: &Lake,
@@ -482,12 +486,22 @@ async fn write(
     frame: DataFrame,
     details: serde_json::Value,
     mode: CommitMode,
+    on_engine: bool,
     progress: &ProgressBar,
 ) -> Result<u64> {
-    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
-    let mut output = Output::open_with(lake, target, schema, mode).await?;
-    drain(frame, progress, async |batch| output.write(batch).await).await?;
-    let written = output.finish("sql", details).await?;
+    let written = match target {
+        // On a Ballista engine the executors write the files; this process commits them.
+        Target::Table(name) if on_engine => write_from_engine(lake, name, frame, mode, "sql", details).await?,
+        _ => {
+            let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+            let mut output = Output::open_with(lake, target, schema, mode).await?;
+            drain(frame, progress, async |batch| output.write(batch).await).await?;
+            output.finish("sql", details).await?
+        }
+    };
+    if on_engine {
+        progress.inc(written.rows);
+    }
     if let (Target::Table(name), Some(version)) = (target, &written.version) {
         ctx.deregister_table(name)?;
         register_table(ctx, name, &lake.table(name)?, version)?;

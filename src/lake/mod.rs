@@ -15,7 +15,7 @@ pub mod vacuum;
 mod writer;
 
 pub use location::{Location, get_optional, put, put_if_absent};
-pub use output::{Output, Target, Written};
+pub use output::{Output, Target, Written, write_from_engine};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
 pub use session::{

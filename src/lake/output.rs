@@ -5,10 +5,14 @@
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::config::TableParquetOptions;
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+use futures::TryStreamExt;
 
 use super::{
-    Commit, CommitMode, FileLimits, Lake, Location, ParquetFileWriter, Table, TableSchema, TableWriter, Version,
-    run_id, validate_name,
+    Commit, CommitMode, DataFile, FileLimits, Lake, Location, ParquetFileWriter, ParquetReader, Table, TableSchema,
+    TableWriter, Version, run_id, validate_name,
 };
 use crate::error::{Error, Result};
 
@@ -128,4 +132,60 @@ impl Output {
             }
         }
     }
+}
+
+/// Rows per row group in files an engine's executors write: DataFusion's writer bounds row
+/// groups by rows only, and at a few kilobytes a document this keeps one near the 16 MiB
+/// of the lake's own writer.
+const ENGINE_ROW_GROUP_ROWS: usize = 8192;
+
+/// Writes `frame`'s rows into lake table `name` from where its plan runs: on a Ballista
+/// engine each executor writes its partitions as Parquet files under the run's folder
+/// (`data/{run_id}/`), and no row passes through this process. Then, as
+/// [`Output::finish`] does, it commits them, recording `operation` and `details`. A query
+/// that fails commits nothing; the files it left, listed by no version, go with the
+/// table's next commit or `mathlake vacuum`.
+pub async fn write_from_engine(
+    lake: &Lake,
+    name: &str,
+    frame: DataFrame,
+    mode: CommitMode,
+    operation: &str,
+    details: serde_json::Value,
+) -> Result<Written> {
+    let started = Utc::now();
+    let table = lake.table(name)?;
+    let base = table.latest().await?;
+    let schema = TableSchema::from_arrow(name, frame.schema().as_arrow())?;
+    let run_id = run_id(started);
+    let (folder, relative) = table.run_folder(&run_id);
+    let mut options = TableParquetOptions::default();
+    options.global.compression = Some("zstd(1)".into());
+    options.global.max_row_group_size = ENGINE_ROW_GROUP_ROWS;
+    options.global.statistics_truncate_length = Some(64);
+    frame.write_parquet(&format!("{}/", folder.url()), DataFrameWriteOptions::new(), Some(options)).await?;
+
+    // What the executors wrote: each file's rows from its footer.
+    let store = folder.store()?;
+    let written: Vec<object_store::ObjectMeta> = store.list(Some(folder.path())).try_collect().await?;
+    let mut files = Vec::with_capacity(written.len());
+    for meta in written {
+        let Some(file_name) = meta.location.filename() else { continue };
+        let reader = ParquetReader::new(store.clone(), meta.location.clone(), meta.size);
+        let footer = ParquetRecordBatchStreamBuilder::new(reader).await?;
+        let rows = footer.metadata().file_metadata().num_rows() as u64;
+        files.push(DataFile { path: format!("{relative}/{file_name}"), rows, bytes: meta.size });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let rows = files.iter().map(|f| f.rows).sum::<u64>();
+    let mut details = details;
+    if let Some(object) = details.as_object_mut() {
+        object.insert("run".into(), run_id.into());
+        object.insert("rows".into(), rows.into());
+        object.insert("written_by".into(), "engine".into());
+    }
+    let commit = Commit { details, ..Commit::new(mode, operation, schema, files) };
+    let version = table.commit(base.as_ref(), commit).await?;
+    table.remove_orphans(started).await?;
+    Ok(Written { rows, version: Some(version) })
 }

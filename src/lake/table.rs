@@ -230,6 +230,13 @@ impl Table {
         (self.location.path().clone().join(DATA_DIR).join(format!("{run_id}-{seq:05}.parquet")), relative)
     }
 
+    /// Where other processes (a Ballista engine's executors) write a run's data files:
+    /// the folder `data/{run_id}`, as a location and relative to the table.
+    pub fn run_folder(&self, run_id: &str) -> (Location, String) {
+        let relative = format!("{DATA_DIR}/{run_id}");
+        (self.location.join(&relative), relative)
+    }
+
     /// Absolute object path of a file listed in a version.
     pub fn file_path(&self, file: &DataFile) -> Path {
         let mut path = self.location.path().clone();

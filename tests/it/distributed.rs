@@ -124,6 +124,38 @@ impl Cluster {
         self.log(&format!("executor-{n}")).matches("Execute task").count()
     }
 
+    /// Waits until one of the executors `alive` has been running one task for half a
+    /// second (a task of the query just started: the tasks of this test's queries take
+    /// seconds) and returns its number.
+    fn busy_executor(&self, alive: &[usize]) -> usize {
+        let running = |n: usize| {
+            let log = self.log(&format!("executor-{n}"));
+            log.matches("Execute task").count() > log.matches("Finished task").count()
+        };
+        let mut since = None;
+        let mut busy = 0;
+        wait_until("an executor to be busy for half a second", || match alive.iter().copied().find(|&n| running(n)) {
+            Some(n)
+                if since
+                    .is_some_and(|(m, t): (usize, std::time::Instant)| m == n && t.elapsed().as_millis() >= 500) =>
+            {
+                busy = n;
+                true
+            }
+            Some(n) => {
+                if since.is_none_or(|(m, _)| m != n) {
+                    since = Some((n, std::time::Instant::now()));
+                }
+                false
+            }
+            None => {
+                since = None;
+                false
+            }
+        });
+        busy
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self._work.path().join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -324,27 +356,26 @@ fn on_a_cluster_dedup_keeps_what_it_keeps_locally_and_a_killed_executor_loses_no
     let expected = signals();
     assert_eq!(version(), 1);
 
-    // Kill the executor running one half while both work: the scheduler gives its task
-    // to the other, and the query completes with every row.
-    let before = [cluster.tasks(0), cluster.tasks(1)];
+    // Kill an executor in the middle of a task: the scheduler runs its work again on the
+    // other, and the query completes with every row.
     let driver = run(&cluster.address);
-    wait_until("both executors to start a task", || cluster.tasks(0) > before[0] && cluster.tasks(1) > before[1]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    cluster.executors[0].kill().unwrap();
-    cluster.executors[0].wait().unwrap();
+    let victim = cluster.busy_executor(&[0, 1]);
+    let survivor = 1 - victim;
+    let before = cluster.tasks(survivor);
+    cluster.executors[victim].kill().unwrap();
+    cluster.executors[victim].wait().unwrap();
     let output = driver.wait_with_output().unwrap();
     assert!(output.status.success(), "{}\n{}", String::from_utf8_lossy(&output.stderr), cluster.logs());
-    assert!(cluster.log("scheduler").contains("heartbeat timed out"), "{}", cluster.logs());
-    assert_eq!(cluster.tasks(1), before[1] + 2, "the survivor ran its own task and the lost one:\n{}", cluster.logs());
+    let scheduler = cluster.log("scheduler");
+    assert!(scheduler.contains("heartbeat timed out") && scheduler.contains("on lost Executor"), "{}", cluster.logs());
+    assert!(cluster.tasks(survivor) > before, "the survivor ran the lost work:\n{}", cluster.logs());
     assert_eq!(version(), 2);
     assert_eq!(signals(), expected);
 
     // Kill the last one: the query fails saying so, and the table stays at its version.
-    let before = cluster.tasks(1);
     let driver = run(&cluster.address);
-    wait_until("the executor to start a task", || cluster.tasks(1) > before);
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    cluster.executors[1].kill().unwrap();
+    assert_eq!(cluster.busy_executor(&[survivor]), survivor);
+    cluster.executors[survivor].kill().unwrap();
     let output = driver.wait_with_output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
