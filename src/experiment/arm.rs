@@ -265,6 +265,7 @@ pub async fn run(
             scale: spec.scale,
             memory_limit: spec.memory_limit.clone(),
             spill_dir: None,
+            engine: None,
         };
         let bar = rows(&spec.arm);
         shards::build(lake, &build.to_options(lake)?, &bar).await?;

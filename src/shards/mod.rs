@@ -80,6 +80,12 @@ pub struct BuildSpec {
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub spill_dir: Option<PathBuf>,
+    /// Where the sources' SQL runs (each `where`, the record lists and the token reads):
+    /// local, standalone (Ballista in this process) or ballista://HOST:PORT (both need the
+    /// `distributed` build); packing and writing the shards stay here [default: local].
+    #[arg(long)]
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 impl BuildSpec {
@@ -88,7 +94,8 @@ impl BuildSpec {
             mixture: self.mixture.clone(),
             scale: self.scale.unwrap_or(1.0),
             to: lake.expand(&self.to),
-            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?
+                .on_engine(self.engine.as_deref())?,
         })
     }
 }

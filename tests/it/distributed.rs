@@ -282,6 +282,45 @@ fn a_scheduler_and_two_executor_processes_give_the_rows_of_the_local_engine_on_s
     );
     assert_eq!([clean, contamination], decontaminate(&distributed, &cluster.address));
     assert!(cluster.tasks(0) + cluster.tasks(1) > tasks_before, "the comparison ran on the cluster");
+
+    // A mixture of the clean problems, its source's SQL on the cluster: the same shards.
+    let dir = tempfile::tempdir().unwrap();
+    let mixture = dir.path().join("problems.toml");
+    std::fs::write(
+        &mixture,
+        "name = \"problems\"\nmode = \"cpt\"\nsequence_length = 128\ntotal_tokens = 65536\n\n\
+         [[source]]\nname = \"problems\"\ninput = \"problem_tokens\"\nwhere = \"split = 'train'\"\nweight = 1.0\n",
+    )
+    .unwrap();
+    let tokenizer = shared_data("tokenizers/gpt2.json");
+    let shards = |lake: &str, engine: &str| {
+        let tokenize = [
+            "tokenize",
+            "--input",
+            "clean",
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--to",
+            "problem_tokens",
+            "--keep",
+            "split",
+        ];
+        let mut command = mathlake(&[&tokenize[..], &["--lake", lake]].concat());
+        ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+        let to = format!("{lake}/shards");
+        let build =
+            ["shards", "build", "--json", "--mixture", mixture.to_str().unwrap(), "--to", &to, "--engine", engine];
+        let mut command = mathlake(&[&build[..], &["--lake", lake]].concat());
+        let built = json(&ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str())))));
+        let manifest = &built["shards"]["manifest"];
+        [manifest["train"]["shards"].clone(), manifest["validation"]["shards"].clone(), manifest["records"].clone()]
+    };
+    let tasks_before = cluster.tasks(0) + cluster.tasks(1);
+    let expected = shards(&local, "local");
+    assert!(!expected[0].as_array().unwrap().is_empty(), "train shards: {expected:?}");
+    // The manifests list every shard with its xxh3-128: equal lists are equal bytes.
+    assert_eq!(expected, shards(&distributed, &cluster.address));
+    assert!(cluster.tasks(0) + cluster.tasks(1) > tasks_before, "the sources were read on the cluster");
 }
 
 /// Waits until `done` holds, for at most 60 seconds.
