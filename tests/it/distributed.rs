@@ -235,6 +235,17 @@ fn a_scheduler_and_two_executor_processes_give_the_rows_of_the_local_engine_on_s
         assert_eq!(rows, on_cluster, "{sql}");
     }
 
+    // A function's error on one bad row: the local message, from a task on the cluster.
+    let bad = "SELECT minhash(text, 0, 112, 1) FROM documents";
+    let local_error =
+        fails(mathlake(&["query", "--lake", &local, bad]).envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+    let mut command = mathlake(&["query", "--engine", &cluster.address, "--lake", &distributed, bad]);
+    let cluster_error = fails(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+    let message = "minhash: ngram must be 1 to 64 words, not 0";
+    assert!(local_error.contains(message), "{local_error}");
+    let error = cluster_error.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+    assert!(error.contains(message) && error.contains("failed due to stage"), "{cluster_error}");
+
     // The curation file, every statement on the cluster, each table committed by the driver.
     let curate = |lake: &str, engine: &str| {
         let mut command = mathlake(&["sql", "sql/curate_documents.sql", "--engine", engine, "--lake", lake]);
