@@ -158,7 +158,7 @@ pub async fn executor(spec: &ExecutorSpec) -> Result<()> {
     };
     start_executor_process(Arc::new(config))
         .await
-        .map_err(|e| Error::user(format!("the executor registered with {} stopped: {e}", spec.scheduler)))
+        .map_err(|e| Error::user(format!("the executor of scheduler {} stopped: {e}", spec.scheduler)))
 }
 
 /// The session a scheduler plans in and an executor takes its functions from: Ballista's

@@ -433,3 +433,24 @@ fn on_a_cluster_dedup_keeps_what_it_keeps_locally_and_a_killed_executor_loses_no
     assert_eq!(version(), 2);
     assert_eq!(signals(), expected);
 }
+
+#[test]
+fn cluster_processes_refuse_bad_settings_and_say_why() {
+    let error = fails(&mut mathlake(&["executor", "--scheduler", "nonsense"]));
+    assert!(error.contains("`nonsense` is not a scheduler address") && error.contains("HOST:PORT"), "{error}");
+    // No scheduler at that address: the executor stops, saying where it looked.
+    let port = free_port().to_string();
+    let (flight, grpc) = (free_port().to_string(), free_port().to_string());
+    let args = ["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--port", &flight, "--grpc-port", &grpc];
+    let error = fails(&mut mathlake(&args));
+    assert!(error.contains(&format!("scheduler 127.0.0.1:{port} stopped")), "{error}");
+    assert!(error.contains("Could not connect to scheduler"), "{error}");
+    // A port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let error = fails(&mut mathlake(&["scheduler", "--port", &port]));
+    assert!(error.contains(&format!("the scheduler on 127.0.0.1:{port} stopped")), "{error}");
+    assert!(error.contains("Address already in use"), "{error}");
+    let error = fails(&mut mathlake(&["executor", "--memory-limit", "lots"]));
+    assert!(error.contains("memory limit") && error.contains("lots"), "{error}");
+}
