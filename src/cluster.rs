@@ -166,7 +166,9 @@ pub async fn executor(spec: &ExecutorSpec) -> Result<()> {
 fn session_state(config: SessionConfig) -> datafusion::error::Result<SessionState> {
     let base = default_session_builder(config)?;
     let mut state = SessionStateBuilder::new_from_existing(base).with_runtime_env(runtime(None)?).build();
-    for function in crate::functions::udfs().chain([crate::decontaminate::overlaps::udf()]) {
+    for function in
+        crate::functions::udfs().chain([crate::decontaminate::overlaps::udf(), crate::tokenize::function::udf()])
+    {
         state.register_udf(Arc::new(function))?;
     }
     Ok(state)

@@ -13,6 +13,7 @@
 
 pub mod bpe;
 pub mod encoder;
+pub mod function;
 pub mod template;
 
 use std::collections::VecDeque;
@@ -26,6 +27,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -34,10 +37,11 @@ use serde::{Deserialize, Serialize};
 pub use self::encoder::{Encoded, Encoder, Engine, TokenizerInfo};
 pub use self::template::Template;
 use crate::error::{Error, Result};
+use crate::lake::engine::Engine as SqlEngine;
 use crate::lake::incremental::{self, Update};
 use crate::lake::{
-    CommitMode, Lake, Output, SessionOptions, Target, register_source, register_table, require_text_columns,
-    validate_name,
+    CommitMode, Lake, Location, Output, SessionOptions, Target, quote, register_source, register_table,
+    require_text_columns, validate_name,
 };
 use crate::text::texts;
 
@@ -93,6 +97,12 @@ pub struct TokenizeSpec {
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]
     pub keep: Vec<String>,
+    /// Where records are encoded: local, standalone (Ballista in this process) or
+    /// ballista://HOST:PORT (both need the `distributed` build; executors read the
+    /// tokenizer by its URL); the output is written here [default: local].
+    #[arg(long)]
+    #[serde(default)]
+    pub engine: Option<String>,
     /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
     #[arg(long, value_name = "SIZE")]
     #[serde(default)]
@@ -120,7 +130,8 @@ impl TokenizeSpec {
             template: Template::choose(self.template.as_deref(), self.prompt.as_deref(), self.response.as_deref())?,
             keep: self.keep.clone(),
             threads,
-            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?,
+            session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?
+                .on_engine(self.engine.as_deref())?,
             incremental: self.incremental,
         })
     }
@@ -179,7 +190,10 @@ const SAME_SETTINGS: &[&str] = &["input", "where", "tokenizer", "encoder", "temp
 pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &ProgressBar) -> Result<TokenizeReport> {
     let started = Instant::now();
     let encoder = Arc::new(Encoder::load(&options.tokenizer, options.eos.as_deref(), options.engine).await?);
-    let ctx = crate::lake::session(lake, &options.session).await?;
+    // Only the encoding runs on the SQL engine (see `encode_on_engine`).
+    let mut session = options.session.clone();
+    let sql_engine = std::mem::take(&mut session.engine);
+    let ctx = crate::lake::session(lake, &session).await?;
     let read = register_source(&ctx, lake, INPUT, &options.input).await?;
     let input_schema = ctx.table(INPUT).await?.schema().as_arrow().clone();
     let template = match &options.template {
@@ -249,32 +263,37 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
         .map_err(|e| Error::Internal(format!("cannot start the tokenizer threads: {e}")))?;
 
     let mut output = Output::open_with(lake, &options.to, layout.schema.clone(), mode).await?;
-    let mut stream = frame.execute_stream().await?;
-    let mut in_flight = VecDeque::new();
     let mut totals = Counts::default();
-    let mut input_done = false;
-    loop {
-        while !input_done && in_flight.len() < 2 * threads {
-            let Some(batch) = stream.next().await else {
-                input_done = true;
-                break;
-            };
+    if sql_engine != SqlEngine::Local {
+        let mut stream = encode_on_engine(&ctx, &sql_engine, options, &template, &layout.columns).await?;
+        while let Some(batch) = stream.next().await {
             let batch = batch?;
-            let (sender, receiver) = tokio::sync::oneshot::channel();
-            let (encoder, layout, template) = (encoder.clone(), layout.clone(), template.clone());
-            pool.spawn(move || {
-                // The receiver is gone only when the run already failed.
-                let _ = sender.send(tokenize_batch(&batch, &encoder, &template, &layout));
-            });
-            in_flight.push_back(receiver);
+            let encoded = function::decode(batch.column(batch.num_columns() - 1))?;
+            write_tokenized(&mut output, &mut totals, progress, assemble(&batch, encoded, &layout)?).await?;
         }
-        let Some(next) = in_flight.pop_front() else { break };
-        let batch = next.await.map_err(|_| Error::Internal("a tokenizer thread stopped".into()))??;
-        progress.inc(batch.counts.input_rows);
-        if batch.batch.num_rows() > 0 {
-            output.write(&batch.batch).await?;
+    } else {
+        let mut stream = frame.execute_stream().await?;
+        let mut in_flight = VecDeque::new();
+        let mut input_done = false;
+        loop {
+            while !input_done && in_flight.len() < 2 * threads {
+                let Some(batch) = stream.next().await else {
+                    input_done = true;
+                    break;
+                };
+                let batch = batch?;
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                let (encoder, layout, template) = (encoder.clone(), layout.clone(), template.clone());
+                pool.spawn(move || {
+                    // The receiver is gone only when the run already failed.
+                    let _ = sender.send(tokenize_batch(&batch, &encoder, &template, &layout));
+                });
+                in_flight.push_back(receiver);
+            }
+            let Some(next) = in_flight.pop_front() else { break };
+            let batch = next.await.map_err(|_| Error::Internal("a tokenizer thread stopped".into()))??;
+            write_tokenized(&mut output, &mut totals, progress, batch).await?;
         }
-        totals.add(&batch.counts);
     }
     if let Some(object) = details.as_object_mut() {
         object.insert("tokens".into(), totals.tokens.into());
@@ -326,6 +345,55 @@ impl TokenizeReport {
             update,
         }
     }
+}
+
+async fn write_tokenized(
+    output: &mut Output,
+    totals: &mut Counts,
+    progress: &ProgressBar,
+    batch: Tokenized,
+) -> Result<()> {
+    progress.inc(batch.counts.input_rows);
+    if batch.batch.num_rows() > 0 {
+        output.write(&batch.batch).await?;
+    }
+    totals.add(&batch.counts);
+    Ok(())
+}
+
+/// The input's rows (after `where`) with each one's encoding last, from `tokenize_record`
+/// run by `engine`'s executors, which load the tokenizer by its URL.
+async fn encode_on_engine(
+    ctx: &SessionContext,
+    engine: &SqlEngine,
+    options: &TokenizeOptions,
+    template: &Template,
+    columns: &[String],
+) -> Result<SendableRecordBatchStream> {
+    let encoder = match options.engine {
+        Engine::Auto => "auto",
+        Engine::Fast => "fast",
+        Engine::Hf => "hf",
+    };
+    let tokenizer = Location::parse(&options.tokenizer)?.url();
+    let columns: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let call = format!(
+        "{}({}, {}, '{encoder}', {}, {}, {})",
+        function::NAME,
+        function::literal(Some(&tokenizer)),
+        function::literal(options.eos.as_deref()),
+        function::literal(Some(&template.prompt)),
+        function::literal(Some(&template.response)),
+        columns.join(", "),
+    );
+    let filter = options.filter.as_ref().map(|f| format!(" WHERE {f}")).unwrap_or_default();
+    // Registered before the engine's session is made from this one (an in-process
+    // executor takes its functions from it) and after (Ballista's own session keeps
+    // DataFusion's only).
+    ctx.register_udf(function::udf());
+    let distributed = crate::lake::engine::connect(ctx.clone(), engine).await?;
+    distributed.register_udf(function::udf());
+    Ok(distributed.sql(&format!("SELECT *, {call} AS encoded__ FROM {INPUT}{filter}")).await?.execute_stream().await?)
 }
 
 /// Where each input column is, and the output's schema.
@@ -383,17 +451,35 @@ impl Counts {
 fn tokenize_batch(batch: &RecordBatch, encoder: &Encoder, template: &Template, layout: &Layout) -> Result<Tokenized> {
     let values: Vec<Vec<Option<&str>>> =
         layout.fields.iter().map(|&f| texts(batch.column(f)).map(Iterator::collect)).collect::<Result<_, _>>()?;
-    let encoded: Vec<Option<(Encoded, usize)>> = (0..batch.num_rows())
+    let encoded = encode_rows(&layout.columns, &values, batch.num_rows(), encoder, template)?;
+    assemble(batch, encoded, layout)
+}
+
+/// Each row rendered by `template` from `values` (one list per template column, in
+/// `columns`' order) and encoded, with its text's length; `None` where a column the
+/// template reads is NULL.
+fn encode_rows(
+    columns: &[String],
+    values: &[Vec<Option<&str>>],
+    rows: usize,
+    encoder: &Encoder,
+    template: &Template,
+) -> Result<Vec<Option<(Encoded, usize)>>> {
+    (0..rows)
         .into_par_iter()
         .map(|row| {
-            let value = |column: &str| layout.columns.iter().position(|c| c == column).and_then(|i| values[i][row]);
+            let value = |column: &str| columns.iter().position(|c| c == column).and_then(|i| values[i][row]);
             template
                 .render(value)
                 .map(|r| encoder.encode(&r.text, r.prompt_bytes).map(|e| (e, r.text.len())))
                 .transpose()
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
 
+/// The output rows of `batch` (the input's columns, at `layout`'s places) given each
+/// row's encoding.
+fn assemble(batch: &RecordBatch, encoded: Vec<Option<(Encoded, usize)>>, layout: &Layout) -> Result<Tokenized> {
     let present: BooleanArray = encoded.iter().map(|e| Some(e.is_some())).collect();
     let rows = filter_record_batch(batch, &present)?;
     let ids: StringArray = texts(rows.column(layout.id))?.collect();

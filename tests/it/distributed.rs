@@ -294,7 +294,8 @@ fn a_scheduler_and_two_executor_processes_give_the_rows_of_the_local_engine_on_s
     assert_eq!([clean, contamination], decontaminate(&distributed, &cluster.address));
     assert!(cluster.tasks(0) + cluster.tasks(1) > tasks_before, "the comparison ran on the cluster");
 
-    // A mixture of the clean problems, its source's SQL on the cluster: the same shards.
+    // The clean problems tokenized on the cluster, then a mixture of them with its source's
+    // SQL on the cluster: the same token rows and the same shards.
     let dir = tempfile::tempdir().unwrap();
     let mixture = dir.path().join("problems.toml");
     std::fs::write(
@@ -315,16 +316,28 @@ fn a_scheduler_and_two_executor_processes_give_the_rows_of_the_local_engine_on_s
             "problem_tokens",
             "--keep",
             "split",
+            "--engine",
+            engine,
         ];
         let mut command = mathlake(&[&tokenize[..], &["--lake", lake]].concat());
+        let tasks_before = cluster.tasks(0) + cluster.tasks(1);
         ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+        let on_cluster = cluster.tasks(0) + cluster.tasks(1) > tasks_before;
+        assert_eq!(on_cluster, engine != "local", "tokenized on the cluster exactly when asked");
+        let token_rows = query(lake, "SELECT * FROM problem_tokens ORDER BY id", &env);
+        assert!(token_rows.len() > 7000, "{}", token_rows.len());
         let to = format!("{lake}/shards");
         let build =
             ["shards", "build", "--json", "--mixture", mixture.to_str().unwrap(), "--to", &to, "--engine", engine];
         let mut command = mathlake(&[&build[..], &["--lake", lake]].concat());
         let built = json(&ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str())))));
         let manifest = &built["shards"]["manifest"];
-        [manifest["train"]["shards"].clone(), manifest["validation"]["shards"].clone(), manifest["records"].clone()]
+        [
+            manifest["train"]["shards"].clone(),
+            manifest["validation"]["shards"].clone(),
+            manifest["records"].clone(),
+            serde_json::Value::Array(token_rows),
+        ]
     };
     let tasks_before = cluster.tasks(0) + cluster.tasks(1);
     let expected = shards(&local, "local");
