@@ -21,7 +21,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Location, get_optional, put};
+use crate::lake::{Lake, Location, block_on_own_thread, get_optional, put};
 use crate::text::benchmark_index::{BenchmarkIndex, Hit, HitScratch};
 use crate::text::texts;
 
@@ -211,7 +211,8 @@ fn cached_index(url: &str, ngram: usize) -> Result<Arc<BenchmarkIndex>> {
     if let Some((_, _, index)) = lock()?.iter().find(|(u, n, _)| u == url && *n == ngram) {
         return Ok(index.clone());
     }
-    let bytes = fetch(url)?.ok_or_else(|| Error::user(format!("{NAME}: no benchmark items at {url}")))?;
+    let bytes = block_on_own_thread(get_optional(&Location::parse(url)?))?
+        .ok_or_else(|| Error::user(format!("{NAME}: no benchmark items at {url}")))?;
     let mut batches = Vec::new();
     for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
         batches.push(batch?);
@@ -224,21 +225,6 @@ fn cached_index(url: &str, ngram: usize) -> Result<Arc<BenchmarkIndex>> {
         cache.remove(0);
     }
     Ok(index)
-}
-
-/// Reads an object from a function: functions are called without an async context, so
-/// the read runs on a thread of its own.
-fn fetch(url: &str) -> Result<Option<bytes::Bytes>> {
-    let location = Location::parse(url)?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(get_optional(&location))
-            })
-            .join()
-            .map_err(|_| Error::Internal(format!("reading {url} panicked")))?
-    })
 }
 
 #[cfg(test)]

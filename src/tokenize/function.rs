@@ -17,6 +17,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 use super::encoder::{Encoded, Encoder, Engine};
 use super::template::Template;
 use crate::error::{Error, Result};
+use crate::lake::block_on_own_thread;
 use crate::text::texts;
 
 pub const NAME: &str = "tokenize_record";
@@ -142,16 +143,7 @@ fn cached_encoder(url: &str, eos: Option<String>, engine: Engine) -> Result<Arc<
     if let Some((_, encoder)) = lock()?.iter().find(|(k, _)| *k == key) {
         return Ok(encoder.clone());
     }
-    // Functions are called without an async context: the load runs on a thread of its own.
-    let encoder = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(Encoder::load(url, key.1.as_deref(), engine))
-            })
-            .join()
-            .map_err(|_| Error::Internal(format!("loading {url} panicked")))?
-    })?;
+    let encoder = block_on_own_thread(Encoder::load(url, key.1.as_deref(), engine))?;
     let encoder = Arc::new(encoder);
     let mut cache = lock()?;
     cache.push((key, encoder.clone()));
