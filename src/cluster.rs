@@ -23,6 +23,7 @@ use datafusion::execution::{SessionState, runtime_env::RuntimeEnv};
 use datafusion::prelude::SessionConfig;
 
 use crate::error::{Error, Result};
+use crate::lake::SessionOptions;
 
 /// `mathlake scheduler`: where drivers (`--engine ballista://HOST:PORT`) send their SQL.
 #[derive(Debug, Clone, clap::Args)]
@@ -124,12 +125,8 @@ pub async fn executor(spec: &ExecutorSpec) -> Result<()> {
         .ok_or_else(|| {
             Error::user(format!("`{}` is not a scheduler address", spec.scheduler)).hint("give HOST:PORT")
         })?;
-    let memory_limit = match &spec.memory_limit {
-        Some(size) => {
-            Some(crate::lake::parse_size(size).map_err(|e| Error::user(format!("memory limit: {e}")))? as u64)
-        }
-        None => None,
-    };
+    let memory_limit =
+        SessionOptions::from_settings(spec.memory_limit.as_deref(), None)?.memory_limit.map(|m| m as u64);
     let work_dir = match &spec.work_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::user(format!("cannot create {}: {e}", dir.display())))?;

@@ -32,8 +32,8 @@ use crate::error::{Error, Result};
 use crate::lake::engine::Engine;
 use crate::lake::incremental::{self, Update};
 use crate::lake::{
-    CommitMode, Lake, Output, SessionOptions, Target, quote, register_source, register_table, require_text_columns,
-    validate_name,
+    CommitMode, Lake, Output, SessionOptions, Target, literal, quote, register_source, register_table,
+    require_text_columns, validate_name,
 };
 use crate::text::benchmark_index::{self as index, BenchmarkIndex, Hit, HitScratch};
 use crate::text::texts;
@@ -320,18 +320,14 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         let texts = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let question = if columns.iter().any(|c| c == "question") { "question" } else { "NULL" };
         let sql = format!(
-            "SELECT *, {}('{}', {}, {}, {question}, {texts}) AS overlaps__ FROM {INPUT}",
+            "SELECT *, {}({}, {}, {}, {question}, {texts}) AS overlaps__ FROM {INPUT}",
             overlaps::NAME,
-            overlaps::put_items(lake, &items).await?,
+            literal(&overlaps::put_items(lake, &items).await?),
             options.ngram,
             options.min_overlap,
         );
-        // Registered before the engine's session is made from this one (an in-process
-        // executor takes its functions from it) and after (Ballista's own session keeps
-        // DataFusion's only).
         ctx.register_udf(overlaps::udf());
         let distributed = crate::lake::engine::connect(ctx.clone(), &engine).await?;
-        distributed.register_udf(overlaps::udf());
         let mut stream = distributed.sql(&sql).await?.execute_stream().await?;
         let (sender, field_columns) = (sender.clone(), field_columns.clone());
         tokio::spawn(async move {
@@ -548,10 +544,6 @@ async fn load_benchmarks(ctx: &SessionContext, lake: &Lake, options: &DecontamOp
 
 async fn has_column(ctx: &SessionContext, alias: &str, name: &str) -> Result<bool> {
     Ok(ctx.table(alias).await?.schema().as_arrow().field_with_name(name).is_ok())
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn report_schema() -> SchemaRef {

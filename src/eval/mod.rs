@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use self::report::{EvalReport, GroupResult, ItemResult};
 use crate::decontaminate::BenchmarkSpec;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, Location, SessionOptions, register_source, require_text_columns};
+use crate::lake::{Lake, Location, SessionOptions, literal, register_source, require_text_columns};
 use crate::text::texts;
 use crate::text::{difficulty, final_answer, reasoning_steps};
 use crate::tokenize::{Encoder, Template};
@@ -391,10 +391,6 @@ async fn load_items(
     }
     items.sort_by(|a, b| (&a.benchmark, &a.id).cmp(&(&b.benchmark, &b.id)));
     Ok((items, exemplars))
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The summed NLL of each item's solution tokens given its question, in batches of

@@ -59,9 +59,12 @@ pub async fn connect(ctx: SessionContext, engine: &Engine) -> Result<SessionCont
                 Engine::Ballista(url) => SessionContext::remote_with_state(url, state).await?,
                 _ => SessionContext::standalone_with_state(state).await?,
             };
-            // Ballista's session keeps DataFusion's own functions only; the executors
-            // already have mathlake's, from the state they were started with.
-            crate::functions::register(&distributed);
+            // Ballista's session keeps DataFusion's own functions only: it gets every one
+            // this session has (the library, and a stage's own), which the executors have
+            // too (`mathlake executor`, or the in-process one, made from this state).
+            for function in ctx.state().scalar_functions().values() {
+                distributed.register_udf(function.as_ref().clone());
+            }
             // One task per partition: by default an executor takes as many of a stage's
             // partitions as it has free slots, so the first one would take a whole scan
             // and the others idle; mathlake's per-document functions are the work to share.

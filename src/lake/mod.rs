@@ -22,7 +22,7 @@ pub use session::{
     SessionOptions, TempFile, drain, parse_size, register_location, register_table, runtime, scanning_version, session,
     versions_read,
 };
-pub use source::{quote, register_source, require_text_columns};
+pub use source::{literal, quote, register_source, require_text_columns};
 pub use table::{Commit, CommitMode, DataFile, SourceObject, Table, Version, run_id, validate_name};
 pub use writer::{FileLimits, ParquetFileWriter, TableWriter};
 

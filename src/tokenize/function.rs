@@ -152,8 +152,3 @@ fn cached_encoder(url: &str, eos: Option<String>, engine: Engine) -> Result<Arc<
     }
     Ok(encoder)
 }
-
-/// The SQL literal of `value`, or NULL.
-pub fn literal(value: Option<&str>) -> String {
-    value.map_or("NULL".into(), |v| format!("'{}'", v.replace('\'', "''")))
-}

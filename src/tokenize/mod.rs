@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::lake::engine::Engine as SqlEngine;
 use crate::lake::incremental::{self, Update};
 use crate::lake::{
-    CommitMode, Lake, Location, Output, SessionOptions, Target, quote, register_source, register_table,
+    CommitMode, Lake, Location, Output, SessionOptions, Target, literal, quote, register_source, register_table,
     require_text_columns, validate_name,
 };
 use crate::text::texts;
@@ -380,19 +380,15 @@ async fn encode_on_engine(
     let call = format!(
         "{}({}, {}, '{encoder}', {}, {}, {})",
         function::NAME,
-        function::literal(Some(&tokenizer)),
-        function::literal(options.eos.as_deref()),
-        function::literal(Some(&template.prompt)),
-        function::literal(Some(&template.response)),
+        literal(&tokenizer),
+        options.eos.as_deref().map_or("NULL".into(), literal),
+        literal(&template.prompt),
+        literal(&template.response),
         columns.join(", "),
     );
     let filter = options.filter.as_ref().map(|f| format!(" WHERE {f}")).unwrap_or_default();
-    // Registered before the engine's session is made from this one (an in-process
-    // executor takes its functions from it) and after (Ballista's own session keeps
-    // DataFusion's only).
     ctx.register_udf(function::udf());
     let distributed = crate::lake::engine::connect(ctx.clone(), engine).await?;
-    distributed.register_udf(function::udf());
     Ok(distributed.sql(&format!("SELECT *, {call} AS encoded__ FROM {INPUT}{filter}")).await?.execute_stream().await?)
 }
 
