@@ -16,8 +16,11 @@
 //! - [`text`]: the text algorithms every stage shares (normalization, words, answers and
 //!   steps, quality signals, the math classifier, MinHash), and [`random`], the seeded
 //!   streams behind every shuffle and the model's initial weights;
-//! - [`functions`]: those algorithms as SQL functions;
-//! - [`lake`]: locations (a local folder, S3 or memory), tables committed atomically
+//! - [`location`]: a path or URL (a local folder, S3 or memory) as an object store and a
+//!   path in it, and reading and writing whole objects there;
+//! - [`functions`]: those algorithms as SQL functions (a model named by URL read through
+//!   [`location`]);
+//! - [`lake`]: a root location holding tables committed atomically
 //!   through their logs, and the DataFusion session over them with the functions;
 //! - the stages, each with its settings type: [`ingest`], [`curate`] (SQL files),
 //!   [`dedup`], [`decontaminate`], [`synthesize`], [`tokenize`], [`shards`], [`train`],
@@ -42,6 +45,7 @@ pub mod functions;
 pub mod ingest;
 pub mod job;
 pub mod lake;
+pub mod location;
 pub mod malloc;
 pub mod plot;
 pub mod query;

@@ -3,6 +3,8 @@
 use super::{ClassifierCommand, Cli, print_json};
 use crate::curate;
 use crate::error::Result;
+use crate::functions;
+use crate::lake;
 use crate::terminal;
 use crate::text::classifier::{self, MathClassifier, TrainOptions};
 
@@ -13,7 +15,7 @@ pub async fn run(cli: &Cli, command: &ClassifierCommand) -> Result<()> {
             let options = TrainOptions { holdout: *holdout, epochs: *epochs, bits: *bits, ..TrainOptions::default() };
             let started = std::time::Instant::now();
             let model = curate::train_classifier(&lake, positive, negative, options).await?;
-            model.save(out)?;
+            lake::put(&lake::Location::parse(out)?, model.to_bytes()?).await?;
             if cli.json {
                 return print_json(&model.info);
             }
@@ -23,7 +25,7 @@ pub async fn run(cli: &Cli, command: &ClassifierCommand) -> Result<()> {
                 terminal::count(t.positive as u64),
                 terminal::count(t.negative as u64),
                 started.elapsed().as_secs_f64(),
-                out.display()
+                out
             );
             print_metrics("held out", &model.info.heldout);
             Ok(())
@@ -31,9 +33,9 @@ pub async fn run(cli: &Cli, command: &ClassifierCommand) -> Result<()> {
         ClassifierCommand::Eval { model, positive, negative } => {
             let loaded;
             let model = match model {
-                Some(path) => {
-                    loaded = MathClassifier::load(path)?;
-                    &loaded
+                Some(url) => {
+                    loaded = functions::math_score_model(url)?;
+                    &*loaded
                 }
                 None => MathClassifier::builtin(),
             };

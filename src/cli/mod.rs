@@ -310,9 +310,9 @@ pub enum ClassifierCommand {
         /// SQL whose first column is other text (repeatable).
         #[arg(long, required = true, value_name = "SQL")]
         negative: Vec<String>,
-        /// Where to write the model.
-        #[arg(long)]
-        out: PathBuf,
+        /// Where to write the model: a path or a URL (`s3://bucket/models/math.model`).
+        #[arg(long, value_name = "URL")]
+        out: String,
         /// Share of the examples held out for the metrics.
         #[arg(long, default_value_t = TrainOptions::default().holdout)]
         holdout: f64,
@@ -324,8 +324,9 @@ pub enum ClassifierCommand {
     },
     /// Score labelled texts with a model (the shipped one by default).
     Eval {
-        #[arg(long)]
-        model: Option<PathBuf>,
+        /// The model's path or URL.
+        #[arg(long, value_name = "URL")]
+        model: Option<String>,
         #[arg(long, required = true, value_name = "SQL")]
         positive: Vec<String>,
         #[arg(long, required = true, value_name = "SQL")]

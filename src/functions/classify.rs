@@ -1,14 +1,16 @@
 //! Classification: the language of a text and how mathematical it is.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array, StringArray, StructArray};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result as DFResult;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
 
 use super::{BatchMemo, Function, doc, map_text, section};
+use crate::error::{Error, Result};
+use crate::location::{Location, block_on_own_thread, get_optional};
 use crate::text::classifier::MathClassifier;
 use crate::text::texts;
 
@@ -37,8 +39,8 @@ pub(super) fn functions() -> Vec<Function> {
         returns: DataType::Float64,
         doc: doc(
             &classify,
-            "0..1, how mathematical the text is (linear model over hashed n-grams and LaTeX features); a second argument names a model file",
-            "math_score(text [, 'model_file'])",
+            "0..1, how mathematical the text is (linear model over hashed n-grams and LaTeX features); a second argument names a model by path or URL",
+            "math_score(text [, 'model_url'])",
         ),
         eval: Box::new(math_score),
     });
@@ -66,18 +68,28 @@ thread_local! {
     static LANGUAGE_MEMO: BatchMemo = const { BatchMemo::new() };
 }
 
-/// Models named by a second argument, loaded once per process.
-static MODELS: Mutex<Vec<(String, Arc<MathClassifier>)>> = Mutex::new(Vec::new());
+/// Models named by a second argument, at most this many kept per process.
+const CACHED_MODELS: usize = 4;
 
-fn model(path: &str) -> DFResult<Arc<MathClassifier>> {
+/// The `math_score` model at `url` (a path, `file://` or `s3://`), read once per process:
+/// on a cluster every executor reads it from where the URL points, so the driver's local
+/// paths mean nothing there and a shared store does.
+pub fn model(url: &str) -> Result<Arc<MathClassifier>> {
+    static MODELS: Mutex<Vec<(String, Arc<MathClassifier>)>> = Mutex::new(Vec::new());
     let mut models = MODELS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, model)) = models.iter().find(|(p, _)| p == path) {
+    if let Some((_, model)) = models.iter().find(|(u, _)| u == url) {
         return Ok(model.clone());
     }
-    let model = Arc::new(
-        MathClassifier::load(Path::new(path)).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?,
-    );
-    models.push((path.to_string(), model.clone()));
+    let hint = "`mathlake classifier train --out URL` writes one";
+    let bytes = block_on_own_thread(get_optional(&Location::parse(url)?))?
+        .ok_or_else(|| Error::user(format!("no math_score model at {url}")).hint(hint))?;
+    let model = MathClassifier::from_bytes(&bytes)
+        .map_err(|e| Error::user(format!("{url} is not a math_score model: {e}")).hint(hint))?;
+    let model = Arc::new(model);
+    models.push((url.to_string(), model.clone()));
+    if models.len() > CACHED_MODELS {
+        models.remove(0);
+    }
     Ok(model)
 }
 
@@ -94,7 +106,7 @@ fn math_score(args: &[ArrayRef]) -> DFResult<ArrayRef> {
             continue;
         };
         if current.as_ref().is_none_or(|(p, _)| *p != path) {
-            current = Some((path, model(path)?));
+            current = Some((path, model(path).map_err(|e| DataFusionError::External(e.into()))?));
         }
         scores.push(current.as_ref().map(|(_, m)| m.score(text)));
     }
@@ -104,6 +116,7 @@ fn math_score(args: &[ArrayRef]) -> DFResult<ArrayRef> {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Float64Type;
 
     use super::*;
     use crate::functions::call;
@@ -120,11 +133,48 @@ mod tests {
         assert_eq!(codes.as_string::<i32>().value(0), "eng");
         assert!(language.is_null(2));
         let scores = call("math_score", vec![texts.clone()]);
-        let scores = scores.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let scores = scores.as_primitive::<Float64Type>();
         assert!(scores.value(1) > 0.5 && scores.value(0) < 0.5, "{scores:?}");
-        let missing: ArrayRef = Arc::new(StringArray::from(vec![Some("no/such.model"); 3]));
+    }
+
+    /// A model named by URL is the one that scores: one trained the other way round (prose as
+    /// the positive class) reverses the builtin's verdicts, read from a file path and from a
+    /// store URL alike; a missing or damaged model is an error naming it.
+    #[test]
+    fn math_score_reads_the_model_its_second_argument_names() {
+        let math: Vec<String> = (0..100).map(|i| format!("Solve $x^{i} + {i}x = 0$ and \\frac{{1}}{{{i}}}.")).collect();
+        let prose: Vec<String> = (0..100).map(|i| format!("The weather on day {i} was sunny and warm.")).collect();
+        let options = crate::text::classifier::TrainOptions { bits: 12, ..Default::default() };
+        let reversed = crate::text::classifier::train(&prose, &math, options, (vec![], vec![])).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reversed.model");
+        std::fs::write(&file, reversed.to_bytes().unwrap()).unwrap();
+        let url = "memory://models/reversed.model";
+        block_on_own_thread(crate::location::put(&Location::parse(url).unwrap(), reversed.to_bytes().unwrap()))
+            .unwrap();
+
+        let texts: ArrayRef =
+            Arc::new(StringArray::from(vec!["It was a sunny day on the farm.", "We solve $y^2 = 9$, so $y = 3$."]));
+        let builtin = call("math_score", vec![texts.clone()]);
+        let builtin = builtin.as_primitive::<Float64Type>();
+        assert!(builtin.value(0) < 0.5 && builtin.value(1) > 0.5, "{builtin:?}");
+        for name in [file.to_str().unwrap(), url] {
+            let names: ArrayRef = Arc::new(StringArray::from(vec![name; 2]));
+            let scores = call("math_score", vec![texts.clone(), names]);
+            let scores = scores.as_primitive::<Float64Type>();
+            assert!(scores.value(0) > 0.5 && scores.value(1) < 0.5, "{name}: {scores:?}");
+        }
+
+        let damaged = dir.path().join("damaged.model");
+        std::fs::write(&damaged, b"not a model").unwrap();
         let function = crate::functions::library().into_iter().find(|f| f.name() == "math_score").unwrap();
-        let err = (function.eval)(&[texts, missing]).unwrap_err().to_string();
-        assert!(err.contains("no/such.model"), "{err}");
+        for (name, expected) in [
+            ("memory://models/missing.model".to_string(), "no math_score model at memory://models/missing.model"),
+            (damaged.display().to_string(), "is not a math_score model: it does not start with the model marker"),
+        ] {
+            let names: ArrayRef = Arc::new(StringArray::from(vec![name.as_str(); 2]));
+            let err = (function.eval)(&[texts.clone(), names]).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 }

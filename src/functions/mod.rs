@@ -25,6 +25,8 @@ mod normalize;
 mod problems;
 mod quality;
 
+pub use classify::model as math_score_model;
+
 type Eval = Box<dyn Fn(&[ArrayRef]) -> DFResult<ArrayRef> + Send + Sync>;
 
 /// One SQL function: its name, types, documentation and what it computes per batch.

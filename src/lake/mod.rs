@@ -4,7 +4,6 @@
 
 pub mod engine;
 pub mod incremental;
-mod location;
 mod output;
 mod parquet_reader;
 pub mod schema;
@@ -14,7 +13,7 @@ mod table;
 pub mod vacuum;
 mod writer;
 
-pub use location::{Location, get_optional, put, put_if_absent};
+pub use crate::location::{Location, block_on_own_thread, get_optional, put, put_if_absent};
 pub use output::{Output, Target, Written, write_from_engine};
 pub use parquet_reader::ParquetReader;
 pub use schema::TableSchema;
@@ -30,18 +29,6 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 
 use crate::error::{Context, Error, Result};
-
-/// Runs `work` to completion from code called without an async context, such as a SQL
-/// function loading what it needs on an executor: on a thread of its own, with a runtime
-/// of its own, so it works whatever runtime (if any) the caller is on.
-pub fn block_on_own_thread<T: Send>(work: impl std::future::Future<Output = Result<T>> + Send) -> Result<T> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work))
-            .join()
-            .map_err(|_| Error::Internal("a blocking read panicked".into()))?
-    })
-}
 
 /// The default lake: a folder in the current directory.
 pub const DEFAULT_LAKE: &str = "./lake";

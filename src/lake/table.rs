@@ -15,9 +15,9 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::location::{Location, put_if_absent};
 use super::schema::TableSchema;
 use crate::error::{Context, Error, Result};
+use crate::location::{Location, put_if_absent};
 
 const LOG_DIR: &str = "_log";
 const DATA_DIR: &str = "data";

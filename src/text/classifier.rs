@@ -8,13 +8,11 @@
 //! (settings, training data, held-out metrics) and the zstd-compressed f32 weights.
 //! Training is deterministic: the same examples give the same bytes.
 
-use std::path::Path;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"MLMATH01";
 
@@ -88,14 +86,6 @@ impl MathClassifier {
         MODEL.get_or_init(|| MathClassifier::from_bytes(DEFAULT_MODEL).expect("the shipped model is valid"))
     }
 
-    pub fn load(path: &Path) -> Result<MathClassifier> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading the model {}", path.display()))?;
-        MathClassifier::from_bytes(&bytes).map_err(|e| {
-            Error::user(format!("{} is not a math_score model: {e}", path.display()))
-                .hint("`mathlake classifier train --out FILE` writes one")
-        })
-    }
-
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<MathClassifier, String> {
         let rest = bytes.strip_prefix(MAGIC).ok_or("it does not start with the model marker")?;
         let (len, rest) = rest.split_first_chunk::<4>().ok_or("the header is cut")?;
@@ -120,10 +110,6 @@ impl MathClassifier {
         out.extend_from_slice(&header);
         out.extend_from_slice(&zstd::encode_all(raw.as_slice(), 19)?);
         Ok(out)
-    }
-
-    pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_bytes()?).with_context(|| format!("writing the model {}", path.display()))
     }
 
     /// The probability that `text` is mathematical.

@@ -235,6 +235,37 @@ fn a_scheduler_and_two_executor_processes_give_the_rows_of_the_local_engine_on_s
         assert_eq!(rows, on_cluster, "{sql}");
     }
 
+    // A classifier of our own, by URL: trained the other way round (what the shipped model
+    // calls prose as math), written to S3 and read there by each executor.
+    let model = format!("{local}/models/reversed.model");
+    let mut command = mathlake(&[
+        "classifier",
+        "train",
+        "--lake",
+        &local,
+        "--bits",
+        "14",
+        "--out",
+        &model,
+        "--positive",
+        "SELECT text FROM documents WHERE math_score(text) < 0.5",
+        "--negative",
+        "SELECT text FROM documents WHERE math_score(text) >= 0.5",
+    ]);
+    ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+    let sql = format!(
+        "SELECT id, round(math_score(text, '{model}'), 6) AS own, math_score(text) >= 0.5 AS shipped FROM documents ORDER BY id"
+    );
+    let rows = query(&local, &sql, &env);
+    let mut command = mathlake(&["query", "--json", "--engine", &cluster.address, "--lake", &distributed, &sql]);
+    assert_eq!(rows, ok(command.envs(env.iter().map(|(k, v)| (*k, v.as_str())))).lines().map(json).collect::<Vec<_>>());
+    let agree = rows.iter().filter(|r| (r["own"].as_f64().unwrap() >= 0.5) == r["shipped"].as_bool().unwrap()).count();
+    assert!(
+        rows.len() > 1000 && agree * 10 < rows.len(),
+        "{agree} of {} rows agree with the shipped model",
+        rows.len()
+    );
+
     // A function's error on one bad row: the local message, from a task on the cluster.
     let bad = "SELECT minhash(text, 0, 112, 1) FROM documents";
     let local_error =

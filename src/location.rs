@@ -4,6 +4,10 @@
 //! Accepted forms: a plain path (`./lake`, `/data/x.jsonl`), `file:///abs/path`,
 //! `s3://bucket/prefix` and `memory://name/prefix` (a store that lives for the process,
 //! for tests).
+//!
+//! It sits below everything that reads or writes bytes: the lake builds its tables on it,
+//! and a SQL function that needs a file (a model, a tokenizer, benchmark items) reads it
+//! by URL from here, on the driver and on every executor alike.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -193,6 +197,18 @@ pub async fn get_optional(location: &Location) -> Result<Option<bytes::Bytes>> {
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e).context(location.url()),
     }
+}
+
+/// Runs `work` to completion from code called without an async context, such as a SQL
+/// function loading what it needs on an executor: on a thread of its own, with a runtime
+/// of its own, so it works whatever runtime (if any) the caller is on.
+pub fn block_on_own_thread<T: Send>(work: impl std::future::Future<Output = Result<T>> + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work))
+            .join()
+            .map_err(|_| Error::Internal("a blocking read panicked".into()))?
+    })
 }
 
 #[cfg(test)]
