@@ -52,6 +52,12 @@ pub(super) fn print_tokenize(report: &TokenizeReport) {
     if let Some(update) = &report.update {
         println!("  {update}");
     }
+    if let Some(why) = &report.encoder_fallback {
+        eprintln!(
+            "note: the fast encoder cannot encode with {}: {why}; Hugging Face tokenizers encoded instead",
+            report.tokenizer.source
+        );
+    }
 }
 
 pub(super) fn print_trained_tokenizer(report: &TrainTokenizerReport) {

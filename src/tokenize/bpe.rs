@@ -29,8 +29,16 @@ const CACHED_PIECE_BYTES: usize = 64;
 /// A thread's cache is emptied when it holds this many pieces (tens of MB at most).
 const CACHED_PIECES: usize = 1 << 18;
 
+/// Bytes that never occur in UTF-8 (overlong lead bytes and leads past U+10FFFF). Text
+/// never reaches their tokens, so a vocabulary may lack them, as several widely used
+/// byte-level tokenizers do.
+fn never_in_utf8(byte: u8) -> bool {
+    matches!(byte, 0xC0 | 0xC1 | 0xF5..=0xFF)
+}
+
 pub struct FastBpe {
-    /// The token of each byte alone.
+    /// The token of each byte alone (`u32::MAX` for a byte the vocabulary lacks, which
+    /// [`never_in_utf8`] allows).
     byte_ids: [u32; 256],
     /// (left, right) token ids -> (rank, merged id), as `left << 32 | right` -> `rank << 32 | id`.
     merges: FxHashMap<u64, u64>,
@@ -152,10 +160,13 @@ impl FastBpe {
             .collect::<Result<_, &str>>()?;
 
         let char_byte = char_bytes();
-        let mut byte_ids = [0u32; 256];
-        for (byte, id) in byte_ids.iter_mut().enumerate() {
-            let symbol = BYTE_CHARS[byte].to_string();
-            *id = *vocab.get(symbol.as_str()).ok_or_else(|| format!("its vocabulary lacks the byte {byte:#04x}"))?;
+        let mut byte_ids = [u32::MAX; 256];
+        for (byte, id) in (0..=u8::MAX).zip(byte_ids.iter_mut()) {
+            match vocab.get(BYTE_CHARS[byte as usize].to_string().as_str()) {
+                Some(&token) => *id = token,
+                None if never_in_utf8(byte) => {}
+                None => return Err(format!("its vocabulary lacks the byte {byte:#04x}")),
+            }
         }
         let max_id = vocab.values().copied().max().unwrap_or(0) as usize;
         let mut token_len = vec![0u32; max_id + 1];

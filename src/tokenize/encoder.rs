@@ -60,6 +60,9 @@ pub enum Engine {
 pub struct Encoder {
     tokenizer: Tokenizer,
     fast: Option<FastBpe>,
+    /// Why `auto` encodes with Hugging Face tokenizers: what the fast encoder does not
+    /// support in the file.
+    fallback: Option<String>,
     pub info: TokenizerInfo,
 }
 
@@ -120,20 +123,31 @@ impl Encoder {
             eos_id,
             vocab_size: tokenizer.get_vocab_size(true) as u32,
         };
-        let fast = match engine {
-            Engine::Hf => None,
-            Engine::Auto => FastBpe::from_json(bytes).ok(),
-            Engine::Fast => Some(FastBpe::from_json(bytes).map_err(|why| {
-                Error::user(format!("the fast encoder cannot encode with {source}: {why}"))
-                    .hint("--encoder auto uses Hugging Face tokenizers for such files")
-            })?),
+        let (fast, fallback) = match engine {
+            Engine::Hf => (None, None),
+            Engine::Auto => match FastBpe::from_json(bytes) {
+                Ok(fast) => (Some(fast), None),
+                Err(why) => (None, Some(why)),
+            },
+            Engine::Fast => (
+                Some(FastBpe::from_json(bytes).map_err(|why| {
+                    Error::user(format!("the fast encoder cannot encode with {source}: {why}"))
+                        .hint("--encoder auto uses Hugging Face tokenizers for such files")
+                })?),
+                None,
+            ),
         };
-        Ok(Encoder { tokenizer, fast, info })
+        Ok(Encoder { tokenizer, fast, fallback, info })
     }
 
     /// The engine that encodes: `fast` or `hf`.
     pub fn engine(&self) -> Engine {
         if self.fast.is_some() { Engine::Fast } else { Engine::Hf }
+    }
+
+    /// Why `--encoder auto` chose Hugging Face tokenizers for this file, if it did.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     /// Tokenizes `text` as one string, without the tokenizer's own special tokens, and

@@ -166,6 +166,9 @@ pub struct TokenizeReport {
     pub tokenizer: TokenizerInfo,
     /// The engine that encoded: `fast` or `hf`.
     pub encoder: Engine,
+    /// Why `--encoder auto` did not use the fast encoder, where it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder_fallback: Option<String>,
     pub template: Template,
     pub input_rows: u64,
     pub output_rows: u64,
@@ -306,6 +309,7 @@ pub async fn tokenize(lake: &Lake, options: &TokenizeOptions, progress: &Progres
         to: options.to.describe(),
         tokenizer: encoder.info.clone(),
         encoder: encoder.engine(),
+        encoder_fallback: encoder.fallback().map(str::to_owned),
         template,
         input_rows: totals.input_rows,
         output_rows: written.rows,
@@ -333,6 +337,7 @@ impl TokenizeReport {
             to: options.to.describe(),
             tokenizer: encoder.info.clone(),
             encoder: encoder.engine(),
+            encoder_fallback: encoder.fallback().map(str::to_owned),
             template,
             input_rows: 0,
             output_rows: 0,

@@ -255,6 +255,29 @@ fn bad_input_fails_clearly_and_null_rows_are_counted() {
     ]));
     assert!(err.contains("cannot select rows of") && err.contains("status"), "{err}");
 
+    // A file the fast encoder does not support: `auto` encodes with Hugging Face
+    // tokenizers, and says so and why, on stderr and in the JSON report.
+    let mut lowercase: serde_json::Value = serde_json::from_slice(&std::fs::read(gpt2_path()).unwrap()).unwrap();
+    lowercase["normalizer"] = serde_json::json!({ "type": "Lowercase" });
+    let lowercase_path = dir.path().join("lowercase.json");
+    std::fs::write(&lowercase_path, serde_json::to_vec(&lowercase).unwrap()).unwrap();
+    let lowercase = lowercase_path.to_str().unwrap();
+    let output = mathlake(&["tokenize", "--lake", &lake, "--input", rows, "--tokenizer", lowercase, "--to", "lower"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let note = format!("note: the fast encoder cannot encode with {lowercase}: its normalizer is");
+    assert!(stderr.contains(&note) && stderr.contains("Hugging Face tokenizers encoded instead"), "{stderr}");
+    let report = tokenize(&lake, &["--input", rows, "--tokenizer", lowercase, "--to", "lower_json"]);
+    assert_eq!(report["encoder"], "hf");
+    assert!(report["encoder_fallback"].as_str().unwrap().starts_with("its normalizer is"), "{report}");
+    let report = tokenize(&lake, &["--input", rows, "--tokenizer", &gpt2_path(), "--to", "fast"]);
+    assert_eq!(
+        (&report["encoder"], &report["encoder_fallback"]),
+        (&serde_json::json!("fast"), &serde_json::Value::Null)
+    );
+
     // (tokenizer, more flags, what the error says)
     let not_json = dir.path().join("bad.json");
     std::fs::write(&not_json, "{\"model\": 3}").unwrap();

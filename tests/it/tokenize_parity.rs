@@ -434,6 +434,39 @@ fn the_engine_is_chosen_by_the_file() {
     assert_eq!(auto.encode("Hello", 0).unwrap().ids, [31373, 50256], "HF lower-cases");
     let err = Encoder::from_bytes("lowercase.json", &other, None, Engine::Fast).err().unwrap().to_string();
     assert!(err.contains("the fast encoder cannot encode with lowercase.json: its normalizer is"), "{err}");
+    assert!(auto.fallback().unwrap().starts_with("its normalizer is"), "{:?}", auto.fallback());
     let gpt2 = Encoder::from_bytes("gpt2.json", &gpt2_json(), None, Engine::Auto).unwrap();
-    assert_eq!(gpt2.engine(), Engine::Fast);
+    assert_eq!((gpt2.engine(), gpt2.fallback()), (Engine::Fast, None));
+    // A vocabulary that lacks a byte text can reach is still refused, with the byte named.
+    let mut json: Value = serde_json::from_slice(&gpt2_json()).unwrap();
+    json["model"]["vocab"].as_object_mut().unwrap().remove("a");
+    let merges = json["model"]["merges"].as_array_mut().unwrap();
+    merges.retain(|m| m.as_str().unwrap().split(' ').all(|t| !t.contains('a')));
+    let auto = Encoder::from_bytes("no-a.json", &serde_json::to_vec(&json).unwrap(), None, Engine::Auto).unwrap();
+    assert_eq!((auto.engine(), auto.fallback()), (Engine::Hf, Some("its vocabulary lacks the byte 0x61")));
+}
+
+/// GPT-2 without the 13 bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5 to 0xFF), as
+/// several widely used byte-level tokenizers are shaped: every token holding one, and every
+/// merge of such tokens, removed. Text never reaches them, so the fast encoder takes it.
+fn gpt2_without_bytes_utf8_never_uses() -> Vec<u8> {
+    let unused = |c: char| matches!(c, '\u{c0}' | '\u{c1}' | '\u{f5}'..='\u{ff}');
+    let mut json: Value = serde_json::from_slice(&gpt2_json()).unwrap();
+    let vocab = json["model"]["vocab"].as_object_mut().unwrap();
+    let before = vocab.len();
+    vocab.retain(|token, _| !token.chars().any(unused));
+    assert_eq!(before - vocab.len(), 13, "GPT-2 has each of those bytes alone and in no other token");
+    let merges = json["model"]["merges"].as_array_mut().unwrap();
+    merges.retain(|m| !m.as_str().unwrap().chars().any(unused));
+    serde_json::to_vec(&json).unwrap()
+}
+
+#[test]
+fn a_vocabulary_without_the_bytes_utf8_never_uses_encodes_like_hf() {
+    let json = gpt2_without_bytes_utf8_never_uses();
+    let auto = Encoder::from_bytes("gpt2-13.json", &json, None, Engine::Auto).unwrap();
+    assert_eq!((auto.engine(), auto.fallback()), (Engine::Fast, None));
+    let pair = Pair::new("gpt2 without the 13 bytes", &json);
+    pair.assert_same("stress documents", &stress_documents(STRESS, 4));
+    pair.assert_same("code point documents", &code_point_documents());
 }
