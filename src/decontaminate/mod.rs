@@ -107,6 +107,11 @@ pub struct DecontamSpec {
     #[arg(long)]
     #[serde(default)]
     pub min_overlap: Option<f64>,
+    /// Count n-grams whose words are all numbers, too. Off by default: a run such as
+    /// "1 2 3 ... 13" is shared by clean pages and competition solutions alike.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub numeric_ngrams: bool,
     /// Memory DataFusion's operators may hold before they spill (e.g. 512M, 4G).
     #[arg(long, value_name = "SIZE")]
     #[serde(default)]
@@ -140,6 +145,7 @@ impl DecontamSpec {
             report: Target::parse(&self.report)?,
             ngram: self.ngram.unwrap_or(DEFAULT_NGRAM),
             min_overlap: self.min_overlap.unwrap_or(0.0),
+            numeric_ngrams: self.numeric_ngrams,
             session: SessionOptions::from_settings(self.memory_limit.as_deref(), self.spill_dir.as_deref())?
                 .on_engine(self.engine.as_deref())?,
             incremental: self.incremental,
@@ -163,6 +169,8 @@ pub struct DecontamOptions {
     pub ngram: usize,
     /// The share of an item's n-grams a record must contain to be removed; 0: any.
     pub min_overlap: f64,
+    /// Whether n-grams of bare numbers count (`BenchmarkIndex::new`).
+    pub numeric_ngrams: bool,
     pub session: SessionOptions,
     /// Append what the input's new rows give when that is all that changed (see DecontamSpec).
     pub incremental: bool,
@@ -176,6 +184,7 @@ pub struct DecontamReport {
     pub columns: Vec<String>,
     pub ngram: usize,
     pub min_overlap: f64,
+    pub numeric_ngrams: bool,
     pub input_rows: u64,
     pub output_rows: u64,
     pub removed: u64,
@@ -192,7 +201,8 @@ pub struct DecontamReport {
 }
 
 /// What must be as it was for an incremental run to append to its outputs.
-const SAME_SETTINGS: &[&str] = &["input", "benchmarks", "benchmark_where", "columns", "ngram", "min_overlap"];
+const SAME_SETTINGS: &[&str] =
+    &["input", "benchmarks", "benchmark_where", "columns", "ngram", "min_overlap", "numeric_ngrams"];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BenchmarkSummary {
@@ -263,6 +273,7 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         "columns": columns,
         "ngram": options.ngram,
         "min_overlap": options.min_overlap,
+        "numeric_ngrams": options.numeric_ngrams,
         "read": read,
     });
     let mut mode = CommitMode::Replace;
@@ -292,7 +303,7 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
 
     progress.set_message("decontaminate: indexing benchmarks");
     let items = load_benchmarks(&ctx, lake, options).await?;
-    let index = Arc::new(overlaps::index_of(&items, options.ngram)?);
+    let index = Arc::new(overlaps::index_of(&items, options.ngram, options.numeric_ngrams)?);
     let mut summaries: Vec<BenchmarkSummary> = index
         .benchmarks
         .iter()
@@ -320,10 +331,11 @@ pub async fn decontaminate(lake: &Lake, options: &DecontamOptions, progress: &Pr
         let texts = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let question = if columns.iter().any(|c| c == "question") { "question" } else { "NULL" };
         let sql = format!(
-            "SELECT *, {}({}, {}, {}, {question}, {texts}) AS overlaps__ FROM {INPUT}",
+            "SELECT *, {}({}, {}, {}, {}, {question}, {texts}) AS overlaps__ FROM {INPUT}",
             overlaps::NAME,
             literal(&overlaps::put_items(lake, &items).await?),
             options.ngram,
+            options.numeric_ngrams,
             options.min_overlap,
         );
         ctx.register_udf(overlaps::udf());
@@ -425,6 +437,7 @@ impl DecontamReport {
             columns,
             ngram: options.ngram,
             min_overlap: options.min_overlap,
+            numeric_ngrams: options.numeric_ngrams,
             ..DecontamReport::default()
         }
     }

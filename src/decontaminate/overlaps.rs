@@ -1,8 +1,9 @@
-//! `benchmark_overlaps(items, ngram, min_overlap, question, text [, text ...])`: the
+//! `benchmark_overlaps(items, ngram, numeric, min_overlap, question, text [, text ...])`: the
 //! comparison of decontamination as a SQL function, so that Ballista's executors run it
 //! next to the data. `items` is the URL of a Parquet file of benchmark items (benchmark,
 //! id, question, answer), which the driver writes once per set of items under a name made
-//! from their content; each process builds the index from it once and keeps it.
+//! from their content; each process builds the index from it once and keeps it. `numeric`
+//! says whether n-grams of bare numbers count (`BenchmarkIndex::new`).
 //!
 //! Each row gives a list of overlaps: the item's number (its row in `items`), n-grams
 //! matched, whether the questions are the same, whether the overlap removes the record,
@@ -37,8 +38,8 @@ pub fn items_schema() -> SchemaRef {
 }
 
 /// The index of `items` (rows of [`items_schema`]), item numbers in row order.
-pub fn index_of(items: &RecordBatch, ngram: usize) -> Result<BenchmarkIndex> {
-    let mut index = BenchmarkIndex::new(ngram);
+pub fn index_of(items: &RecordBatch, ngram: usize, numeric: bool) -> Result<BenchmarkIndex> {
+    let mut index = BenchmarkIndex::new(ngram, numeric);
     let columns: Vec<_> = (0..4).map(|c| texts(items.column(c))).collect::<Result<_, _>>()?;
     let [benchmark, id, question, answer] =
         <[_; 4]>::try_from(columns).map_err(|_| Error::Internal("benchmark items have four columns".into()))?;
@@ -99,8 +100,8 @@ impl ScalarUDFImpl for BenchmarkOverlaps {
     }
 
     fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
-        if args.len() < 5 {
-            return exec_err!("{NAME} takes items, ngram, min_overlap, question and at least one text");
+        if args.len() < 6 {
+            return exec_err!("{NAME} takes items, ngram, numeric, min_overlap, question and at least one text");
         }
         Ok(returns())
     }
@@ -118,12 +119,16 @@ impl ScalarUDFImpl for BenchmarkOverlaps {
             ScalarValue::UInt64(Some(n)) if (1..64).contains(&n) => n as usize,
             other => return exec_err!("{NAME}: ngram must be 1 to 63 words, not {other}"),
         };
-        let min_overlap = match constant(2)?.cast_to(&DataType::Float64)? {
+        let numeric = match constant(2)? {
+            ScalarValue::Boolean(Some(numeric)) => numeric,
+            other => return exec_err!("{NAME}: numeric must be true or false, not {other}"),
+        };
+        let min_overlap = match constant(3)?.cast_to(&DataType::Float64)? {
             ScalarValue::Float64(Some(share)) if (0.0..=1.0).contains(&share) => share,
             other => return exec_err!("{NAME}: min_overlap must be 0 to 1, not {other}"),
         };
-        let index = cached_index(&url, ngram).map_err(|e| DataFusionError::External(e.into()))?;
-        let arrays = ColumnarValue::values_to_arrays(&args.args[3..])?;
+        let index = cached_index(&url, ngram, numeric).map_err(|e| DataFusionError::External(e.into()))?;
+        let arrays = ColumnarValue::values_to_arrays(&args.args[4..])?;
         Ok(ColumnarValue::Array(overlaps(&index, &arrays, min_overlap)?))
     }
 }
@@ -201,14 +206,15 @@ pub fn decode(array: &ArrayRef) -> Result<Vec<Vec<(Hit, bool)>>> {
         .collect())
 }
 
-/// Indexes built in this process: (items URL, n) -> index, the newest last.
-type Cache = Vec<(String, usize, Arc<BenchmarkIndex>)>;
+/// Indexes built in this process: (items URL, n, numeric) -> index, the newest last.
+type Cache = Vec<((String, usize, bool), Arc<BenchmarkIndex>)>;
 
 /// The index of the items at `url`, built once per process.
-fn cached_index(url: &str, ngram: usize) -> Result<Arc<BenchmarkIndex>> {
+fn cached_index(url: &str, ngram: usize, numeric: bool) -> Result<Arc<BenchmarkIndex>> {
     static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Default::default);
     let lock = || CACHE.lock().map_err(|_| Error::Internal("the benchmark index cache was poisoned".into()));
-    if let Some((_, _, index)) = lock()?.iter().find(|(u, n, _)| u == url && *n == ngram) {
+    if let Some((_, index)) = lock()?.iter().find(|((u, n, numbers), _)| u == url && *n == ngram && *numbers == numeric)
+    {
         return Ok(index.clone());
     }
     let bytes = block_on_own_thread(get_optional(&Location::parse(url)?))?
@@ -218,9 +224,9 @@ fn cached_index(url: &str, ngram: usize) -> Result<Arc<BenchmarkIndex>> {
         batches.push(batch?);
     }
     let items = datafusion::arrow::compute::concat_batches(&items_schema(), &batches)?;
-    let index = Arc::new(index_of(&items, ngram)?);
+    let index = Arc::new(index_of(&items, ngram, numeric)?);
     let mut cache = lock()?;
-    cache.push((url.to_string(), ngram, index.clone()));
+    cache.push(((url.to_string(), ngram, numeric), index.clone()));
     if cache.len() > CACHED_INDEXES {
         cache.remove(0);
     }
@@ -264,9 +270,9 @@ mod tests {
             Some("What is two plus two, written as a number and not as a word?"),
             None,
         ]));
-        let index = cached_index(&url, 13).unwrap();
+        let index = cached_index(&url, 13, false).unwrap();
         let got = decode(&overlaps(&index, &[questions.clone(), texts], 0.5).unwrap()).unwrap();
-        let direct = index_of(&items, 13).unwrap();
+        let direct = index_of(&items, 13, false).unwrap();
         let mut scratch = HitScratch::default();
         let expected = vec![
             direct.overlaps(&["Copied: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. Nice."], None, 0.5, &mut scratch),
@@ -280,7 +286,8 @@ mod tests {
 
     #[test]
     fn missing_items_are_named() {
-        let error = cached_index("memory://overlaps-test/_decontaminate/none.parquet", 13).unwrap_err().to_string();
+        let error =
+            cached_index("memory://overlaps-test/_decontaminate/none.parquet", 13, false).unwrap_err().to_string();
         assert!(error.contains("no benchmark items at memory://overlaps-test/_decontaminate/none.parquet"), "{error}");
     }
 }

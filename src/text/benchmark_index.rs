@@ -77,6 +77,8 @@ pub struct Hit {
 #[derive(Debug)]
 pub struct BenchmarkIndex {
     ngram: usize,
+    /// Whether n-grams of bare numbers count (see [`BenchmarkIndex::new`]).
+    numeric: bool,
     pub benchmarks: Vec<String>,
     pub items: Vec<Item>,
     /// n-gram hash -> its postings.
@@ -117,10 +119,14 @@ pub struct HitScratch {
 }
 
 impl BenchmarkIndex {
-    pub fn new(ngram: usize) -> BenchmarkIndex {
+    /// An index of `ngram`-word n-grams. Unless `numeric`, an n-gram counts only when one of
+    /// its words has a letter: a run of bare numbers ("1 2 3 ... 13", a table of values) is
+    /// shared by pages that copy nothing, and removed clean ones.
+    pub fn new(ngram: usize, numeric: bool) -> BenchmarkIndex {
         assert!((1..64).contains(&ngram), "n-grams of 1 to 63 words");
         BenchmarkIndex {
             ngram,
+            numeric,
             benchmarks: Vec::new(),
             items: Vec::new(),
             grams: GramTable::with_capacity(0),
@@ -155,22 +161,32 @@ impl BenchmarkIndex {
             self.questions.entry(sequence_hash(&hashes)).or_default().push(item);
         }
         word_hashes(&solution, &mut scratch, &mut hashes);
+        let mut words = words(&question);
+        words.extend(crate::text::words(&solution));
+        // lettered[i]: how many of the first i words have a letter.
+        let mut lettered = Vec::with_capacity(words.len() + 1);
+        lettered.push(0u32);
+        for word in &words {
+            lettered.push(lettered[lettered.len() - 1] + u32::from(word.chars().any(char::is_alphabetic)));
+        }
+        let counts = |start: usize, len: usize| self.numeric || lettered[start + len] > lettered[start];
         let mut grams = Vec::new();
         let first_step = self.steps.len();
         if hashes.len() >= self.ngram {
             for_each_ngram(&hashes, self.ngram, |position, hash| {
+                if !counts(position, self.ngram) {
+                    return;
+                }
                 grams.push(hash);
                 self.pending.push((hash, Posting { item, position: position as u32 }));
                 self.steps.push(Step { hash, postings: Postings::Many { first: 0, len: 0 } });
             });
-        } else if hashes.len() >= MIN_WHOLE_ITEM_WORDS {
+        } else if hashes.len() >= MIN_WHOLE_ITEM_WORDS && counts(0, hashes.len()) {
             grams.push(sequence_hash(&hashes));
             self.whole_pending.push(sequence_hash(&hashes));
             self.pending.push((sequence_hash(&hashes), Posting { item, position: 0 }));
             self.whole_lengths |= 1 << hashes.len();
         }
-        let mut words = words(&question);
-        words.extend(crate::text::words(&solution));
         grams.sort_unstable();
         grams.dedup();
         self.items.push(Item {
@@ -517,7 +533,7 @@ mod tests {
     use super::*;
 
     fn index() -> BenchmarkIndex {
-        let mut index = BenchmarkIndex::new(4);
+        let mut index = BenchmarkIndex::new(4, false);
         index.add("gsm8k", "g1", "Janet's ducks lay 16 eggs per day.", "She sells the rest for $2 each.");
         index.add("math", "m1", "Compute 3+4.", "It is 7.");
         index.add("math", "m2", "Janet's ducks lay 16 eggs per week, how many?", "16/7");
@@ -552,7 +568,7 @@ mod tests {
         assert_eq!(hits, [Hit { item: 1, matched: 0, question_match: true, example: "compute 3 4".into() }]);
         assert!(index.hits(&["compute 3 + 5"], Some("compute 3 + 5"), &mut scratch).is_empty());
 
-        let mut index = BenchmarkIndex::new(13);
+        let mut index = BenchmarkIndex::new(13, false);
         index.add("math", "short", "What is $1^{(2^{235})}$?", "It is $\\boxed{1}$, always.");
         index.add("math", "tiny", "2+2?", "4");
         index.finish();
@@ -590,7 +606,7 @@ mod tests {
         // MATH500 items are MATH test items too: their n-grams have two postings each.
         let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/problems");
         let mut texts = Vec::new();
-        let mut index = BenchmarkIndex::new(13);
+        let mut index = BenchmarkIndex::new(13, false);
         for (benchmark, file) in [("math500", "math500_test.jsonl"), ("math", "math_test.jsonl")] {
             let lines = std::fs::read_to_string(format!("{data}/{file}")).unwrap();
             for (i, line) in lines.lines().enumerate() {
@@ -624,10 +640,32 @@ mod tests {
         assert!(matched > 10_000, "the records share many n-grams with the items: {matched}");
     }
 
+    /// A run of bare numbers shared with an item is no overlap unless asked for; an n-gram
+    /// with a word around the numbers still is.
+    #[test]
+    fn runs_of_bare_numbers_count_only_when_asked() {
+        let solution = "The terms are 1 2 3 4 5 6 7 8 9 10 11 12 13 14, so the sum is 105.";
+        let counting = "Count along: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16.";
+        let copied = "As the solution says, the terms are 1 2 3 4 5 6 7 8 9 10 and more.";
+        let mut scratch = HitScratch::default();
+        // 29 words, 17 13-grams, two of them ("1 ... 13", "2 ... 14") bare numbers.
+        for (numeric, ngrams, counted) in [(false, 15, 0), (true, 17, 2)] {
+            let mut index = BenchmarkIndex::new(13, numeric);
+            index.add("aime", "a1", "Add the integers from 1 to 14.", solution);
+            index.finish();
+            assert_eq!(index.items[0].ngrams, ngrams);
+            let hits = index.hits(&[counting], None, &mut scratch);
+            assert_eq!(hits.iter().map(|h| h.matched).sum::<u32>(), counted, "numeric n-grams {numeric}");
+            let hits = index.hits(&[copied], None, &mut scratch);
+            assert_eq!((hits.len(), hits[0].matched), (1, 1));
+            assert_eq!(hits[0].example, "the terms are 1 2 3 4 5 6 7 8 9 10");
+        }
+    }
+
     #[test]
     fn figure_code_is_not_compared() {
         let figure = "[asy] draw((0,0)--(1,0)); label(\"$A$\",A,N); label(\"$B$\",B,SW); label(\"$C$\",C,SE); [/asy]";
-        let mut index = BenchmarkIndex::new(4);
+        let mut index = BenchmarkIndex::new(4, false);
         index.add("math", "m1", &format!("In the triangle below, find angle ABC. {figure} Give degrees."), "It is 30.");
         index.finish();
         let mut scratch = HitScratch::default();
