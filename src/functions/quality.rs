@@ -21,7 +21,7 @@ struct SignalColumn {
     get: fn(&Signals) -> f64,
 }
 
-const SIGNALS: [SignalColumn; 14] = [
+const SIGNALS: [SignalColumn; 24] = [
     SignalColumn {
         name: "word_count",
         about: "words with a letter or digit (Gopher keeps 50 to 100,000)",
@@ -105,6 +105,66 @@ const SIGNALS: [SignalColumn; 14] = [
         about: "English stop words: the, be, to, of, and, that, have, with (Gopher asks for 2)",
         integer: true,
         get: |s| s.stop_word_count as f64,
+    },
+    SignalColumn {
+        name: "dup_5gram_fraction",
+        about: "share of the words' text in word 5-grams repeating an earlier one (Gopher drops above 0.15)",
+        integer: false,
+        get: |s| s.dup_ngram_fraction[0],
+    },
+    SignalColumn {
+        name: "dup_6gram_fraction",
+        about: "same for 6-grams (Gopher drops above 0.14)",
+        integer: false,
+        get: |s| s.dup_ngram_fraction[1],
+    },
+    SignalColumn {
+        name: "dup_7gram_fraction",
+        about: "same for 7-grams (Gopher drops above 0.13)",
+        integer: false,
+        get: |s| s.dup_ngram_fraction[2],
+    },
+    SignalColumn {
+        name: "dup_8gram_fraction",
+        about: "same for 8-grams (Gopher drops above 0.12)",
+        integer: false,
+        get: |s| s.dup_ngram_fraction[3],
+    },
+    SignalColumn {
+        name: "dup_9gram_fraction",
+        about: "same for 9-grams (Gopher drops above 0.11)",
+        integer: false,
+        get: |s| s.dup_ngram_fraction[4],
+    },
+    SignalColumn {
+        name: "dup_10gram_fraction",
+        about: "same for 10-grams (Gopher drops above 0.10)",
+        integer: false,
+        get: |s| s.dup_ngram_fraction[5],
+    },
+    SignalColumn {
+        name: "javascript_line_fraction",
+        about: "share of lines mentioning javascript (C4 drops those lines)",
+        integer: false,
+        get: |s| s.javascript_line_fraction,
+    },
+    SignalColumn {
+        name: "policy_line_fraction",
+        about: "share of lines with a cookie or terms-of-use notice (C4 drops those lines)",
+        integer: false,
+        get: |s| s.policy_line_fraction,
+    },
+    SignalColumn {
+        name: "lorem_ipsum_count",
+        about: "`lorem ipsum` placeholders (C4 drops a page with one)",
+        integer: true,
+        get: |s| s.lorem_ipsum_count as f64,
+    },
+    SignalColumn {
+        name: "curly_brace_count",
+        about: "`{` characters (C4 drops a page with one to drop code; LaTeX has many)",
+        integer: true,
+        get: |s| s.curly_brace_count as f64,
     },
 ];
 

@@ -45,10 +45,26 @@ pub struct Signals {
     pub non_ascii_ratio: f64,
     /// English stop words (Gopher asks for at least two in an English document).
     pub stop_word_count: u64,
+    /// Share of the words' text (in bytes) in word 5- to 10-grams that repeat an earlier
+    /// one, each repeat counted once and without overlap (Gopher's duplicate n-grams).
+    pub dup_ngram_fraction: [f64; 6],
+    /// Lines that mention `javascript` (C4 drops them).
+    pub javascript_line_fraction: f64,
+    /// Lines with a cookie or terms-of-use notice (C4 drops them).
+    pub policy_line_fraction: f64,
+    /// `lorem ipsum` placeholders (C4 drops a page with one).
+    pub lorem_ipsum_count: u64,
+    /// `{` characters (C4 drops a page with one, to drop code; in LaTeX they are normal).
+    pub curly_brace_count: u64,
 }
 
 /// The n of `top_ngram_fraction`'s three entries.
 pub const TOP_NGRAM_SIZES: [usize; 3] = [2, 3, 4];
+/// The n of `dup_ngram_fraction`'s six entries.
+pub const DUP_NGRAM_SIZES: [usize; 6] = [5, 6, 7, 8, 9, 10];
+/// What C4 takes for a policy notice, lower case.
+const POLICY_PHRASES: [&str; 6] =
+    ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
 
 const STOP_WORDS: [&str; 8] = ["the", "be", "to", "of", "and", "that", "have", "with"];
 const BULLETS: [char; 7] = ['•', '-', '*', '‣', '◦', '●', '·'];
@@ -64,9 +80,17 @@ impl Signals {
         }
         // A character outside ASCII starts with a UTF-8 lead byte (0xC0 and up).
         s.non_ascii_ratio = text.bytes().filter(|b| *b >= 0xC0).count() as f64 / chars as f64;
+        s.curly_brace_count = memchr::memchr_iter(b'{', text.as_bytes()).count() as u64;
+        // C4's phrases, matched case-insensitively; lines are looked at only when the text
+        // has one at all.
+        let lower = text.to_ascii_lowercase();
+        s.lorem_ipsum_count = memchr::memmem::find_iter(lower.as_bytes(), "lorem ipsum").count() as u64;
+        let javascript = lower.contains("javascript");
+        let policy = POLICY_PHRASES.iter().any(|phrase| lower.contains(phrase));
 
         let mut lines = 0usize;
         let (mut punct, mut bullet, mut ellipsis) = (0usize, 0usize, 0usize);
+        let (mut javascript_lines, mut policy_lines) = (0usize, 0usize);
         let mut seen_lines = HashSet::with_capacity_and_hasher(64, Prehashed::default());
         let (mut dup_lines, mut text_lines) = (0usize, 0usize);
         let mut paragraphs = Vec::new();
@@ -87,6 +111,11 @@ impl Signals {
             punct += line.ends_with(TERMINAL) as usize;
             bullet += line.starts_with(BULLETS) as usize;
             ellipsis += (line.ends_with("...") || line.ends_with('…')) as usize;
+            if javascript || policy {
+                let line = &lower[start..offset];
+                javascript_lines += (javascript && line.contains("javascript")) as usize;
+                policy_lines += (policy && POLICY_PHRASES.iter().any(|phrase| line.contains(phrase))) as usize;
+            }
             if !is_markup(line) {
                 text_lines += 1;
                 if !seen_lines.insert(xxh3_64(line.as_bytes())) {
@@ -102,6 +131,8 @@ impl Signals {
             s.punct_line_fraction = punct as f64 / lines;
             s.bullet_line_fraction = bullet as f64 / lines;
             s.ellipsis_line_fraction = ellipsis as f64 / lines;
+            s.javascript_line_fraction = javascript_lines as f64 / lines;
+            s.policy_line_fraction = policy_lines as f64 / lines;
         }
         if text_lines > 0 {
             s.dup_line_fraction = dup_lines as f64 / text_lines as f64;
@@ -155,6 +186,7 @@ impl Signals {
         for (slot, n) in TOP_NGRAM_SIZES.iter().enumerate() {
             s.top_ngram_fraction[slot] = top_ngram_fraction(&words, *n, &mut counts);
         }
+        s.dup_ngram_fraction = duplicate_ngram_fractions(&words);
         s
     }
 }
@@ -195,8 +227,7 @@ fn top_ngram_fraction(words: &[(u64, u32)], n: usize, counts: &mut HashMap<u64, 
     }
     counts.clear();
     for (i, window) in words.windows(n).enumerate() {
-        let key = window.iter().fold(n as u64, |key, (hash, _)| (key.rotate_left(17) ^ hash).wrapping_mul(MIX));
-        counts.entry(key).or_insert((0, i as u32)).0 += 1;
+        counts.entry(ngram_key(window)).or_insert((0, i as u32)).0 += 1;
     }
     let window_chars = |i: u32| words[i as usize..i as usize + n].iter().map(|(_, len)| *len as usize).sum::<usize>();
     let (count, chars) = counts.values().map(|(count, first)| (*count, window_chars(*first))).max().unwrap_or((0, 0));
@@ -205,6 +236,56 @@ fn top_ngram_fraction(words: &[(u64, u32)], n: usize, counts: &mut HashMap<u64, 
     }
     let total: usize = words.iter().map(|(_, len)| *len as usize).sum();
     (count as usize * chars) as f64 / total as f64
+}
+
+/// Gopher's duplicate n-grams, for each n of [`DUP_NGRAM_SIZES`]: the bytes of the words
+/// of every n-gram that repeats an earlier one, over the bytes of all words. The scan moves
+/// past a repeat, so overlapping repeats count once, as in datatrove's
+/// `find_all_duplicate`. An n-gram can equal another only where its leading 5-gram occurs
+/// twice in the text, so the scans look only there: a bit table of the 5-grams (8 bits a
+/// word) marks the positions whose 5-gram may occur twice, a few in most texts, and the
+/// exact set of each scan decides there.
+fn duplicate_ngram_fractions(words: &[(u64, u32)]) -> [f64; 6] {
+    let mut fractions = [0.0; 6];
+    let shortest = DUP_NGRAM_SIZES[0];
+    if words.len() < shortest {
+        return fractions;
+    }
+    let keys: Vec<u64> = words.windows(shortest).map(ngram_key).collect();
+    let bits = (keys.len() * 8).next_power_of_two().max(64);
+    let (mut once, mut twice) = (vec![0u64; bits / 64], vec![0u64; bits / 64]);
+    let slot = |key: u64| ((key as usize & (bits - 1)) / 64, 1u64 << (key & 63));
+    for &key in &keys {
+        let (word, bit) = slot(key);
+        twice[word] |= once[word] & bit;
+        once[word] |= bit;
+    }
+    let shared: Vec<bool> = keys.iter().map(|&key| twice[slot(key).0] & slot(key).1 != 0).collect();
+    if !shared.contains(&true) {
+        return fractions;
+    }
+    let total: usize = words.iter().map(|(_, len)| *len as usize).sum();
+    let mut seen = HashSet::with_hasher(Prehashed::default());
+    for (slot, n) in DUP_NGRAM_SIZES.iter().enumerate() {
+        seen.clear();
+        let (mut repeated, mut i) = (0, 0);
+        while i + n <= words.len() {
+            let window = &words[i..i + n];
+            if !shared[i] || seen.insert(ngram_key(window)) {
+                i += 1;
+            } else {
+                repeated += window.iter().map(|(_, len)| *len as usize).sum::<usize>();
+                i += n;
+            }
+        }
+        fractions[slot] = repeated as f64 / total as f64;
+    }
+    fractions
+}
+
+/// The key of a word n-gram: its words' hashes mixed in order.
+fn ngram_key(window: &[(u64, u32)]) -> u64 {
+    window.iter().fold(window.len() as u64, |key, (hash, _)| (key.rotate_left(17) ^ hash).wrapping_mul(MIX))
 }
 
 /// An odd 64-bit constant (2^64 / golden ratio) that spreads bits when multiplied.
@@ -252,6 +333,34 @@ mod tests {
         assert_eq!(Signals::of(page).dup_line_fraction, 0.0);
         assert!(is_markup("\\end{align*}") && is_markup("$$") && is_markup("\\right)") && !is_markup("\\text{cost}"));
         assert_eq!(Signals::of("Share this\nShare this").dup_line_fraction, 0.5);
+    }
+
+    #[test]
+    fn duplicate_ngrams_count_each_repeat_once() {
+        // 11 one-byte words; the 5-gram "a b c d e" comes back once, at word 5.
+        let s = Signals::of("a b c d e a b c d e f");
+        assert_eq!(s.dup_ngram_fraction, [5.0 / 11.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Ten times "x": the 5-gram at word 1 repeats the first and the scan moves past it
+        // (words 1 to 5); the 4 words left make no 5-gram (as in datatrove).
+        let s = Signals::of(&["x"; 10].join(" "));
+        assert_eq!(s.dup_ngram_fraction[0], 0.5);
+        assert_eq!(s.dup_ngram_fraction[5], 0.0, "one 10-gram cannot repeat");
+        // Over the bytes of the words (white space left out): 22 of 44.
+        let s = Signals::of("the quick brown fox jumps. the quick brown fox jumps.");
+        assert!((s.dup_ngram_fraction[0] - 0.5).abs() < 1e-12, "{:?}", s.dup_ngram_fraction);
+        assert_eq!(Signals::of("one two three four").dup_ngram_fraction, [0.0; 6]);
+    }
+
+    #[test]
+    fn c4_phrases_count_by_line_and_by_page() {
+        let page = "Enable JavaScript to see this.\nWe use cookies. Read our Privacy Policy.\n\n\
+                    Lorem ipsum dolor sit amet.\nA set {1, 2}.\nlorem IPSUM again";
+        let s = Signals::of(page);
+        assert_eq!((s.javascript_line_fraction, s.policy_line_fraction), (1.0 / 5.0, 1.0 / 5.0));
+        assert_eq!((s.lorem_ipsum_count, s.curly_brace_count), (2, 1));
+        let plain = Signals::of("Nothing to see.\nTwo lines.");
+        assert_eq!((plain.javascript_line_fraction, plain.policy_line_fraction), (0.0, 0.0));
+        assert_eq!((plain.lorem_ipsum_count, plain.curly_brace_count), (0, 0));
     }
 
     #[test]
