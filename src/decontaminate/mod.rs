@@ -1,7 +1,8 @@
 //! `mathlake decontaminate`: removes training records that overlap evaluation items.
 //!
 //! A record overlaps an item when they share a word n-gram (`text::words`: lower-cased
-//! letter and digit runs; n = 13 by default, DeepSeekMath used 10), or when the record's
+//! letter and digit runs; n = 13 by default, DeepSeekMath used 10) in which some word has
+//! a letter (`--numeric-ngrams` counts runs of bare numbers too), or when the record's
 //! question equals the item's word for word, however short. A record is removed when an
 //! item it overlaps has at least `min_overlap` of its n-grams in the record; 0 removes on
 //! any overlap. Every overlap, removed or not, becomes a row of the report table

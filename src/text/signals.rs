@@ -260,7 +260,13 @@ fn duplicate_ngram_fractions(words: &[(u64, u32)]) -> [f64; 6] {
         twice[word] |= once[word] & bit;
         once[word] |= bit;
     }
-    let shared: Vec<bool> = keys.iter().map(|&key| twice[slot(key).0] & slot(key).1 != 0).collect();
+    let shared: Vec<bool> = keys
+        .iter()
+        .map(|&key| {
+            let (word, bit) = slot(key);
+            twice[word] & bit != 0
+        })
+        .collect();
     if !shared.contains(&true) {
         return fractions;
     }
