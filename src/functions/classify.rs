@@ -12,12 +12,8 @@ use super::{BatchMemo, Function, doc, map_text, section};
 use crate::error::{Error, Result};
 use crate::location::{Location, block_on_own_thread, get_optional};
 use crate::text::classifier::MathClassifier;
+use crate::text::language::identify;
 use crate::text::texts;
-
-/// Bytes of a text that language identification reads: about 80 words, which trigram
-/// detection needs to be reliable. Measured on the benchmark corpus, whatlang on the first
-/// 2 KB cost more than every other signal together.
-pub const LANGUAGE_PREFIX: usize = 512;
 
 pub(super) fn functions() -> Vec<Function> {
     let mut functions = Vec::new();
@@ -28,7 +24,7 @@ pub(super) fn functions() -> Vec<Function> {
         returns: DataType::Struct(language_fields()),
         doc: doc(
             &classify,
-            "language of the text's first 512 bytes: {code (ISO 639-3, like 'eng'), confidence 0..1}; code NULL when no language shows",
+            "language of the text's first 384 bytes: {code (ISO 639-3, like 'eng'), confidence 0..1}; code NULL when no language shows",
             "language(text)['code']",
         ),
         eval: Box::new(|args| LANGUAGE_MEMO.with(|memo| memo.get_or_compute(&args[0], language))),
@@ -56,9 +52,9 @@ fn language(array: &ArrayRef) -> DFResult<ArrayRef> {
     let (mut codes, mut confidences) = (Vec::with_capacity(array.len()), Vec::with_capacity(array.len()));
     for text in texts(array)? {
         present.push(text.is_some());
-        let info = text.and_then(|t| whatlang::detect(&t[..t.floor_char_boundary(LANGUAGE_PREFIX)]));
-        codes.push(info.as_ref().map(|i| i.lang().code()));
-        confidences.push(info.as_ref().map(|i| i.confidence()));
+        let language = text.and_then(identify);
+        codes.push(language.map(|l| l.code));
+        confidences.push(language.map(|l| l.confidence));
     }
     let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(codes)), Arc::new(Float64Array::from(confidences))];
     Ok(Arc::new(StructArray::try_new(language_fields(), columns, Some(present.into()))?))

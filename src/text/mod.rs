@@ -7,6 +7,7 @@ pub mod benchmark_index;
 pub(crate) mod block;
 pub mod classifier;
 mod column;
+pub mod language;
 pub mod minhash;
 mod normalize;
 pub mod signals;
