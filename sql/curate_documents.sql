@@ -24,8 +24,20 @@
 -- @param max_top_2gram_fraction = 0.2    -- Gopher: one phrase over and over is spam
 -- @param max_top_3gram_fraction = 0.18   -- Gopher
 -- @param max_top_4gram_fraction = 0.16   -- Gopher
+-- @param max_dup_5gram_fraction = 0.15   -- Gopher: text in repeated word 5-grams, each repeat once
+-- @param max_dup_6gram_fraction = 0.14   -- Gopher
+-- @param max_dup_7gram_fraction = 0.13   -- Gopher
+-- @param max_dup_8gram_fraction = 0.12   -- Gopher
+-- @param max_dup_9gram_fraction = 0.11   -- Gopher
+-- @param max_dup_10gram_fraction = 0.10  -- Gopher
+-- @param dup_ngram_slack_math = 2        -- math repeats its formulas: at Gopher's bounds 108 of 987 StackMathQA pages went, at twice them 12
 -- @param max_bullet_line_fraction = 0.9  -- Gopher: all bullets is a menu, not prose
 -- @param max_ellipsis_line_fraction = 0.3 -- Gopher: cut-off lines are teasers
+-- @param max_lorem_ipsum = 0              -- C4: a placeholder page is a template, not content
+-- C4's other page and line rules are columns to cut on, not rules here: it drops lines that
+-- mention javascript or a cookie or terms-of-use notice (javascript_line_fraction,
+-- policy_line_fraction say how much of a page they are) and every page with a `{`
+-- (curly_brace_count), which would drop all LaTeX.
 -- @param language = 'eng'                -- the study's corpora are English
 -- @param min_language_confidence = 0.5   -- below this the language guess is noise (short or formula-heavy text)
 -- The split: math_score is the probability that a text is mathematical (`mathlake
@@ -48,6 +60,16 @@ COPY (
            q['top_4gram_fraction'] AS top_4gram_fraction,
            q['bullet_line_fraction'] AS bullet_line_fraction,
            q['ellipsis_line_fraction'] AS ellipsis_line_fraction,
+           q['dup_5gram_fraction'] AS dup_5gram_fraction,
+           q['dup_6gram_fraction'] AS dup_6gram_fraction,
+           q['dup_7gram_fraction'] AS dup_7gram_fraction,
+           q['dup_8gram_fraction'] AS dup_8gram_fraction,
+           q['dup_9gram_fraction'] AS dup_9gram_fraction,
+           q['dup_10gram_fraction'] AS dup_10gram_fraction,
+           q['javascript_line_fraction'] AS javascript_line_fraction,
+           q['policy_line_fraction'] AS policy_line_fraction,
+           q['lorem_ipsum_count'] AS lorem_ipsum_count,
+           q['curly_brace_count'] AS curly_brace_count,
            q['non_ascii_ratio'] AS non_ascii_ratio,
            q['stop_word_count'] AS stop_word_count,
            lang['code'] AS language,
@@ -79,8 +101,14 @@ SELECT *,
            WHEN top_2gram_fraction > $max_top_2gram_fraction
              OR top_3gram_fraction > $max_top_3gram_fraction
              OR top_4gram_fraction > $max_top_4gram_fraction THEN 'repetition'
+           WHEN greatest(dup_5gram_fraction / $max_dup_5gram_fraction, dup_6gram_fraction / $max_dup_6gram_fraction,
+                         dup_7gram_fraction / $max_dup_7gram_fraction, dup_8gram_fraction / $max_dup_8gram_fraction,
+                         dup_9gram_fraction / $max_dup_9gram_fraction, dup_10gram_fraction / $max_dup_10gram_fraction)
+                > CASE WHEN math_score >= $min_math_score THEN $dup_ngram_slack_math ELSE 1 END
+                THEN 'duplicate_ngrams'
            WHEN bullet_line_fraction > $max_bullet_line_fraction THEN 'bullets'
            WHEN ellipsis_line_fraction > $max_ellipsis_line_fraction THEN 'ellipses'
+           WHEN lorem_ipsum_count > $max_lorem_ipsum THEN 'lorem_ipsum'
            WHEN (language IS DISTINCT FROM $language)
              OR language_confidence < $min_language_confidence THEN 'language'
            ELSE 'pass'
