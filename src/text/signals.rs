@@ -220,14 +220,16 @@ fn is_markup(text: &str) -> bool {
 /// Gopher's top n-gram repetition: characters in all occurrences of the most frequent word
 /// n-gram, over the characters of all words. A text that says one thing again and again
 /// scores near 1. `words` are (hash, byte length) pairs; an n-gram's key mixes its words'
-/// hashes, and `counts` (count, first position) is scratch space reused across n.
+/// hashes, and `counts` (count, first position) is scratch space reused across n. Only the
+/// n-grams that may repeat are counted: most of a text's 3- and 4-grams occur once.
 fn top_ngram_fraction(words: &[(u64, u32)], n: usize, counts: &mut HashMap<u64, (u32, u32), Prehashed>) -> f64 {
     if words.len() < n {
         return 0.0;
     }
+    let keys: Vec<u64> = words.windows(n).map(ngram_key).collect();
     counts.clear();
-    for (i, window) in words.windows(n).enumerate() {
-        counts.entry(ngram_key(window)).or_insert((0, i as u32)).0 += 1;
+    for (i, (&key, _)) in keys.iter().zip(may_repeat(&keys)).enumerate().filter(|(_, (_, repeats))| *repeats) {
+        counts.entry(key).or_insert((0, i as u32)).0 += 1;
     }
     let window_chars = |i: u32| words[i as usize..i as usize + n].iter().map(|(_, len)| *len as usize).sum::<usize>();
     let (count, chars) = counts.values().map(|(count, first)| (*count, window_chars(*first))).max().unwrap_or((0, 0));
@@ -238,13 +240,32 @@ fn top_ngram_fraction(words: &[(u64, u32)], n: usize, counts: &mut HashMap<u64, 
     (count as usize * chars) as f64 / total as f64
 }
 
+/// For each of `keys`, whether it may occur more than once: a bit table of 8 bits a key
+/// marks the keys seen twice, so exact counting looks only there. False positives cost a
+/// hash lookup; a repeated key is always marked.
+fn may_repeat(keys: &[u64]) -> Vec<bool> {
+    let bits = (keys.len() * 8).next_power_of_two().max(64);
+    let (mut once, mut twice) = (vec![0u64; bits / 64], vec![0u64; bits / 64]);
+    let slot = |key: u64| ((key as usize & (bits - 1)) / 64, 1u64 << (key & 63));
+    for &key in keys {
+        let (word, bit) = slot(key);
+        twice[word] |= once[word] & bit;
+        once[word] |= bit;
+    }
+    keys.iter()
+        .map(|&key| {
+            let (word, bit) = slot(key);
+            twice[word] & bit != 0
+        })
+        .collect()
+}
+
 /// Gopher's duplicate n-grams, for each n of [`DUP_NGRAM_SIZES`]: the bytes of the words
 /// of every n-gram that repeats an earlier one, over the bytes of all words. The scan moves
 /// past a repeat, so overlapping repeats count once, as in datatrove's
 /// `find_all_duplicate`. An n-gram can equal another only where its leading 5-gram occurs
-/// twice in the text, so the scans look only there: a bit table of the 5-grams (8 bits a
-/// word) marks the positions whose 5-gram may occur twice, a few in most texts, and the
-/// exact set of each scan decides there.
+/// twice in the text, so the scans look only where [`may_repeat`] marks the 5-gram, a few
+/// positions in most texts, and the exact set of each scan decides there.
 fn duplicate_ngram_fractions(words: &[(u64, u32)]) -> [f64; 6] {
     let mut fractions = [0.0; 6];
     let shortest = DUP_NGRAM_SIZES[0];
@@ -252,21 +273,7 @@ fn duplicate_ngram_fractions(words: &[(u64, u32)]) -> [f64; 6] {
         return fractions;
     }
     let keys: Vec<u64> = words.windows(shortest).map(ngram_key).collect();
-    let bits = (keys.len() * 8).next_power_of_two().max(64);
-    let (mut once, mut twice) = (vec![0u64; bits / 64], vec![0u64; bits / 64]);
-    let slot = |key: u64| ((key as usize & (bits - 1)) / 64, 1u64 << (key & 63));
-    for &key in &keys {
-        let (word, bit) = slot(key);
-        twice[word] |= once[word] & bit;
-        once[word] |= bit;
-    }
-    let shared: Vec<bool> = keys
-        .iter()
-        .map(|&key| {
-            let (word, bit) = slot(key);
-            twice[word] & bit != 0
-        })
-        .collect();
+    let shared = may_repeat(&keys);
     if !shared.contains(&true) {
         return fractions;
     }
