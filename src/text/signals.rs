@@ -182,11 +182,15 @@ impl Signals {
             + memchr::memmem::find_iter(text.as_bytes(), "...").count()
             + memchr::memmem::find_iter(text.as_bytes(), "…").count();
         s.symbol_word_ratio = symbols as f64 / words.len() as f64;
-        let mut counts = HashMap::with_capacity_and_hasher(words.len(), Prehashed::default());
+        // The keys of the 2-, 3-, 4- and then 5-grams, each from the one before.
+        let mut keys: Vec<u64> = words.iter().map(|(hash, _)| extend_key(NGRAM_SEED, *hash)).collect();
+        let mut counts = HashMap::with_hasher(Prehashed::default());
         for (slot, n) in TOP_NGRAM_SIZES.iter().enumerate() {
-            s.top_ngram_fraction[slot] = top_ngram_fraction(&words, *n, &mut counts);
+            lengthen(&mut keys, &words, *n);
+            s.top_ngram_fraction[slot] = top_ngram_fraction(&words, *n, &keys, &mut counts);
         }
-        s.dup_ngram_fraction = duplicate_ngram_fractions(&words);
+        lengthen(&mut keys, &words, DUP_NGRAM_SIZES[0]);
+        s.dup_ngram_fraction = duplicate_ngram_fractions(&words, &keys);
         s
     }
 }
@@ -220,15 +224,20 @@ fn is_markup(text: &str) -> bool {
 /// Gopher's top n-gram repetition: characters in all occurrences of the most frequent word
 /// n-gram, over the characters of all words. A text that says one thing again and again
 /// scores near 1. `words` are (hash, byte length) pairs; an n-gram's key mixes its words'
-/// hashes, and `counts` (count, first position) is scratch space reused across n. Only the
+/// hashes (`keys`, one per position), and `counts` (count, first position) is scratch space
+/// reused across n. Only the
 /// n-grams that may repeat are counted: most of a text's 3- and 4-grams occur once.
-fn top_ngram_fraction(words: &[(u64, u32)], n: usize, counts: &mut HashMap<u64, (u32, u32), Prehashed>) -> f64 {
+fn top_ngram_fraction(
+    words: &[(u64, u32)],
+    n: usize,
+    keys: &[u64],
+    counts: &mut HashMap<u64, (u32, u32), Prehashed>,
+) -> f64 {
     if words.len() < n {
         return 0.0;
     }
-    let keys: Vec<u64> = words.windows(n).map(ngram_key).collect();
     counts.clear();
-    for (i, (&key, _)) in keys.iter().zip(may_repeat(&keys)).enumerate().filter(|(_, (_, repeats))| *repeats) {
+    for (i, (&key, _)) in keys.iter().zip(may_repeat(keys)).enumerate().filter(|(_, (_, repeats))| *repeats) {
         counts.entry(key).or_insert((0, i as u32)).0 += 1;
     }
     let window_chars = |i: u32| words[i as usize..i as usize + n].iter().map(|(_, len)| *len as usize).sum::<usize>();
@@ -266,14 +275,12 @@ fn may_repeat(keys: &[u64]) -> Vec<bool> {
 /// `find_all_duplicate`. An n-gram can equal another only where its leading 5-gram occurs
 /// twice in the text, so the scans look only where [`may_repeat`] marks the 5-gram, a few
 /// positions in most texts, and the exact set of each scan decides there.
-fn duplicate_ngram_fractions(words: &[(u64, u32)]) -> [f64; 6] {
+fn duplicate_ngram_fractions(words: &[(u64, u32)], keys: &[u64]) -> [f64; 6] {
     let mut fractions = [0.0; 6];
-    let shortest = DUP_NGRAM_SIZES[0];
-    if words.len() < shortest {
+    if words.len() < DUP_NGRAM_SIZES[0] {
         return fractions;
     }
-    let keys: Vec<u64> = words.windows(shortest).map(ngram_key).collect();
-    let shared = may_repeat(&keys);
+    let shared = may_repeat(keys);
     if !shared.contains(&true) {
         return fractions;
     }
@@ -298,7 +305,26 @@ fn duplicate_ngram_fractions(words: &[(u64, u32)]) -> [f64; 6] {
 
 /// The key of a word n-gram: its words' hashes mixed in order.
 fn ngram_key(window: &[(u64, u32)]) -> u64 {
-    window.iter().fold(window.len() as u64, |key, (hash, _)| (key.rotate_left(17) ^ hash).wrapping_mul(MIX))
+    window.iter().fold(NGRAM_SEED, |key, (hash, _)| extend_key(key, *hash))
+}
+
+/// The key of an n-gram followed by a word of `hash`: the (n+1)-gram's [`ngram_key`].
+fn extend_key(key: u64, hash: u64) -> u64 {
+    (key.rotate_left(17) ^ hash).wrapping_mul(MIX)
+}
+
+const NGRAM_SEED: u64 = 0x243F_6A88_85A3_08D3;
+
+/// Turns the keys of the (n-1)-grams of `words` into those of its n-grams, in place.
+fn lengthen(keys: &mut Vec<u64>, words: &[(u64, u32)], n: usize) {
+    let count = (words.len() + 1).saturating_sub(n);
+    keys.truncate(count);
+    if count == 0 {
+        return;
+    }
+    for (key, (hash, _)) in keys.iter_mut().zip(&words[n - 1..]) {
+        *key = extend_key(*key, *hash);
+    }
 }
 
 /// An odd 64-bit constant (2^64 / golden ratio) that spreads bits when multiplied.
@@ -346,6 +372,17 @@ mod tests {
         assert_eq!(Signals::of(page).dup_line_fraction, 0.0);
         assert!(is_markup("\\end{align*}") && is_markup("$$") && is_markup("\\right)") && !is_markup("\\text{cost}"));
         assert_eq!(Signals::of("Share this\nShare this").dup_line_fraction, 0.5);
+    }
+
+    #[test]
+    fn texts_shorter_than_an_ngram_have_no_repetition() {
+        for text in ["one", "one two", "one two three"] {
+            let s = Signals::of(text);
+            assert_eq!((s.top_ngram_fraction, s.dup_ngram_fraction), ([0.0; 3], [0.0; 6]), "{text}");
+        }
+        // Occurrences overlap, as in Gopher's definition: "one one" three times over 12 bytes.
+        let s = Signals::of("one one one one");
+        assert_eq!((s.top_ngram_fraction, s.dup_ngram_fraction), ([1.5, 1.5, 0.0], [0.0; 6]));
     }
 
     #[test]
