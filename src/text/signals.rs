@@ -375,6 +375,13 @@ mod tests {
     }
 
     #[test]
+    fn words_split_at_unicode_white_space_in_ascii_texts_too() {
+        assert_eq!(Signals::of("one\x0Btwo\tthree\r\nfour five").word_count, 5, "the vertical tab splits");
+        assert_eq!(Signals::of("one\u{a0}two three").word_count, 3, "so does a no-break space");
+        assert_eq!(Signals::of("one\x1ftwo three").word_count, 2, "a unit separator does not");
+    }
+
+    #[test]
     fn texts_shorter_than_an_ngram_have_no_repetition() {
         for text in ["one", "one two", "one two three"] {
             let s = Signals::of(text);
