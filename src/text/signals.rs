@@ -225,8 +225,8 @@ fn is_markup(text: &str) -> bool {
 /// n-gram, over the characters of all words. A text that says one thing again and again
 /// scores near 1. `words` are (hash, byte length) pairs; an n-gram's key mixes its words'
 /// hashes (`keys`, one per position), and `counts` (count, first position) is scratch space
-/// reused across n. Only the
-/// n-grams that may repeat are counted: most of a text's 3- and 4-grams occur once.
+/// reused across n. Only the n-grams that may repeat are counted: most of a text's 3- and
+/// 4-grams occur once.
 fn top_ngram_fraction(
     words: &[(u64, u32)],
     n: usize,
@@ -313,7 +313,12 @@ fn extend_key(key: u64, hash: u64) -> u64 {
     (key.rotate_left(17) ^ hash).wrapping_mul(MIX)
 }
 
+/// Where every n-gram key starts: any constant does, as keys of different n never meet.
 const NGRAM_SEED: u64 = 0x243F_6A88_85A3_08D3;
+
+// `Signals::of` lengthens one set of keys through the top n-grams' sizes into the first
+// duplicate n-gram size, so they must follow each other from 2.
+const _: () = assert!(TOP_NGRAM_SIZES[0] == 2 && TOP_NGRAM_SIZES[2] == 4 && DUP_NGRAM_SIZES[0] == 5);
 
 /// Turns the keys of the (n-1)-grams of `words` into those of its n-grams, in place.
 fn lengthen(keys: &mut Vec<u64>, words: &[(u64, u32)], n: usize) {
@@ -375,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn words_split_at_unicode_white_space_in_ascii_texts_too() {
+    fn words_split_at_unicode_white_space() {
         assert_eq!(Signals::of("one\x0Btwo\tthree\r\nfour five").word_count, 5, "the vertical tab splits");
         assert_eq!(Signals::of("one\u{a0}two three").word_count, 3, "so does a no-break space");
         assert_eq!(Signals::of("one\x1ftwo three").word_count, 2, "a unit separator does not");
