@@ -49,8 +49,14 @@ mod tests {
         let mixed = format!("{english}{tail}");
         assert!(english.len() > LANGUAGE_PREFIX);
         assert_eq!(identify(&mixed), identify(&english));
-        // A cut inside a multi-byte character falls back to the character boundary.
-        let accents = "é".repeat(LANGUAGE_PREFIX);
-        assert!(identify(&accents).is_none_or(|l| l.confidence <= 1.0));
+        // A prefix that would end inside a multi-byte character ends before it instead.
+        let french = "Le café du marché est très célèbre, à côté de la forêt où l'été dure. ".repeat(10);
+        let shifted = (0..80)
+            .map(|pad| format!("{}{french}", " ".repeat(pad)))
+            .find(|text| !text.is_char_boundary(LANGUAGE_PREFIX))
+            .expect("some shift puts an accented character across the cut");
+        let head = &shifted[..shifted.floor_char_boundary(LANGUAGE_PREFIX)];
+        assert_eq!(identify(&shifted), identify(head));
+        assert_eq!(identify(&shifted).map(|l| l.code), Some("fra"));
     }
 }
