@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Curation benchmark: sql/curate_documents.sql (quality signals, language, math score, the
 # split) per core on the 500 MB corpus of ../shared/bench/make_corpus.py, and datatrove's
-# Gopher quality filter on the first documents of the same file, in the same run.
+# Gopher, C4 and FineWeb filters on the first documents of the same file, in the same run.
 #
 #   scripts/bench_curate.sh                  # needs `pip install datatrove spacy` for the reference
 #   BENCH_DIR=/big/disk DATATROVE_DOCS=20000 scripts/bench_curate.sh
+#   MATHLAKE_BIN=/tmp/mathlake-before scripts/bench_curate.sh   # a build kept aside, no cargo build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BENCH_DIR:-/tmp/mathlake-bench}
 mkdir -p "$dir"
-cargo build --release --quiet
-bin=target/release/mathlake
+[ -n "${MATHLAKE_BIN:-}" ] || cargo build --release --quiet
+bin=${MATHLAKE_BIN:-target/release/mathlake}
 corpus="$dir/corpus-500mb.jsonl"
 [ -f "$corpus.manifest.json" ] || python3 ../shared/bench/make_corpus.py --target-mb 500 --out "$corpus" >/dev/null
 lake="$dir/curate-lake"
@@ -34,4 +35,4 @@ print(f"curate_documents.sql, {mb:.0f} MB text, {threads} thread(s): {wall:.1f} 
       f"statement), {mb / wall:.1f} MB/s, {mb / cpu:.1f} MB/s per CPU-second, peak RSS {rss:.0f} MiB")
 PY
 done
-python3 scripts/bench_datatrove_gopher.py "$corpus" "${DATATROVE_DOCS:-10000}"
+python3 scripts/bench_datatrove_curate.py "$corpus" "${DATATROVE_DOCS:-10000}"

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Ingest benchmark: JSONL -> Parquet throughput per core and peak memory, on corpora built
-# by ../shared/bench/make_corpus.py. Prints one line per run; BENCHMARKS.md records them.
+# by ../shared/bench/make_corpus.py, each run followed by pyarrow's JSON reader into Parquet
+# on the same file and threads (scripts/bench_pyarrow_ingest.py; needs `pip install
+# pyarrow`). Prints two lines per run; BENCHMARKS.md records them.
 #
 #   scripts/bench_ingest.sh                 # 500 MB at 1 and 2 threads, then 2 GB at 2 threads
 #   BENCH_DIR=/big/disk scripts/bench_ingest.sh
+#   MATHLAKE_BIN=/tmp/mathlake-before ...   # a build kept aside instead of cargo build --release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BENCH_DIR:-/tmp/mathlake-bench}
 mkdir -p "$dir"
-cargo build --release --quiet
-bin=target/release/mathlake
+[ -n "${MATHLAKE_BIN:-}" ] || cargo build --release --quiet
+bin=${MATHLAKE_BIN:-target/release/mathlake}
 
 corpus() { # MB -> path (built once, reused while its manifest says it is complete)
   local out="$dir/corpus-$1mb.jsonl"
@@ -36,6 +39,7 @@ print(f"{sys.argv[5].rsplit('/',1)[-1]}: {text_mb:.0f} MB text, {threads} thread
       f"peak RSS {rss:.0f} MiB; read {summary['read']} = written {summary['written']} + dup {summary['duplicates']} "
       f"+ quarantined {summary['quarantined']}; {summary['bytes_written'] / 1e6:.0f} MB Parquet")
 PY
+  python3 scripts/bench_pyarrow_ingest.py "$input" "$threads"
 }
 
 small=$(corpus 500)

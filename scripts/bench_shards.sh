@@ -4,20 +4,23 @@
 # 1. `mathlake tokenize` (lake table in, tokenized table out) with tokenizers/gpt2.json on
 #    1 and 2 threads, and, in the same run, the two encoders alone on the same texts and
 #    threads (benches/tokenize.rs): HF tokenizers' batch encoding and the fast encoder,
-#    with a count of texts whose ids differ.
+#    with a count of texts whose ids differ; then the reference end to end, the lake table
+#    through the Python tokenizers and pyarrow (scripts/bench_hf_tokenize.py; needs `pip
+#    install tokenizers pyarrow`).
 # 2. The tokenized corpus packed into one CPT arm, and the loader reading every row of it
 #    on one thread (benches/loader.rs).
 #
 #   scripts/bench_shards.sh
 #   BENCH_DIR=/big/disk CORPUS_MB=500 scripts/bench_shards.sh
+#   MATHLAKE_BIN=/tmp/mathlake-before ...   # a build kept aside instead of cargo build --release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BENCH_DIR:-/tmp/mathlake-bench}
 mb=${CORPUS_MB:-100}
 mkdir -p "$dir"
-cargo build --release --quiet
+[ -n "${MATHLAKE_BIN:-}" ] || cargo build --release --quiet
 cargo bench --no-run --quiet --bench tokenize --bench loader 2>/dev/null
-bin=target/release/mathlake
+bin=${MATHLAKE_BIN:-target/release/mathlake}
 tokenizer=../shared/data/tokenizers/gpt2.json
 corpus="$dir/corpus-${mb}mb.jsonl"
 [ -f "$corpus.manifest.json" ] || python3 ../shared/bench/make_corpus.py --target-mb "$mb" --out "$corpus" >/dev/null
@@ -45,6 +48,7 @@ print(f"  encoders alone: HF tokenizers encode_batch_fast {hf:.2f} MB/s ({hf / t
       f"fast {fast:.1f} MB/s ({fast / threads:.1f} per thread): {fast / hf:.1f}x; "
       f"{enc['mismatching_texts']} of {enc['texts']:,} texts with different ids")
 PY
+  python3 scripts/bench_hf_tokenize.py "$lake" documents "$tokenizer" "$threads"
 done
 
 cat >"$dir/bench-arm.toml" <<TOML
