@@ -3,7 +3,8 @@
 //! the same texts (read first), its labels compared with the reference's overall, per
 //! language (each reference label held by at least 20 texts) and on curation's decision
 //! (English at confidence >= 0.5, `sql/curate_documents.sql`). The reference is whatlang on
-//! the first 512 bytes, what `language()` computed on 2026-12-07.
+//! the first 512 bytes, what `language()` computed on 2026-12-07. First it prints which
+//! language comes second on the texts whatlang finds English.
 //!
 //!   cargo bench --profile ci --features distributed --bench language -- LAKE "SELECT text FROM documents"
 
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 use datafusion::arrow::array::AsArray;
 use mathlake::lake::{Lake, SessionOptions};
-use mathlake::text::language::identify;
+use mathlake::text::language::{LANGUAGE_PREFIX, identify};
 
 /// A label: (ISO 639-3 code, confidence); `None` where nothing was identified.
 type Label = Option<(&'static str, f64)>;
@@ -44,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, Box<dyn std::error::Error>>(texts)
     })?;
 
+    print_runner_ups(&texts);
     type Identifier = Box<dyn Fn(&str) -> Label>;
     let candidates: Vec<(&str, Identifier)> = vec![
         ("whatlang, 512 bytes (reference)", Box::new(|t| whatlang(t, 512))),
@@ -89,4 +91,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// Which language whatlang ranks second on the texts it finds English (on the first
+/// `LANGUAGE_PREFIX` bytes): how `text::language`'s first-pass languages were chosen.
+fn print_runner_ups(texts: &[String]) {
+    let without_english = whatlang::Detector::with_denylist(vec![whatlang::Lang::Eng]);
+    let mut runner_ups: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut english = 0;
+    for text in texts {
+        let head = &text[..text.floor_char_boundary(LANGUAGE_PREFIX)];
+        if whatlang::detect(head).is_some_and(|info| info.lang() == whatlang::Lang::Eng) {
+            english += 1;
+            let second = without_english.detect(head).map_or("none", |info| info.lang().code());
+            *runner_ups.entry(second).or_default() += 1;
+        }
+    }
+    println!("{}", serde_json::json!({ "english_texts": english, "runner_ups": runner_ups }));
 }
