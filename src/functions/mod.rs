@@ -1,5 +1,6 @@
 //! The SQL function library, registered in every session mathlake opens: quality
-//! signals, language, math score, problem analysis and the shared text normalization.
+//! signals, language, math score, problem analysis, the shared text normalization and
+//! personal data.
 //! `mathlake functions` lists them from the documentation each one carries.
 //!
 //! Functions never panic on input: a NULL text gives NULL; empty, huge or strange text
@@ -22,6 +23,7 @@ use crate::text::texts;
 mod classify;
 mod dedup;
 mod normalize;
+mod pii;
 mod problems;
 mod quality;
 
@@ -110,10 +112,17 @@ pub fn udfs() -> impl Iterator<Item = ScalarUDF> {
 
 /// Every function of the library, grouped as `mathlake functions` shows them.
 pub fn library() -> Vec<Function> {
-    [quality::functions(), classify::functions(), problems::functions(), dedup::functions(), normalize::functions()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        quality::functions(),
+        classify::functions(),
+        problems::functions(),
+        dedup::functions(),
+        normalize::functions(),
+        pii::functions(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn section(label: &'static str, description: &'static str) -> DocSection {

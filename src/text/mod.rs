@@ -1,6 +1,7 @@
 //! Text utilities every stage shares: the normalization of ids and exact dedup, content
-//! ids, the words that near-dup detection and decontamination compare, and the analysis
-//! of problem-solving records (final answers, reasoning steps, difficulty, completeness).
+//! ids, the words that near-dup detection and decontamination compare, the analysis
+//! of problem-solving records (final answers, reasoning steps, difficulty, completeness)
+//! and the personal data of web pages.
 
 mod answer;
 pub mod benchmark_index;
@@ -10,6 +11,7 @@ mod column;
 pub mod language;
 pub mod minhash;
 mod normalize;
+pub mod pii;
 pub mod signals;
 mod steps;
 mod words;
