@@ -8,9 +8,8 @@ use datafusion::common::Result as DFResult;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
 
-use super::{BatchMemo, Function, doc, map_text, section};
+use super::{BatchMemo, Cached, Function, doc, map_text, read_cached, section};
 use crate::error::{Error, Result};
-use crate::location::{Location, block_on_own_thread, get_optional};
 use crate::text::classifier::MathClassifier;
 use crate::text::language::identify;
 use crate::text::texts;
@@ -64,29 +63,17 @@ thread_local! {
     static LANGUAGE_MEMO: BatchMemo = const { BatchMemo::new() };
 }
 
-/// Models named by a second argument, at most this many kept per process.
-const CACHED_MODELS: usize = 4;
-
 /// The `math_score` model at `url` (a path, `file://` or `s3://`), read once per process:
 /// on a cluster every executor reads it from where the URL points, so the driver's local
 /// paths mean nothing there and a shared store does.
 pub fn model(url: &str) -> Result<Arc<MathClassifier>> {
-    static MODELS: Mutex<Vec<(String, Arc<MathClassifier>)>> = Mutex::new(Vec::new());
-    let mut models = MODELS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, model)) = models.iter().find(|(u, _)| u == url) {
-        return Ok(model.clone());
-    }
-    let hint = "`mathlake classifier train --out URL` writes one";
-    let bytes = block_on_own_thread(get_optional(&Location::parse(url)?))?
-        .ok_or_else(|| Error::user(format!("no math_score model at {url}")).hint(hint))?;
-    let model = MathClassifier::from_bytes(&bytes)
-        .map_err(|e| Error::user(format!("{url} is not a math_score model: {e}")).hint(hint))?;
-    let model = Arc::new(model);
-    models.push((url.to_string(), model.clone()));
-    if models.len() > CACHED_MODELS {
-        models.remove(0);
-    }
-    Ok(model)
+    static MODELS: Cached<MathClassifier> = Mutex::new(Vec::new());
+    read_cached(&MODELS, url, |bytes| {
+        let hint = "`mathlake classifier train --out URL` writes one";
+        let bytes = bytes.ok_or_else(|| Error::user(format!("no math_score model at {url}")).hint(hint))?;
+        MathClassifier::from_bytes(&bytes)
+            .map_err(|e| Error::user(format!("{url} is not a math_score model: {e}")).hint(hint))
+    })
 }
 
 fn math_score(args: &[ArrayRef]) -> DFResult<ArrayRef> {
@@ -116,6 +103,7 @@ mod tests {
 
     use super::*;
     use crate::functions::call;
+    use crate::location::{Location, block_on_own_thread};
 
     #[test]
     fn language_reads_the_prefix_and_math_score_separates_math_from_prose() {

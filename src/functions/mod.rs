@@ -23,9 +23,9 @@ use crate::text::texts;
 mod classify;
 mod dedup;
 mod normalize;
-mod pii;
 mod problems;
 mod quality;
+mod web;
 
 pub use classify::model as math_score_model;
 
@@ -118,7 +118,7 @@ pub fn library() -> Vec<Function> {
         problems::functions(),
         dedup::functions(),
         normalize::functions(),
-        pii::functions(),
+        web::functions(),
     ]
     .into_iter()
     .flatten()
@@ -172,6 +172,33 @@ impl BatchMemo {
     }
 }
 
+/// Objects a function reads by a URL argument (a model, a URL list), the last few kept.
+type Cached<T> = std::sync::Mutex<Vec<(String, Arc<T>)>>;
+
+/// How many objects of each kind a process keeps.
+const CACHED_OBJECTS: usize = 4;
+
+/// What `load` makes of the object at `url` (a path, `file://` or `s3://`; `None` when
+/// there is none), read once per process and kept in `cache`: on a cluster every executor
+/// reads it from where the URL points.
+fn read_cached<T>(
+    cache: &Cached<T>,
+    url: &str,
+    load: impl FnOnce(Option<bytes::Bytes>) -> crate::Result<T>,
+) -> crate::Result<Arc<T>> {
+    let mut cached = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, object)) = cached.iter().find(|(u, _)| u == url) {
+        return Ok(object.clone());
+    }
+    let location = crate::location::Location::parse(url)?;
+    let object = Arc::new(load(crate::location::block_on_own_thread(crate::location::get_optional(&location))?)?);
+    cached.push((url.to_string(), object.clone()));
+    if cached.len() > CACHED_OBJECTS {
+        cached.remove(0);
+    }
+    Ok(object)
+}
+
 /// The value of a constant integer argument (the first row's; SQL passes literals).
 fn int_arg(array: &ArrayRef, name: &str) -> DFResult<i64> {
     let ints = datafusion::arrow::compute::cast(array, &DataType::Int64)?;
@@ -203,9 +230,14 @@ mod tests {
             (0..100_000u32).filter_map(|i| char::from_u32(i.wrapping_mul(2_654_435_761) % 0x11_0000)).collect();
         let column: ArrayRef =
             Arc::new(StringViewArray::from(vec![None, Some(""), Some(huge.as_str()), Some(&garbage)]));
+        let dir = tempfile::tempdir().expect("a temp folder");
+        let list = dir.path().join("list.txt");
+        std::fs::write(&list, "example.com\n").expect("written");
+        let list = list.to_string_lossy().into_owned();
         for function in library() {
             let args = match function.name {
                 "completeness" | "jaccard" => vec![column.clone(), column.clone()],
+                "url_in_list" => vec![column.clone(), Arc::new(StringViewArray::from(vec![list.as_str(); 4]))],
                 "minhash_bands" => {
                     let ints = |n: i64| Arc::new(Int64Array::from(vec![n; 4])) as ArrayRef;
                     vec![call("minhash", vec![column.clone()]), ints(14), ints(8)]

@@ -14,6 +14,7 @@ mod normalize;
 pub mod pii;
 pub mod signals;
 mod steps;
+pub mod url;
 mod words;
 
 pub(crate) use answer::balanced;
