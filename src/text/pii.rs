@@ -50,7 +50,7 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\+1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b").expect("the phone pattern compiles")
 });
 static MATH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?s)\$\$.*?\$\$|\$[^$]+?\$|\\\(.*?\\\)|\\\[.*?\\\]|\\begin\{([A-Za-z*]+)\}.*?\\end\{[A-Za-z*]+\}")
+    Regex::new(r"(?s)\$\$.*?\$\$|\$[^$]+?\$|\\\(.*?\\\)|\\\[.*?\\\]|\\begin\{[A-Za-z*]+\}.*?\\end\{[A-Za-z*]+\}")
         .expect("the math pattern compiles")
 });
 
