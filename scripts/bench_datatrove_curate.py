@@ -29,6 +29,8 @@ text_mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
 filters = {
     "gopher_quality": GopherQualityFilter(),
     "gopher_repetition": GopherRepetitionFilter(),
+    # Without its line rule on terminal punctuation, which rewrites the text: curation only
+    # measures that rule (punct_line_fraction) and cuts on the fraction.
     "c4_quality": C4QualityFilter(filter_no_terminal_punct=False),
     "fineweb_quality": FineWebQualityFilter(),
 }

@@ -88,9 +88,11 @@ fn url_in_list(args: &[ArrayRef]) -> DFResult<ArrayRef> {
 fn url_list(location: &str) -> crate::Result<std::sync::Arc<UrlList>> {
     static LISTS: Cached<UrlList> = std::sync::Mutex::new(Vec::new());
     read_cached(&LISTS, location, |bytes| {
-        let bytes = bytes.ok_or_else(|| Error::user(format!("no URL list at {location}")))?;
-        let text =
-            std::str::from_utf8(&bytes).map_err(|_| Error::user(format!("the URL list {location} is not UTF-8")))?;
+        let hint =
+            "url_in_list's second argument is a text file (a path, file:// or s3:// URL), one domain or URL a line";
+        let bytes = bytes.ok_or_else(|| Error::user(format!("no URL list at {location}")).hint(hint))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::user(format!("the URL list {location} is not UTF-8 text")).hint(hint))?;
         let (list, bad) = UrlList::parse(text);
         if let Some((line, entry)) = bad.first() {
             return Err(Error::user(format!("{location}:{line}: `{entry}` is neither a domain nor a URL"))
