@@ -39,13 +39,18 @@ pub(super) fn print_ingest(s: &IngestSummary) -> Result<()> {
             count(s.rows_removed)
         );
     }
+    let skipped = if s.counts.skipped > 0 { format!(" + skipped {}", count(s.counts.skipped)) } else { String::new() };
     println!(
-        "  read {} = written {} + duplicates {} + quarantined {}",
+        "  read {} = written {} + duplicates {} + quarantined {}{skipped}",
         count(s.counts.read),
         count(s.counts.written),
         count(s.counts.duplicates),
         count(s.counts.quarantined)
     );
+    if !s.skipped.is_empty() {
+        let kinds: Vec<_> = s.skipped.iter().map(|(k, n)| format!("{k} {}", count(*n))).collect();
+        println!("  skipped (no page): {}", kinds.join(", "));
+    }
     let rate = s.input_bytes as f64 / s.seconds.max(1e-9) / 1e6;
     println!(
         "  {} in, {} of text written, {:.1}s ({rate:.1} MB/s)",

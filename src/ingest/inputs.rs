@@ -23,6 +23,18 @@ pub enum Format {
     Parquet,
     /// Plain text or LaTeX (`.txt`, `.tex`, `.md`): cut into documents.
     Text,
+    /// Web archives (`.warc`, `.warc.gz`, `.wet.gz`): HTML responses and WET text become
+    /// documents, other records are counted and skipped.
+    Warc,
+    /// An HTML page (`.html`, `.htm`): its main content, formulas as LaTeX.
+    Html,
+}
+
+impl Format {
+    /// Whether records have fields that a mapping names (the others are text).
+    pub fn has_fields(self) -> bool {
+        matches!(self, Format::Jsonl | Format::Parquet)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,6 +69,8 @@ pub fn detect(name: &str) -> (Option<Format>, Compression) {
         Some("jsonl" | "json" | "ndjson") => Some(Format::Jsonl),
         Some("parquet") => Some(Format::Parquet),
         Some("txt" | "tex" | "md") => Some(Format::Text),
+        Some("warc" | "wet") => Some(Format::Warc),
+        Some("html" | "htm" | "xhtml") => Some(Format::Html),
         _ => None,
     };
     (format, compression)
@@ -120,12 +134,16 @@ pub async fn resolve(spec: &str, format: Option<Format>) -> Result<Vec<Input>> {
             let (detected, compression) = detect(&name);
             let format = format.or(detected).ok_or_else(|| {
                 Error::user(format!("cannot tell the format of `{location}` from its name"))
-                    .hint("pass --format jsonl|parquet|text")
+                    .hint("pass --format jsonl|parquet|text|warc|html")
             })?;
             if format == Format::Parquet && compression != Compression::None {
                 return Err(Error::user(format!(
                     "`{location}`: Parquet compresses inside the file; an outer .gz/.zst is not supported"
                 )));
+            }
+            if format == Format::Warc && compression == Compression::Zstd {
+                return Err(Error::user(format!("`{location}`: WARC files are read plain or as .gz, not .zst"))
+                    .hint("recompress it: zstd -dc FILE | gzip > FILE.warc.gz (or warcio recompress for one member per record)"));
             }
             Ok(Input {
                 location,
@@ -139,9 +157,21 @@ pub async fn resolve(spec: &str, format: Option<Format>) -> Result<Vec<Input>> {
         .collect()
 }
 
-/// Opens a JSONL or text input as a buffered byte stream, decompressed, counting the
+/// Opens a JSONL, text or HTML input as a buffered byte stream, decompressed, counting the
 /// bytes read into `progress`. Call from a blocking thread.
 pub fn open(input: &Input, handle: &Handle, progress: &ProgressBar) -> Result<Box<dyn BufRead + Send>> {
+    let counted = open_stored(input, handle, progress)?;
+    let decoded: Box<dyn Read + Send> = match input.compression {
+        Compression::None => Box::new(counted),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(counted)?),
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 20, decoded)))
+}
+
+/// Opens an input's bytes as stored, compressed or not (WARC reads gzip members one by
+/// one), counting them into `progress`.
+pub fn open_stored(input: &Input, handle: &Handle, progress: &ProgressBar) -> Result<Box<dyn BufRead + Send>> {
     let raw: Box<dyn Read + Send> = if input.location.is_local() {
         let path = format!("/{}", input.location.path());
         Box::new(std::fs::File::open(&path).with_context(|| format!("opening {}", input.location))?)
@@ -153,13 +183,7 @@ pub fn open(input: &Input, handle: &Handle, progress: &ProgressBar) -> Result<Bo
         let reader = tokio_util::io::StreamReader::new(stream);
         Box::new(tokio_util::io::SyncIoBridge::new_with_handle(reader, handle.clone()))
     };
-    let counted = Counting { inner: raw, progress: progress.clone() };
-    let decoded: Box<dyn Read + Send> = match input.compression {
-        Compression::None => Box::new(counted),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted))),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(counted)?),
-    };
-    Ok(Box::new(BufReader::with_capacity(1 << 20, decoded)))
+    Ok(Box::new(BufReader::with_capacity(1 << 20, Counting { inner: raw, progress: progress.clone() })))
 }
 
 struct Counting<R> {
@@ -233,6 +257,9 @@ mod tests {
         assert_eq!(detect("x.parquet"), (Some(Format::Parquet), Compression::None));
         assert_eq!(detect("basics.tex"), (Some(Format::Text), Compression::None));
         assert_eq!(detect("README"), (None, Compression::None));
+        assert_eq!(detect("CC-MAIN-1.warc.gz"), (Some(Format::Warc), Compression::Gzip));
+        assert_eq!(detect("CC-MAIN-1.warc.wet.gz"), (Some(Format::Warc), Compression::Gzip));
+        assert_eq!(detect("page.HTML"), (Some(Format::Html), Compression::None));
     }
 
     #[test]

@@ -234,6 +234,13 @@ pub const PRESETS: &[Preset] = &[
         text_split: TextSplit::LatexSections,
     },
     Preset {
+        name: "web",
+        about: "WARC, WET and HTML pages: main content with formulas as LaTeX, URL and record id kept",
+        target: Target::Documents,
+        fields: &[],
+        text_split: TextSplit::Paragraphs,
+    },
+    Preset {
         name: "text",
         about: "plain .txt: a file is a document, cut at blank lines beyond the size cap",
         target: Target::Documents,

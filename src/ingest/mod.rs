@@ -15,6 +15,7 @@
 
 mod batch;
 mod existing;
+mod http;
 pub mod inputs;
 mod json;
 pub mod mapping;
@@ -22,6 +23,7 @@ mod parquet_rows;
 pub mod record;
 mod spec;
 pub mod text;
+mod warc;
 
 pub use existing::OnChange;
 pub use spec::IngestSpec;
@@ -105,6 +107,13 @@ pub struct Counts {
     pub written: u64,
     pub duplicates: u64,
     pub quarantined: u64,
+    /// WARC records that are no page (requests, images, redirects): read, not documents.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -113,6 +122,7 @@ impl Counts {
         self.written += other.written;
         self.duplicates += other.duplicates;
         self.quarantined += other.quarantined;
+        self.skipped += other.skipped;
     }
 }
 
@@ -151,6 +161,9 @@ pub struct IngestSummary {
     pub counts: Counts,
     pub reasons: BTreeMap<&'static str, u64>,
     pub examples: Vec<QuarantineExample>,
+    /// Skipped WARC records by kind (`request`, `response image/png`, `response status 300`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, u64>,
     pub input_bytes: u64,
     /// UTF-8 bytes of the text (documents) or question + solution (problems) written.
     pub text_bytes: u64,
@@ -244,6 +257,7 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
         counts: report.total.clone(),
         reasons: report.reasons.clone(),
         examples: report.examples.clone(),
+        skipped: report.skipped.clone(),
         input_bytes,
         text_bytes: report.text_bytes,
         files_written: files.len() + quarantine_files.len(),
@@ -324,16 +338,16 @@ async fn resolve_inputs(options: &IngestOptions) -> Result<Vec<Input>> {
         return Err(Error::user("no inputs given")
             .hint("name files, folders or globs: mathlake ingest data/*.jsonl --preset gsm8k"));
     }
-    let has_records = inputs.iter().any(|i| i.format != Format::Text);
+    let has_records = inputs.iter().any(|i| i.format.has_fields());
     options.mapping.check(!has_records)?;
     if options.mapping.target == Target::Problems
-        && let Some(text) = inputs.iter().find(|i| i.format == Format::Text)
+        && let Some(text) = inputs.iter().find(|i| !i.format.has_fields())
     {
         return Err(Error::user(format!(
-            "`{}` is a text file; text is ingested as documents, not problems",
+            "`{}` is a text or web file; it is ingested as documents, not problems",
             text.location
         ))
-        .hint("ingest it with --preset latex / wikitext / text, or give a JSONL or Parquet file of problems"));
+        .hint("ingest it with --preset web / latex / wikitext / text, or give a JSONL or Parquet file of problems"));
     }
     Ok(inputs)
 }
@@ -405,6 +419,7 @@ struct Report {
     inputs: Vec<InputSummary>,
     reasons: BTreeMap<&'static str, u64>,
     examples: Vec<QuarantineExample>,
+    skipped: BTreeMap<String, u64>,
     text_bytes: u64,
 }
 
@@ -446,7 +461,8 @@ impl Work {
                 max_record_bytes: self.options.max_record_bytes,
             };
             let mut counts = Counts::default();
-            let mut records = self.records(&input)?;
+            let skipped = warc::Skipped::default();
+            let mut records = self.records(&input, &skipped)?;
             loop {
                 let mut chunk = Vec::new();
                 let mut bytes = 0;
@@ -474,6 +490,11 @@ impl Work {
                 }
             }
             self.flush()?;
+            for (kind, n) in skipped.take() {
+                counts.read += n;
+                counts.skipped += n;
+                *report.skipped.entry(kind).or_default() += n;
+            }
             report.total.add(&counts);
             report.inputs.push(InputSummary { input: url, format: input.format, bytes: input.size, counts });
         }
@@ -551,7 +572,11 @@ impl Work {
     }
 
     /// The records of one input, in order.
-    fn records(&self, input: &Input) -> Result<Box<dyn Iterator<Item = std::io::Result<RawRecord>>>> {
+    fn records(
+        &self,
+        input: &Input,
+        skipped: &warc::Skipped,
+    ) -> Result<Box<dyn Iterator<Item = std::io::Result<RawRecord>>>> {
         Ok(match input.format {
             Format::Jsonl => {
                 let reader = inputs::open(input, &self.handle, &self.progress)?;
@@ -575,8 +600,31 @@ impl Work {
                 }))
             }
             Format::Parquet => Box::new(parquet_rows::ParquetRows::open(input, &self.handle, &self.progress)?),
+            Format::Warc => {
+                let stored = inputs::open_stored(input, &self.handle, &self.progress)?;
+                let gzip = input.compression == inputs::Compression::Gzip;
+                Box::new(warc::WarcRecords::new(stored, gzip, self.options.max_record_bytes, skipped.clone()))
+            }
+            Format::Html => {
+                let reader = inputs::open(input, &self.handle, &self.progress)?;
+                Box::new(std::iter::once(html_page(reader, self.options.max_record_bytes)))
+            }
         })
     }
+}
+
+/// An HTML file as one record: at most `max_record_bytes` of it kept, its full size
+/// counted.
+fn html_page(reader: Box<dyn BufRead + Send>, max_record_bytes: u64) -> std::io::Result<RawRecord> {
+    use std::io::Read;
+    let mut reader = reader;
+    let mut bytes = Vec::new();
+    (&mut reader).take(max_record_bytes).read_to_end(&mut bytes)?;
+    let size = bytes.len() as u64 + std::io::copy(&mut reader, &mut std::io::sink())?;
+    if size > bytes.len() as u64 {
+        bytes.truncate(RAW_KEEP);
+    }
+    Ok(RawRecord { position: 1, bytes, size, kind: RawKind::Html(Box::default()) })
 }
 
 /// JSONL records: one per non-blank line, numbered by line.

@@ -18,6 +18,10 @@ pub enum Reason {
     WrongType,
     EmptyText,
     RecordTooLarge,
+    /// A WARC record or gzip member that cannot be read (cut, or not WARC).
+    CorruptRecord,
+    /// An HTTP body whose transfer or content encoding cannot be undone.
+    BadHttpBody,
 }
 
 impl Reason {
@@ -30,6 +34,8 @@ impl Reason {
             Reason::WrongType => "wrong_type",
             Reason::EmptyText => "empty_text",
             Reason::RecordTooLarge => "record_too_large",
+            Reason::CorruptRecord => "corrupt_record",
+            Reason::BadHttpBody => "bad_http_body",
         }
     }
 }
@@ -47,7 +53,8 @@ fn reject(reason: Reason, detail: impl Into<String>) -> Rejection {
 /// What the readers hand to the parser.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
-    /// 1-based line (JSONL, text) or row (Parquet) where the record starts.
+    /// 1-based line (JSONL, text) or row (Parquet) where the record starts; for WARC
+    /// files the byte offset of the record (of its gzip member in a `.gz`).
     pub position: u64,
     /// The record's bytes; only the first `RAW_KEEP` bytes when it is over the size limit.
     pub bytes: Vec<u8>,
@@ -56,12 +63,37 @@ pub struct RawRecord {
     pub kind: RawKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawKind {
     /// A JSON object (a JSONL line, or a Parquet row rendered as JSON).
     Json,
     /// A document cut from a text file.
     Text,
+    /// An HTML page (an `.html` file, a WARC response's HTTP body): its main content is
+    /// extracted.
+    Html(Box<PageMeta>),
+    /// Text a crawler already extracted from a page (a WET `conversion` record).
+    PageText(Box<PageMeta>),
+    /// Bytes of a WARC file that hold no readable record, and why.
+    Corrupt(String),
+}
+
+/// Where a page came from and how its bytes are encoded, from its WARC and HTTP headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageMeta {
+    /// `WARC-Target-URI`.
+    pub url: Option<String>,
+    /// `WARC-Date`: when the page was crawled.
+    pub date: Option<String>,
+    /// `WARC-Record-ID`.
+    pub record_id: Option<String>,
+    /// The MIME type, lowercased, without parameters.
+    pub content_type: Option<String>,
+    /// The `charset=` of the HTTP `Content-Type`.
+    pub charset: Option<String>,
+    /// HTTP `Transfer-Encoding` and `Content-Encoding`, lowercased.
+    pub transfer: Option<String>,
+    pub encoding: Option<String>,
 }
 
 /// How much of an oversize record the quarantine keeps.
@@ -103,6 +135,25 @@ impl Parser {
                 format!("{} bytes, over the limit of {} (--max-record-bytes)", raw.size, self.max_record_bytes),
             ));
         }
+        let page = match &raw.kind {
+            RawKind::Corrupt(detail) => return Err(reject(Reason::CorruptRecord, detail.clone())),
+            RawKind::Html(meta) => Some(self.page_row(&raw.bytes, meta)?),
+            RawKind::Json | RawKind::Text | RawKind::PageText(_) => None,
+        };
+        let mut row = match page {
+            Some(row) => row,
+            None => self.decoded_row(raw)?,
+        };
+        row.position = raw.position;
+        row.id = match self.mapping.target {
+            Target::Documents => content_id(&[&self.source, &row.text], scratch),
+            Target::Problems => content_id(&[&self.source, &row.text, &row.solution], scratch),
+        };
+        Ok(row)
+    }
+
+    /// A record whose bytes must be UTF-8: JSON, text, WET text.
+    fn decoded_row(&self, raw: &RawRecord) -> Result<Row, Rejection> {
         let text = std::str::from_utf8(&raw.bytes).map_err(|e| {
             let line = raw.bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
             let hint = if raw.kind == RawKind::Text { "; if the file is Latin-1, pass --encoding latin1" } else { "" };
@@ -111,15 +162,43 @@ impl Parser {
                 format!("invalid UTF-8 at byte {} (line {} of the record){hint}", e.valid_up_to(), line + 1),
             )
         })?;
-        let mut row = match raw.kind {
-            RawKind::Text => self.text_row(text)?,
-            RawKind::Json => self.json_row(text)?,
-        };
-        row.position = raw.position;
-        row.id = match self.mapping.target {
-            Target::Documents => content_id(&[&self.source, &row.text], scratch),
-            Target::Problems => content_id(&[&self.source, &row.text, &row.solution], scratch),
-        };
+        match &raw.kind {
+            RawKind::Json => self.json_row(text),
+            RawKind::PageText(meta) => {
+                let mut row = self.text_row(text)?;
+                row.text = row.text.trim().to_string();
+                if row.text.is_empty() {
+                    return Err(reject(Reason::EmptyText, "the WET record holds no text"));
+                }
+                page_columns(&mut row, meta, serde_json::Map::new());
+                Ok(row)
+            }
+            _ => self.text_row(text),
+        }
+    }
+
+    /// An HTML page: its body decoded and its main content extracted, formulas as LaTeX.
+    fn page_row(&self, bytes: &[u8], meta: &PageMeta) -> Result<Row, Rejection> {
+        if self.mapping.target == Target::Problems {
+            return Err(reject(Reason::MissingField, "a web page has no question and solution fields"));
+        }
+        let body = super::http::body(bytes, meta.transfer.as_deref(), meta.encoding.as_deref())
+            .map_err(|detail| reject(Reason::BadHttpBody, detail))?;
+        let tld = meta.url.as_deref().and_then(top_level_domain);
+        let decoded = crate::text::html::decode(&body, meta.charset.as_deref(), tld.as_ref().map(|t| t.as_bytes()));
+        let page = crate::text::html::extract(&decoded.text);
+        if page.text.is_empty() {
+            return Err(reject(Reason::EmptyText, "no text left after extracting the page's main content"));
+        }
+        let mut extra = serde_json::Map::new();
+        if !page.title.is_empty() {
+            extra.insert("title".into(), Value::String(page.title));
+        }
+        extra.insert("charset".into(), Value::String(decoded.encoding.to_string()));
+        extra.insert("charset_source".into(), Value::String(decoded.source.as_str().to_string()));
+        extra.insert("formulas".into(), Value::from(page.formulas));
+        let mut row = Row { text: page.text, ..Row::default() };
+        page_columns(&mut row, meta, extra);
         Ok(row)
     }
 
@@ -233,6 +312,27 @@ impl Parser {
         }
         level
     }
+}
+
+/// The URL and record id as columns; crawl date, content type and what extraction found
+/// in `metadata`.
+fn page_columns(row: &mut Row, meta: &PageMeta, mut extra: Map<String, Value>) {
+    row.url = meta.url.clone();
+    row.source_id = meta.record_id.clone();
+    if let Some(date) = &meta.date {
+        extra.insert("warc_date".into(), Value::String(date.clone()));
+    }
+    if let Some(content_type) = &meta.content_type {
+        extra.insert("content_type".into(), Value::String(content_type.clone()));
+    }
+    row.metadata = (!extra.is_empty()).then(|| Value::Object(extra).to_string());
+}
+
+/// `ru` of `https://www.example.ru/x`: a hint for guessing a page's charset.
+fn top_level_domain(url: &str) -> Option<String> {
+    let host = url::Url::parse(url).ok()?.host_str()?.to_ascii_lowercase();
+    let tld = host.rsplit('.').next()?;
+    tld.chars().all(|c| c.is_ascii_alphabetic()).then(|| tld.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ pub mod benchmark_index;
 pub(crate) mod block;
 pub mod classifier;
 mod column;
+pub mod html;
 pub mod language;
 pub mod minhash;
 mod normalize;
