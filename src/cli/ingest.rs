@@ -47,8 +47,8 @@ pub(super) fn print_ingest(s: &IngestSummary) -> Result<()> {
         count(s.counts.duplicates),
         count(s.counts.quarantined)
     );
-    if !s.skipped.is_empty() {
-        let kinds: Vec<_> = s.skipped.iter().map(|(k, n)| format!("{k} {}", count(*n))).collect();
+    if !s.skipped_by_kind.is_empty() {
+        let kinds: Vec<_> = s.skipped_by_kind.iter().map(|(k, n)| format!("{k} {}", count(*n))).collect();
         println!("  skipped (no page): {}", kinds.join(", "));
     }
     let rate = s.input_bytes as f64 / s.seconds.max(1e-9) / 1e6;

@@ -163,7 +163,7 @@ pub struct IngestSummary {
     pub examples: Vec<QuarantineExample>,
     /// Skipped WARC records by kind (`request`, `response image/png`, `response status 300`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub skipped: BTreeMap<String, u64>,
+    pub skipped_by_kind: BTreeMap<String, u64>,
     pub input_bytes: u64,
     /// UTF-8 bytes of the text (documents) or question + solution (problems) written.
     pub text_bytes: u64,
@@ -257,7 +257,7 @@ pub async fn ingest(lake: &Lake, options: &IngestOptions, progress: &ProgressBar
         counts: report.total.clone(),
         reasons: report.reasons.clone(),
         examples: report.examples.clone(),
-        skipped: report.skipped.clone(),
+        skipped_by_kind: report.skipped_by_kind.clone(),
         input_bytes,
         text_bytes: report.text_bytes,
         files_written: files.len() + quarantine_files.len(),
@@ -419,7 +419,7 @@ struct Report {
     inputs: Vec<InputSummary>,
     reasons: BTreeMap<&'static str, u64>,
     examples: Vec<QuarantineExample>,
-    skipped: BTreeMap<String, u64>,
+    skipped_by_kind: BTreeMap<String, u64>,
     text_bytes: u64,
 }
 
@@ -493,7 +493,7 @@ impl Work {
             for (kind, n) in skipped.take() {
                 counts.read += n;
                 counts.skipped += n;
-                *report.skipped.entry(kind).or_default() += n;
+                *report.skipped_by_kind.entry(kind).or_default() += n;
             }
             report.total.add(&counts);
             report.inputs.push(InputSummary { input: url, format: input.format, bytes: input.size, counts });

@@ -16,6 +16,7 @@ mod ingest_bad_input;
 mod ingest_kill;
 mod ingest_s3;
 mod ingest_shared_data;
+mod ingest_web;
 mod inspect;
 mod job;
 mod schedule;

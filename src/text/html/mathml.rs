@@ -17,7 +17,9 @@ pub fn to_latex(math: NodeRef<'_, Node>) -> (String, bool) {
     if let Some(tex) = annotation(math) {
         return (tex, display);
     }
-    if let Some(alt) = element(math).and_then(|e| e.attr("alttext")).filter(|a| !a.trim().is_empty()) {
+    // MathJax 4 writes the source on the element; Wikipedia and others as `alttext`.
+    let source = element(math).and_then(|e| e.attr("data-latex").or_else(|| e.attr("alttext")));
+    if let Some(alt) = source.filter(|a| !a.trim().is_empty()) {
         return (alt.trim().to_string(), display);
     }
     let mut out = String::new();

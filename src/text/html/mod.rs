@@ -115,6 +115,8 @@ struct Writer {
     in_pre: usize,
     /// Whitespace was read since the last word.
     space: bool,
+    /// Where the last list marker ends: a block that opens the item stays on its line.
+    marker_end: usize,
     formulas: usize,
 }
 
@@ -173,6 +175,7 @@ impl Writer {
                     Some(n) => self.out.push_str(&format!("{n}. ")),
                     None => self.out.push_str("- "),
                 }
+                self.marker_end = self.out.len();
                 self.children(node, depth);
                 self.line_break(1);
             }
@@ -202,6 +205,9 @@ impl Writer {
         let (text, links) = (self.chars - chars, self.link_chars - link_chars);
         if self.in_link == 0 && links > 0 && text < LONG_BLOCK_CHARS && links as f64 > MAX_LINK_SHARE * text as f64 {
             self.out.truncate(start);
+            if self.marker_end > start {
+                self.marker_end = usize::MAX;
+            }
             self.chars = chars;
             self.link_chars = link_chars;
             return;
@@ -272,6 +278,9 @@ impl Writer {
             if lines > 0 && !self.out.ends_with('\n') {
                 self.out.push('\n');
             }
+            return;
+        }
+        if self.out.len() == self.marker_end {
             return;
         }
         while self.out.ends_with(' ') {
@@ -458,6 +467,7 @@ const BOILERPLATE_WORDS: &[&str] = &[
     "disqus",
     "footer",
     "gdpr",
+    "hidden",
     "login",
     "masthead",
     "menu",
@@ -474,10 +484,13 @@ const BOILERPLATE_WORDS: &[&str] = &[
     "sharing",
     "sidebar",
     "signup",
+    "skip",
     "social",
     "sponsor",
     "sponsored",
+    "sr",
     "subscribe",
+    "tags",
     "toolbar",
     "topbar",
     "widget",
@@ -547,6 +560,12 @@ mod tests {
             extract(&page).text,
             "The group of units modulo n has order φ(n), Euler's totient, which counts the residues coprime to n."
         );
+    }
+
+    #[test]
+    fn an_item_that_opens_with_a_block_keeps_its_marker_line() {
+        let page = "<ul><li><h3>WebIDE</h3><p>Develop apps.</p></li><li>Valence</li></ul>";
+        assert_eq!(extract(page).text, "- WebIDE\n\nDevelop apps.\n\n- Valence");
     }
 
     #[test]
