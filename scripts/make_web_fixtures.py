@@ -125,10 +125,10 @@ def main(resources, out, math_pages, gsm8k_pages):
 
     expected = {}  # url -> what ingest must make of it
     records = []  # (url, type, payload, http headers or None, warc headers)
-    for renderer in ("katex", "mathjax"):
+    names = {"katex": "KaTeX", "mathjax": "MathJax", "mathml": "MathJax 3"}
+    for renderer, name in names.items():
         for i, (title, p, s) in enumerate(problems):
             url = f"https://mathhelp.example.org/{renderer}/{i}"
-            name = "KaTeX" if renderer == "katex" else "MathJax"
             body = page(f"{title} ({name})", html[renderer][2 * i], html[renderer][2 * i + 1]).encode()
             formulas = [seg["tex"] for seg in p + s if "tex" in seg]
             expected[url] = {"expect": "document", "formulas": formulas, "renderer": renderer}

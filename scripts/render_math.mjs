@@ -1,6 +1,6 @@
 // Renders pages of text and formulas with the real renderers, for scripts/make_web_fixtures.py.
 // stdin: [[{"text": "..."} | {"tex": "...", "display": bool}, ...], ...] (one list per page)
-// stdout: {"katex": [html, ...], "mathjax": [html, ...]}: each page's body, paragraphs as <p>.
+// stdout: {"katex": [...], "mathjax": [...], "mathml": [...]}: each page's body, paragraphs as <p>.
 // Needs `npm install katex mathjax` (KaTeX 0.16+, MathJax 4) in NODE_PATH or beside it.
 import { createRequire } from 'module';
 import { readFileSync } from 'fs';
@@ -47,6 +47,11 @@ const out = {
     page(segments, guarded((tex, display) => katex.renderToString(tex, { displayMode: display, throwOnError: false })))),
   mathjax: pages.map((segments) =>
     page(segments, guarded((tex, display) => adaptor.outerHTML(MathJax.tex2chtml(tex, { display }))))),
+  // MathJax 3's output: the same markup without the TeX source (no data-latex), so only
+  // the assistive MathML says what the formula is.
+  mathml: pages.map((segments) =>
+    page(segments, guarded((tex, display) =>
+      adaptor.outerHTML(MathJax.tex2chtml(tex, { display })).replace(/ data-latex="[^"]*"/g, '')))),
 };
 if (failed) process.stderr.write(`${failed} formulas left as TeX: the renderer rejected them\n`);
 process.stdout.write(JSON.stringify(out));

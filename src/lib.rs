@@ -1,7 +1,7 @@
 //! mathlake: a streaming data-lake processor for math pre-training corpora.
 //!
 //! ```text
-//! inputs (JSONL/.gz/.zst, Parquet, .txt/.tex; local or s3://)
+//! inputs (JSONL/.gz/.zst, Parquet, .txt/.tex, WARC/WET/HTML; local or s3://)
 //!   -> ingest      -> lake tables: documents, problems, quarantine     [ingest]
 //!   -> curate SQL  -> quality signals, math score, answers, steps      [curate]
 //!   -> dedup       -> near-duplicates and benchmark overlaps removed   [dedup, decontaminate]
@@ -14,7 +14,8 @@
 //!
 //! Dependencies point one way, from the bottom up:
 //! - [`text`]: the text algorithms every stage shares (normalization, words, answers and
-//!   steps, quality signals, the math classifier, MinHash), and [`random`], the seeded
+//!   steps, quality signals, the math classifier, MinHash, web pages to text with their
+//!   formulas), and [`random`], the seeded
 //!   streams behind every shuffle and the model's initial weights;
 //! - [`location`]: a path or URL (a local folder, S3 or memory) as an object store and a
 //!   path in it, and reading and writing whole objects there;

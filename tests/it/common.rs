@@ -130,7 +130,8 @@ pub fn bench_corpus(dir: &Path, mb: u32) -> PathBuf {
 
 /// Writes an object with a plain HTTP PUT. The test server does not check signatures, but
 /// lets only a request that carries one replace an existing object.
-pub fn put_object(bucket: &str, key: &str, body: &str) {
+pub fn put_object(bucket: &str, key: &str, body: impl AsRef<[u8]>) {
+    let body = body.as_ref();
     use std::io::{Read, Write};
     let address = s3_endpoint().trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).expect("S3 server reachable");
@@ -138,10 +139,11 @@ pub fn put_object(bucket: &str, key: &str, body: &str) {
         "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
     write!(
         stream,
-        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {address}\r\nAuthorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {address}\r\nAuthorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
+    stream.write_all(body).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "putting {bucket}/{key}: {response}");

