@@ -105,6 +105,12 @@ pub fn register(ctx: &SessionContext) {
     }
 }
 
+/// The functions whose arguments can name the lake's own tables (`url_in_list(url,
+/// 'blocklist')`), registered over the library's in a session on `lake`.
+pub fn register_for_lake(ctx: &SessionContext, lake: &crate::lake::Lake) {
+    ctx.register_udf(ScalarUDF::new_from_impl(web::url_in_list(Some(lake.clone()))));
+}
+
 /// The library as DataFusion functions.
 pub fn udfs() -> impl Iterator<Item = ScalarUDF> {
     library().into_iter().map(ScalarUDF::new_from_impl)

@@ -7,8 +7,12 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DFResult, exec_err};
 use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use super::{Cached, Function, doc, map_text, read_cached, section};
 use crate::error::Error;
+use crate::lake::Lake;
 use crate::text::pii::{self, Kinds};
 use crate::text::texts;
 use crate::text::url::{self, UrlList};
@@ -52,40 +56,71 @@ pub(super) fn functions() -> Vec<Function> {
             doc: doc(&web, "the URL's host in lower case without `www.`; NULL when it has none", "url_domain(url)"),
             eval: Box::new(|args| map_text::<_, StringArray>(&args[0], url::domain)),
         },
-        Function {
-            name: "url_in_list",
-            signature: Signature::string(2, Volatility::Immutable),
-            returns: DataType::Boolean,
-            doc: doc(
-                &web,
-                "whether the URL is on the list at `list` (a path, file:// or s3:// URL of a text file, one domain or URL a line, # comments): its exact URL, its host or a domain above it",
-                "url_in_list(url, list)",
-            ),
-            eval: Box::new(url_in_list),
-        },
+        url_in_list(None),
     ]
 }
 
-fn url_in_list(args: &[ArrayRef]) -> DFResult<ArrayRef> {
-    let mut listed = Vec::with_capacity(args[0].len());
-    let mut current: Option<(&str, std::sync::Arc<UrlList>)> = None;
-    for (url, list) in texts(&args[0])?.zip(texts(&args[1])?) {
-        let (Some(url), Some(list)) = (url, list) else {
-            listed.push(None);
-            continue;
-        };
-        if current.as_ref().is_none_or(|(l, _)| *l != list) {
-            let read = url_list(list).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
-            current = Some((list, read));
+/// `url_in_list`; with a lake, a list argument that names one of its tables reads that
+/// table (once per session: a session reads one version of each table).
+pub(super) fn url_in_list(lake: Option<Lake>) -> Function {
+    let tables: Mutex<HashMap<String, Arc<UrlList>>> = Mutex::default();
+    let eval = move |args: &[ArrayRef]| -> DFResult<ArrayRef> {
+        let mut listed = Vec::with_capacity(args[0].len());
+        let mut current: Option<(&str, Arc<UrlList>)> = None;
+        for (url, list) in texts(&args[0])?.zip(texts(&args[1])?) {
+            let (Some(url), Some(list)) = (url, list) else {
+                listed.push(None);
+                continue;
+            };
+            if current.as_ref().is_none_or(|(l, _)| *l != list) {
+                let read = match lake.as_ref().filter(|_| is_table_name(list)) {
+                    Some(lake) => table_list(lake, list, &tables),
+                    None => url_list(list),
+                };
+                current = Some((list, read.map_err(|e| datafusion::error::DataFusionError::External(e.into()))?));
+            }
+            listed.push(current.as_ref().map(|(_, l)| l.contains(url)));
         }
-        listed.push(current.as_ref().map(|(_, l)| l.contains(url)));
+        Ok(Arc::new(BooleanArray::from(listed)))
+    };
+    Function {
+        name: "url_in_list",
+        signature: Signature::string(2, Volatility::Immutable),
+        returns: DataType::Boolean,
+        doc: doc(
+            &section("Web text", "personal data and URLs of crawled pages"),
+            "whether the URL is on the list `list`: a lake table (its `entry`, `domain`, `text` or `url` column, the first it has) or a text file (a path, file:// or s3:// URL), one domain or URL an entry, # comments; on it means its exact URL, its host or a domain above it",
+            "url_in_list(url, list)",
+        ),
+        eval: Box::new(eval),
     }
-    Ok(std::sync::Arc::new(BooleanArray::from(listed)))
 }
+
+/// A bare table name (`blocklist`), not a path or URL (`lists/block.txt`).
+fn is_table_name(list: &str) -> bool {
+    crate::lake::validate_name(list).is_ok()
+}
+
+/// The entries of lake table `name`, one list entry a row.
+fn table_list(lake: &Lake, name: &str, read: &Mutex<HashMap<String, Arc<UrlList>>>) -> crate::Result<Arc<UrlList>> {
+    let mut read = read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(list) = read.get(name) {
+        return Ok(list.clone());
+    }
+    let table = lake.table(name)?;
+    let lines = crate::location::block_on_own_thread(table.text_values(LIST_COLUMNS))?;
+    let location = format!("table `{name}`");
+    let list = Arc::new(parse_list(&lines.join("\n"), &location)?);
+    read.insert(name.to_string(), list.clone());
+    Ok(list)
+}
+
+/// The columns a list table's entries can be in, in order of preference.
+const LIST_COLUMNS: &[&str] = &["entry", "domain", "text", "url"];
 
 /// The list at `location`, read once per process. A line that is neither a domain nor a
 /// URL fails the query with its number: a typo must not let a blocked site through.
-fn url_list(location: &str) -> crate::Result<std::sync::Arc<UrlList>> {
+fn url_list(location: &str) -> crate::Result<Arc<UrlList>> {
     static LISTS: Cached<UrlList> = std::sync::Mutex::new(Vec::new());
     read_cached(&LISTS, location, |bytes| {
         let hint =
@@ -93,13 +128,18 @@ fn url_list(location: &str) -> crate::Result<std::sync::Arc<UrlList>> {
         let bytes = bytes.ok_or_else(|| Error::user(format!("no URL list at {location}")).hint(hint))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::user(format!("the URL list {location} is not UTF-8 text")).hint(hint))?;
-        let (list, bad) = UrlList::parse(text);
-        if let Some((line, entry)) = bad.first() {
-            return Err(Error::user(format!("{location}:{line}: `{entry}` is neither a domain nor a URL"))
-                .hint("one domain (example.com) or URL (https://example.com/page) a line; # starts a comment"));
-        }
-        Ok(list)
+        parse_list(text, location)
     })
+}
+
+/// A typo must not let a blocked site through: a bad entry fails the query.
+fn parse_list(text: &str, location: &str) -> crate::Result<UrlList> {
+    let (list, bad) = UrlList::parse(text);
+    if let Some((line, entry)) = bad.first() {
+        return Err(Error::user(format!("{location}:{line}: `{entry}` is neither a domain nor a URL"))
+            .hint("one domain (example.com) or URL (https://example.com/page) an entry; # starts a comment"));
+    }
+    Ok(list)
 }
 
 /// The kinds the optional second argument asks for (a constant boolean).

@@ -8,14 +8,12 @@ use std::collections::HashSet;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::compute::{filter_record_batch, not};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::inputs::Input;
-use crate::error::{Context, Error, Result};
-use crate::lake::{DataFile, FileLimits, ParquetReader, SourceObject, Table, TableWriter, Version};
+use crate::error::{Error, Result};
+use crate::lake::{DataFile, FileLimits, SourceObject, Table, TableWriter, Version};
 
 /// What an ingest does with an input object that changed (another ETag, or size and
 /// modification time) since an earlier ingest read it.
@@ -126,7 +124,7 @@ pub async fn keep(table: &Table, version: Option<&Version>, dropping: &Dropping<
     }
     let mut rewritten = Vec::new();
     for file in &version.files {
-        let mut stream = open(table, file, Some(&columns)).await?;
+        let mut stream = table.read_file(file, Some(&columns)).await?;
         let mut dropped_here = 0;
         while let Some(batch) = stream.try_next().await? {
             let dropped = dropping.mask(&batch)?;
@@ -150,7 +148,7 @@ pub async fn keep(table: &Table, version: Option<&Version>, dropping: &Dropping<
     let schema = version.schema.arrow()?;
     let mut writer = TableWriter::new(table.clone(), &format!("{run_id}-kept"), schema, FileLimits::default());
     for file in rewritten {
-        let mut stream = open(table, file, None).await?;
+        let mut stream = table.read_file(file, None).await?;
         while let Some(batch) = stream.try_next().await? {
             match dropping.mask(&batch)? {
                 Some(dropped) => writer.write(&filter_record_batch(&batch, &not(&dropped)?)?).await?,
@@ -179,26 +177,6 @@ impl Dropping<'_> {
             .collect();
         Ok(Some(mask))
     }
-}
-
-async fn open(
-    table: &Table,
-    file: &DataFile,
-    columns: Option<&[&str]>,
-) -> Result<ParquetRecordBatchStream<ParquetReader>> {
-    let path = table.file_path(file);
-    let reader = ParquetReader::new(table.store().clone(), path.clone(), file.bytes);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .with_context(|| format!("reading {}", table.location().with_path(path.clone())))?;
-    let builder = match columns {
-        Some(columns) => {
-            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-            builder.with_projection(mask)
-        }
-        None => builder,
-    };
-    Ok(builder.build()?)
 }
 
 fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {

@@ -124,6 +124,7 @@ pub async fn session(lake: &Lake, options: &SessionOptions) -> Result<SessionCon
     ctx.register_udtf("table_at", Arc::new(TableAt { lake: lake.clone() }));
     crate::job::history::register(&ctx, lake)?;
     crate::functions::register(&ctx);
+    crate::functions::register_for_lake(&ctx, lake);
     super::engine::connect(ctx, &options.engine).await
 }
 

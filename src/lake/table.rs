@@ -15,6 +15,11 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
+use datafusion::arrow::array::AsArray;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+
+use super::parquet_reader::ParquetReader;
 use super::schema::TableSchema;
 use crate::error::{Context, Error, Result};
 use crate::location::{Location, put_if_absent};
@@ -244,6 +249,53 @@ impl Table {
             path = path.join(part);
         }
         path
+    }
+
+    /// The rows of one of the table's data files, only `columns` when given.
+    pub async fn read_file(
+        &self,
+        file: &DataFile,
+        columns: Option<&[&str]>,
+    ) -> Result<ParquetRecordBatchStream<ParquetReader>> {
+        let path = self.file_path(file);
+        let reader = ParquetReader::new(self.store().clone(), path.clone(), file.bytes);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .with_context(|| format!("reading {}", self.location().with_path(path.clone())))?;
+        let builder = match columns {
+            Some(columns) => {
+                let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+                builder.with_projection(mask)
+            }
+            None => builder,
+        };
+        Ok(builder.build()?)
+    }
+
+    /// The non-NULL values of the first of `columns` that the latest version has as text,
+    /// in file order: a list kept as a table (URL block lists).
+    pub async fn text_values(&self, columns: &[&str]) -> Result<Vec<String>> {
+        let Some(version) = self.latest().await? else {
+            return Err(Error::user(format!("the lake has no table `{}`", self.name())));
+        };
+        let text_column = |name: &&str| version.schema.fields.iter().find(|f| f.name == *name && f.data_type == "utf8");
+        let Some(field) = columns.iter().find_map(text_column) else {
+            return Err(Error::user(format!(
+                "table `{}` has no text column named {}",
+                self.name(),
+                columns.join(", ")
+            )));
+        };
+        let mut values = Vec::new();
+        for file in &version.files {
+            let mut stream = self.read_file(file, Some(&[field.name.as_str()])).await?;
+            while let Some(batch) = stream.try_next().await? {
+                let column =
+                    datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)?;
+                values.extend(column.as_string::<i32>().iter().flatten().map(str::to_string));
+            }
+        }
+        Ok(values)
     }
 
     /// Commits on top of `base` (the version the writer started from). If another writer

@@ -238,3 +238,56 @@ fn a_crawl_on_s3_reads_as_the_local_copy() {
     let sql = "SELECT id, url, source_id, position FROM documents ORDER BY id";
     assert_eq!(query(&lake, sql, &[]), query(&local_lake, sql, &[]));
 }
+
+#[test]
+fn a_block_list_can_be_a_lake_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    ingest(&lake, &fixture("pages.warc.gz"));
+    let list = dir.path().join("blocklist.jsonl");
+    std::fs::write(
+        &list,
+        "{\"entry\": \"mathhelp.example.org\"}\n{\"entry\": \"https://trafilatura.example.org/apache.html\"}\n",
+    )
+    .unwrap();
+    let args = [
+        "ingest",
+        list.to_str().unwrap(),
+        "--table",
+        "documents",
+        "--to",
+        "blocklist",
+        "--map",
+        "text=entry",
+        "--source",
+        "lists",
+    ];
+    ok(&mut mathlake(&[&args[..], &["--lake", &lake]].concat()));
+    let math_pages = manifest().iter().filter(|r| r["renderer"].is_string()).count();
+    let sql = "SELECT count(*) AS n FROM documents WHERE url_in_list(url, 'blocklist')";
+    assert_eq!(query(&lake, sql, &[])[0]["n"], math_pages + 1, "the site's pages and the one exact URL");
+
+    // A typo in a list table fails the query, naming the table and the entry.
+    let bad = dir.path().join("badlist.jsonl");
+    std::fs::write(&bad, "{\"entry\": \"example.org\"}\n{\"entry\": \"not a domain\"}\n").unwrap();
+    let args = [
+        "ingest",
+        bad.to_str().unwrap(),
+        "--table",
+        "documents",
+        "--to",
+        "badlist",
+        "--map",
+        "text=entry",
+        "--source",
+        "lists",
+    ];
+    ok(&mut mathlake(&[&args[..], &["--lake", &lake]].concat()));
+    let err = fails(&mut mathlake(&[
+        "query",
+        "--lake",
+        &lake,
+        "SELECT count(*) FROM documents WHERE url_in_list(url, 'badlist')",
+    ]));
+    assert!(err.contains("table `badlist`:2: `not a domain` is neither a domain nor a URL"), "{err}");
+}
