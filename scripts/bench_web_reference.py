@@ -43,15 +43,23 @@ def flat(text):
 
 
 def formulas_kept(texts, manifest):
-    kept = total = 0
+    """Formulas kept by renderer (KaTeX, MathJax 4, MathJax 3's MathML only): (kept, total)."""
+    counts = {}
     for entry in manifest:
         if "formulas" not in entry:
             continue
         text = flat(texts.get(entry["url"], ""))
+        kept, total = counts.get(entry["renderer"], (0, 0))
         for formula in entry["formulas"]:
-            total += 1
-            kept += flat(formula) in text
-    return kept, total
+            kept, total = kept + (flat(formula) in text), total + 1
+        counts[entry["renderer"]] = (kept, total)
+    return counts
+
+
+def describe(counts):
+    kept, total = (sum(c[i] for c in counts.values()) for i in (0, 1))
+    parts = ", ".join(f"{r} {k}/{t}" for r, (k, t) in sorted(counts.items()))
+    return f"formulas kept {kept} of {total} ({100 * kept / max(total, 1):.1f}%: {parts})"
 
 
 def main():
@@ -70,17 +78,14 @@ def main():
         start = time.process_time()
         texts = {url: extract(body) for url, body in crawl}
         cpu = time.process_time() - start
-        kept, total = formulas_kept(texts, manifest)
         print(f"{name}: {len(crawl)} pages in {cpu:.2f} CPU-s: {len(crawl) / cpu:.1f} pages per CPU-second "
-              f"({len(crawl) / (cpu + read):.1f} with warcio's reading); formulas kept {kept} of {total} "
-              f"({100 * kept / max(total, 1):.1f}%)")
+              f"({len(crawl) / (cpu + read):.1f} with warcio's reading); {describe(formulas_kept(texts, manifest))}")
     if args.mathlake:
         texts = {}
         for line in open(args.mathlake):
             row = json.loads(line)
             texts[row["url"]] = row["text"]
-        kept, total = formulas_kept(texts, manifest)
-        print(f"mathlake: formulas kept {kept} of {total} ({100 * kept / max(total, 1):.1f}%)")
+        print(f"mathlake: {describe(formulas_kept(texts, manifest))}")
 
 
 if __name__ == "__main__":

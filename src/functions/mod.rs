@@ -22,6 +22,7 @@ use crate::text::texts;
 
 mod classify;
 mod dedup;
+mod metadata;
 mod normalize;
 mod problems;
 mod quality;
@@ -125,6 +126,7 @@ pub fn library() -> Vec<Function> {
         dedup::functions(),
         normalize::functions(),
         web::functions(),
+        metadata::functions(),
     ]
     .into_iter()
     .flatten()
@@ -242,7 +244,7 @@ mod tests {
         let list = list.to_string_lossy().into_owned();
         for function in library() {
             let args = match function.name {
-                "completeness" | "jaccard" => vec![column.clone(), column.clone()],
+                "completeness" | "jaccard" | "json_field" => vec![column.clone(), column.clone()],
                 "url_in_list" => vec![column.clone(), Arc::new(StringViewArray::from(vec![list.as_str(); 4]))],
                 "minhash_bands" => {
                     let ints = |n: i64| Arc::new(Int64Array::from(vec![n; 4])) as ArrayRef;
