@@ -244,7 +244,7 @@ fn read_record(r: &mut impl BufRead, max_record_bytes: u64, offset: u64) -> Resu
             if is_html(&mime, &bytes) {
                 let meta = PageMeta { content_type: Some(mime), charset, ..meta() };
                 Found::Record(RawRecord { position: offset, bytes, size: length, kind: RawKind::Html(Box::new(meta)) })
-            } else if mime == "text/plain" {
+            } else if kind == "conversion" && mime == "text/plain" {
                 let meta = PageMeta { content_type: Some(mime), charset, ..meta() };
                 Found::Record(RawRecord {
                     position: offset,
@@ -510,6 +510,16 @@ mod tests {
         out
     }
 
+    /// A `resource` record: the block is the object itself, typed by the WARC header.
+    fn resource(url: &str, content_type: &str, body: &str) -> Vec<u8> {
+        let head = format!(
+            "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: {url}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        [head.as_bytes(), body.as_bytes(), b"\r\n\r\n"].concat()
+    }
+
     fn response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
         format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
             .into_bytes()
@@ -536,6 +546,7 @@ mod tests {
             record("response", "http://a.org/x.png", &response("200 OK", "image/png", "\u{89}PNG")),
             record("response", "http://a.org/gone", &response("404 Not Found", "text/html", "<p>missing</p>")),
             record("response", "http://b.org/", &response("200 OK", "text/html", "<p>second page</p>")),
+            resource("http://b.org/robots.txt", "text/plain", "User-agent: *"),
         ]
     }
 
@@ -552,10 +563,16 @@ mod tests {
     }
 
     fn expected_skips() -> BTreeMap<String, u64> {
-        [("warcinfo", 1), ("request", 1), ("response image/png", 1), ("response status 400", 1)]
-            .into_iter()
-            .map(|(k, n)| (k.to_string(), n))
-            .collect()
+        [
+            ("warcinfo", 1),
+            ("request", 1),
+            ("response image/png", 1),
+            ("response status 400", 1),
+            ("resource text/plain", 1),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect()
     }
 
     fn offsets(parts: &[Vec<u8>]) -> Vec<u64> {
@@ -590,12 +607,12 @@ mod tests {
         assert_eq!(pages.len(), 1);
         assert_eq!(pages[0].position, at[5]);
         assert_eq!(skipped, expected_skips());
-        // A file cut inside its last member: that member is quarantined, the rest read.
+        // A file cut inside its last member (the resource): it is quarantined, the rest read.
         let mut cut: Vec<u8> = records().iter().flat_map(|r| gzip(r)).collect();
         cut.truncate(cut.len() - 10);
         let (found, _) = read(cut, true);
         assert!(matches!(found.last().map(|r| &r.kind), Some(RawKind::Corrupt(_))), "{found:?}");
-        assert_eq!(found.iter().filter(|r| matches!(r.kind, RawKind::Html(_))).count(), 1);
+        assert_eq!(found.iter().filter(|r| matches!(r.kind, RawKind::Html(_))).count(), 2);
     }
 
     #[test]
