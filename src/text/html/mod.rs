@@ -117,6 +117,8 @@ struct Writer {
     space: bool,
     /// Where the last list marker ends: a block that opens the item stays on its line.
     marker_end: usize,
+    /// The lists being written, innermost last: the items of an `ol` so far, `None` for a `ul`.
+    lists: Vec<Option<usize>>,
     formulas: usize,
 }
 
@@ -167,10 +169,15 @@ impl Writer {
             }
             "li" => {
                 self.line_break(1);
-                let number = node
-                    .parent()
-                    .and_then(|p| p.value().as_element().filter(|p| p.name() == "ol").map(|_| p))
-                    .map(|list| list.children().take_while(|c| c.id() != node.id()).filter(is_item).count() + 1);
+                // Numbered when it is an item of the `ol` being written.
+                let in_ol = node.parent().is_some_and(|p| p.value().as_element().is_some_and(|p| p.name() == "ol"));
+                let number = match self.lists.last_mut() {
+                    Some(Some(items)) if in_ol => {
+                        *items += 1;
+                        Some(*items)
+                    }
+                    _ => None,
+                };
                 match number {
                     Some(n) => self.out.push_str(&format!("{n}. ")),
                     None => self.out.push_str("- "),
@@ -189,6 +196,11 @@ impl Writer {
                 self.line_break(1);
                 self.children(node, depth);
                 self.line_break(1);
+            }
+            "ol" | "ul" => {
+                self.lists.push((name == "ol").then_some(0));
+                self.block(node, name, depth);
+                self.lists.pop();
             }
             _ if BLOCKS.contains(&name) => self.block(node, name, depth),
             _ => self.children(node, depth),
@@ -301,10 +313,6 @@ impl Writer {
 fn site_header(node: NodeRef<'_, Node>, name: &str) -> bool {
     name == "header"
         && !node.ancestors().any(|a| a.value().as_element().is_some_and(|e| matches!(e.name(), "main" | "article")))
-}
-
-fn is_item(node: &NodeRef<'_, Node>) -> bool {
-    node.value().as_element().is_some_and(|e| e.name() == "li")
 }
 
 fn text_of(node: NodeRef<'_, Node>) -> String {
@@ -560,6 +568,12 @@ mod tests {
             extract(&page).text,
             "The group of units modulo n has order φ(n), Euler's totient, which counts the residues coprime to n."
         );
+    }
+
+    #[test]
+    fn ordered_lists_number_their_own_items_nested_or_not() {
+        let page = "<ol><li>one</li><li>two<ol><li>inner</li></ol><ul><li>bullet</li></ul></li><li>three</li></ol>";
+        assert_eq!(extract(page).text, "1. one\n2. two\n1. inner\n- bullet\n3. three");
     }
 
     #[test]
