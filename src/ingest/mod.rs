@@ -615,9 +615,8 @@ impl Work {
 
 /// An HTML file as one record: at most `max_record_bytes` of it kept, its full size
 /// counted.
-fn html_page(reader: Box<dyn BufRead + Send>, max_record_bytes: u64) -> std::io::Result<RawRecord> {
+fn html_page(mut reader: Box<dyn BufRead + Send>, max_record_bytes: u64) -> std::io::Result<RawRecord> {
     use std::io::Read;
-    let mut reader = reader;
     let mut bytes = Vec::new();
     (&mut reader).take(max_record_bytes).read_to_end(&mut bytes)?;
     let size = bytes.len() as u64 + std::io::copy(&mut reader, &mut std::io::sink())?;

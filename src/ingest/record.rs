@@ -129,20 +129,19 @@ pub struct Parser {
 
 impl Parser {
     pub fn parse(&self, raw: &RawRecord, scratch: &mut IdScratch) -> Result<Row, Rejection> {
+        // Bytes that are no record are that, whatever their size.
+        if let RawKind::Corrupt(detail) = &raw.kind {
+            return Err(reject(Reason::CorruptRecord, detail.clone()));
+        }
         if raw.size > self.max_record_bytes {
             return Err(reject(
                 Reason::RecordTooLarge,
                 format!("{} bytes, over the limit of {} (--max-record-bytes)", raw.size, self.max_record_bytes),
             ));
         }
-        let page = match &raw.kind {
-            RawKind::Corrupt(detail) => return Err(reject(Reason::CorruptRecord, detail.clone())),
-            RawKind::Html(meta) => Some(self.page_row(&raw.bytes, meta)?),
-            RawKind::Json | RawKind::Text | RawKind::PageText(_) => None,
-        };
-        let mut row = match page {
-            Some(row) => row,
-            None => self.decoded_row(raw)?,
+        let mut row = match &raw.kind {
+            RawKind::Html(meta) => self.page_row(&raw.bytes, meta)?,
+            _ => self.decoded_row(raw)?,
         };
         row.position = raw.position;
         row.id = match self.mapping.target {
@@ -165,8 +164,7 @@ impl Parser {
         match &raw.kind {
             RawKind::Json => self.json_row(text),
             RawKind::PageText(meta) => {
-                let mut row = self.text_row(text)?;
-                row.text = row.text.trim().to_string();
+                let mut row = self.text_row(text.trim())?;
                 if row.text.is_empty() {
                     return Err(reject(Reason::EmptyText, "the WET record holds no text"));
                 }
@@ -178,10 +176,8 @@ impl Parser {
     }
 
     /// An HTML page: its body decoded and its main content extracted, formulas as LaTeX.
+    /// (Pages are documents: ingest refuses web inputs for `problems` before reading.)
     fn page_row(&self, bytes: &[u8], meta: &PageMeta) -> Result<Row, Rejection> {
-        if self.mapping.target == Target::Problems {
-            return Err(reject(Reason::MissingField, "a web page has no question and solution fields"));
-        }
         let body = super::http::body(bytes, meta.transfer.as_deref(), meta.encoding.as_deref())
             .map_err(|detail| reject(Reason::BadHttpBody, detail))?;
         let tld = meta.url.as_deref().and_then(top_level_domain);
@@ -443,6 +439,8 @@ mod tests {
         assert_eq!(p.parse(&bad, &mut IdScratch::default()).unwrap_err().reason, Reason::NotUtf8);
         let big = RawRecord { position: 1, bytes: vec![b' '; 10], size: 5000, kind: RawKind::Json };
         assert_eq!(p.parse(&big, &mut IdScratch::default()).unwrap_err().reason, Reason::RecordTooLarge);
+        let corrupt = RawRecord { position: 0, bytes: vec![0; 10], size: 5000, kind: RawKind::Corrupt("cut".into()) };
+        assert_eq!(p.parse(&corrupt, &mut IdScratch::default()).unwrap_err().reason, Reason::CorruptRecord);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 use ego_tree::NodeRef;
 use scraper::Node;
 
+use super::text_of;
+
 /// The TeX source or the conversion of the `<math>` element `math`, and whether it is
 /// display math.
 pub fn to_latex(math: NodeRef<'_, Node>) -> (String, bool) {
@@ -42,10 +44,6 @@ fn annotation(math: NodeRef<'_, Node>) -> Option<String> {
 
 fn element(node: NodeRef<'_, Node>) -> Option<&scraper::node::Element> {
     node.value().as_element()
-}
-
-fn text_of(node: NodeRef<'_, Node>) -> String {
-    node.descendants().filter_map(|d| d.value().as_text().map(|t| &**t)).collect()
 }
 
 /// The element children of `node`; whitespace between MathML elements means nothing.

@@ -134,8 +134,7 @@ impl Writer {
 
     fn children(&mut self, node: NodeRef<'_, Node>, depth: usize) {
         if depth >= MAX_DEPTH {
-            let flat: String = node.descendants().filter_map(|d| d.value().as_text().map(|t| &**t)).collect();
-            self.text(&flat);
+            self.text(&text_of(node));
             return;
         }
         for child in node.children() {
@@ -315,6 +314,7 @@ fn site_header(node: NodeRef<'_, Node>, name: &str) -> bool {
         && !node.ancestors().any(|a| a.value().as_element().is_some_and(|e| matches!(e.name(), "main" | "article")))
 }
 
+/// All the text below `node`, markup ignored.
 fn text_of(node: NodeRef<'_, Node>) -> String {
     node.descendants().filter_map(|d| d.value().as_text().map(|t| &**t)).collect()
 }
