@@ -473,7 +473,7 @@ impl Work {
                                 Error::user(format!("reading {}: {e}", input.location))
                                     .hint("nothing was committed; check that the file is complete (a cut download?) and run again")
                             })?;
-                            bytes += record.bytes.len();
+                            bytes += record.held() as usize;
                             chunk.push(record);
                         }
                         None => break,
@@ -538,8 +538,8 @@ impl Work {
                     &mut IdScratch::default(),
                 );
                 if self.seen_quarantine.insert(id_key(&id)?) {
-                    let row =
-                        Quarantined { id, position: raw.position, rejection, raw: raw.bytes, raw_bytes: raw.size };
+                    let (position, raw_bytes) = (raw.position, raw.size);
+                    let row = Quarantined { id, position, rejection, raw: raw.kept(), raw_bytes };
                     if self.quarantine.push(row)
                         && let Some(batch) = self.quarantine.take()?
                     {

@@ -65,8 +65,10 @@ pub struct RawRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawKind {
-    /// A JSON object (a JSONL line, or a Parquet row rendered as JSON).
+    /// A JSON object: a JSONL line (or a Parquet row that only serde_json may judge).
     Json,
+    /// A Parquet row as the object its JSON rendering would parse to; `bytes` is empty.
+    Fields(Box<Map<String, Value>>),
     /// A document cut from a text file.
     Text,
     /// An HTML page (an `.html` file, a WARC response's HTTP body): its main content is
@@ -76,6 +78,44 @@ pub enum RawKind {
     PageText(Box<PageMeta>),
     /// Bytes of a WARC file that hold no readable record, and why.
     Corrupt(String),
+}
+
+impl RawRecord {
+    /// A Parquet row; its size is the bytes of its values.
+    pub fn fields(position: u64, object: Map<String, Value>) -> RawRecord {
+        let size = object.iter().map(|(k, v)| k.len() as u64 + value_bytes(v)).sum();
+        RawRecord { position, bytes: Vec::new(), size, kind: RawKind::Fields(Box::new(object)) }
+    }
+
+    /// The bytes a quarantine row keeps: the record's own, or a Parquet row as JSON.
+    pub fn kept(self) -> Vec<u8> {
+        match self.kind {
+            RawKind::Fields(object) => {
+                let mut json = serde_json::to_vec(&object).expect("a map with string keys always serializes");
+                json.truncate(RAW_KEEP);
+                json
+            }
+            _ => self.bytes,
+        }
+    }
+
+    /// Bytes held in memory, for sizing the chunks parsed in parallel.
+    pub fn held(&self) -> u64 {
+        match self.kind {
+            RawKind::Fields(_) => self.size,
+            _ => self.bytes.len() as u64,
+        }
+    }
+}
+
+/// The bytes of a value's strings and numbers, an estimate of its JSON size.
+fn value_bytes(value: &Value) -> u64 {
+    match value {
+        Value::String(s) => s.len() as u64,
+        Value::Array(items) => items.iter().map(value_bytes).sum(),
+        Value::Object(fields) => fields.iter().map(|(k, v)| k.len() as u64 + value_bytes(v)).sum(),
+        _ => 8,
+    }
 }
 
 /// Where a page came from and how its bytes are encoded, from its WARC and HTTP headers.
@@ -141,6 +181,7 @@ impl Parser {
         }
         let mut row = match &raw.kind {
             RawKind::Html(meta) => self.page_row(&raw.bytes, meta)?,
+            RawKind::Fields(object) => self.object_row(object.as_ref().clone())?,
             _ => self.decoded_row(raw)?,
         };
         row.position = raw.position;
@@ -206,7 +247,7 @@ impl Parser {
     }
 
     fn json_row(&self, text: &str) -> Result<Row, Rejection> {
-        let mut object = match json::object(text) {
+        let object = match json::object(text) {
             Some(object) => object,
             None => {
                 let value: Value =
@@ -220,6 +261,11 @@ impl Parser {
                 object
             }
         };
+        self.object_row(object)
+    }
+
+    /// A JSON object's fields into columns; the top-level fields left over are metadata.
+    fn object_row(&self, mut object: Map<String, Value>) -> Result<Row, Rejection> {
         let mut row = Row::default();
         match self.mapping.target {
             Target::Documents => {

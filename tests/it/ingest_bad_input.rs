@@ -165,3 +165,98 @@ fn latin1_text_without_the_flag_is_quarantined_not_garbled() {
     assert_eq!(summary["reasons"].as_object().unwrap().keys().collect::<Vec<_>>(), ["not_utf8"]);
     assert!(summary["examples"][0]["detail"].as_str().unwrap().contains("--encoding latin1"), "{summary}");
 }
+
+/// GSM8K rows as a Parquet file with an id, a level and a struct column beside the text,
+/// and bad rows among them: a null question, a blank one, an oversize answer.
+#[test]
+fn bad_parquet_rows_are_quarantined_and_good_ones_match_their_jsonl() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(shared_data("problems/gsm8k_train.jsonl"))
+        .unwrap()
+        .lines()
+        .take(30)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut questions: Vec<Option<String>> =
+        records.iter().map(|r| r["question"].as_str().map(str::to_string)).collect();
+    let mut answers: Vec<String> = records.iter().map(|r| r["answer"].as_str().unwrap().to_string()).collect();
+    questions[4] = None;
+    questions[9] = Some("   ".into());
+    answers[14] = "x".repeat(200_000);
+    let bad = [(5u64, "missing_field"), (10, "empty_text"), (15, "record_too_large")];
+    let n = records.len();
+    let meta = StructArray::from(vec![
+        (
+            Arc::new(Field::new("origin", DataType::Utf8, true)),
+            Arc::new(StringArray::from(vec!["openai/gsm8k"; n])) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("row", DataType::Int64, true)),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+        ),
+    ]);
+    let batch = RecordBatch::try_from_iter(vec![
+        ("question", Arc::new(StringArray::from(questions.clone())) as ArrayRef),
+        ("answer", Arc::new(StringArray::from(answers.clone())) as ArrayRef),
+        ("n", Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef),
+        ("meta", Arc::new(meta) as ArrayRef),
+    ])
+    .unwrap();
+    let parquet = dir.path().join("gsm8k_rows.parquet");
+    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&parquet).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    // The same rows as JSONL, the bad ones left out.
+    let jsonl = dir.path().join("gsm8k_rows.jsonl");
+    let lines: Vec<String> = (0..n)
+        .filter(|i| !bad.iter().any(|(line, _)| *line == *i as u64 + 1))
+        .map(|i| {
+            serde_json::json!({"question": questions[i], "answer": answers[i], "n": i,
+                "meta": {"origin": "openai/gsm8k", "row": i}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+
+    let ingest = |input: &std::path::Path, lake: &str| {
+        let args = ["ingest", input.to_str().unwrap(), "--preset", "gsm8k", "--source", "gsm8k", "--lake", lake];
+        let mut command = mathlake(&args);
+        command.args(["--split", "train", "--max-record-bytes", "100000", "--max-bad-fraction", "0.5", "--json"]);
+        json(&ok(&mut command))
+    };
+    let lake = lake_in(&dir);
+    let summary = ingest(&parquet, &lake);
+    assert_eq!((summary["read"].as_u64(), summary["written"].as_u64()), (Some(n as u64), Some((n - 3) as u64)));
+    let rows = query(
+        &lake,
+        "SELECT position, reason, CAST(raw AS VARCHAR) AS raw, raw_bytes FROM quarantine ORDER BY position",
+        &[],
+    );
+    let got: Vec<(u64, &str)> =
+        rows.iter().map(|r| (r["position"].as_u64().unwrap(), r["reason"].as_str().unwrap())).collect();
+    assert_eq!(got, bad);
+    // A quarantined row keeps the row itself, as JSON.
+    let raw: serde_json::Value = serde_json::from_str(rows[0]["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(raw["answer"], answers[4]);
+    assert_eq!(raw["meta"]["row"], 4);
+    assert!(raw.get("question").is_none(), "a null is no field: {raw}");
+    assert_eq!(rows[2]["raw_bytes"].as_u64().map(|b| b > 200_000), Some(true));
+
+    let reference = lake_in(&dir) + "-jsonl";
+    assert_eq!(ingest(&jsonl, &reference)["written"], summary["written"]);
+    let sql = "SELECT id, final_answer, metadata FROM problems ORDER BY id";
+    let (from_parquet, from_jsonl) = (query(&lake, sql, &[]), query(&reference, sql, &[]));
+    assert_eq!(from_parquet, from_jsonl, "same ids, answers and metadata from either format");
+    assert!(from_parquet[0]["metadata"].as_str().unwrap().contains(r#""meta":{"origin":"openai/gsm8k""#));
+}
