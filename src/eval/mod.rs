@@ -463,7 +463,11 @@ fn score(
     scored.into_iter().map(|s| s.ok_or_else(|| Error::Internal("an item was not scored".into()))).collect()
 }
 
-fn render(template: &Template, question: &str, solution: &str) -> Result<crate::tokenize::template::Rendered> {
+fn render<'a>(
+    template: &Template,
+    question: &'a str,
+    solution: &'a str,
+) -> Result<crate::tokenize::template::Rendered<'a>> {
     template
         .render(|column| match column {
             "question" => Some(question),

@@ -95,6 +95,17 @@ struct ShortIds {
     len: u8,
 }
 
+impl ShortIds {
+    /// Appends the ids. All [`SHORT_IDS`] are copied and the unused cut off: a copy of a
+    /// fixed size is a few moves, where one of `len` ids was a call to `memcpy`.
+    #[inline(always)]
+    fn push_to(&self, ids: &mut Vec<u32>) {
+        let len = ids.len() + self.len as usize;
+        ids.extend_from_slice(&self.ids);
+        ids.truncate(len);
+    }
+}
+
 /// The merge loop's buffers, kept between pieces.
 #[derive(Default)]
 struct MergeScratch {
@@ -314,12 +325,12 @@ impl FastBpe {
                 ((key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HOT_BITS)) as usize;
             let (hot_key, hot) = cache.hot[slot];
             if hot_key == key {
-                ids.extend_from_slice(&hot.ids[..hot.len as usize]);
+                hot.push_to(ids);
                 return;
             }
             match cache.short.get(&key) {
                 Some(&known) if known.len as usize <= SHORT_IDS => {
-                    ids.extend_from_slice(&known.ids[..known.len as usize]);
+                    known.push_to(ids);
                     cache.hot[slot] = (key, known);
                     return;
                 }

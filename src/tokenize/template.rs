@@ -5,6 +5,7 @@
 //! tokenized as one string; SFT trains only on the response's tokens and the EOS, CPT
 //! on every token. Both modes see the same tokens, so one tokenized table serves both.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
@@ -39,8 +40,9 @@ enum Part {
 
 /// A row's text and where its prompt ends (a byte offset).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rendered {
-    pub text: String,
+pub struct Rendered<'a> {
+    /// The column's own value when the template is one column and nothing else.
+    pub text: Cow<'a, str>,
     pub prompt_bytes: usize,
 }
 
@@ -97,7 +99,10 @@ impl Template {
 
     /// Fills the template; `value(column)` gives a row's value, `None` for null. A row
     /// with a null column renders nothing: the caller counts it as skipped.
-    pub fn render<'a>(&self, mut value: impl FnMut(&str) -> Option<&'a str>) -> Option<Rendered> {
+    pub fn render<'a>(&self, mut value: impl FnMut(&str) -> Option<&'a str>) -> Option<Rendered<'a>> {
+        if let ([], [Part::Column(column)]) = (self.prompt_parts.as_slice(), self.response_parts.as_slice()) {
+            return Some(Rendered { text: Cow::Borrowed(value(column)?), prompt_bytes: 0 });
+        }
         let mut text = String::new();
         for part in &self.prompt_parts {
             push(&mut text, part, &mut value)?;
@@ -106,7 +111,7 @@ impl Template {
         for part in &self.response_parts {
             push(&mut text, part, &mut value)?;
         }
-        Some(Rendered { text, prompt_bytes })
+        Some(Rendered { text: Cow::Owned(text), prompt_bytes })
     }
 }
 
@@ -183,7 +188,9 @@ mod tests {
     fn text_layout_has_no_prompt() {
         let t = Template::text();
         assert!(!t.has_prompt());
-        assert_eq!(t.render(|_| Some("x {y}")).unwrap(), Rendered { text: "x {y}".into(), prompt_bytes: 0 });
+        let rendered = t.render(|_| Some("x {y}")).unwrap();
+        assert_eq!(rendered, Rendered { text: "x {y}".into(), prompt_bytes: 0 });
+        assert!(matches!(rendered.text, Cow::Borrowed(_)), "one column alone is not copied");
         assert_eq!(t.render(|_| None), None);
     }
 

@@ -415,7 +415,7 @@ fn sft_loss_masks_match_hf() {
             .iter()
             .map(|(q, s)| {
                 let r = template.render(|c| Some(if c == "question" { q } else { s })).unwrap();
-                (r.text, r.prompt_bytes)
+                (r.text.into_owned(), r.prompt_bytes)
             })
             .collect();
         pair.assert_same(&format!("problems in `{}` + `{}`", template.prompt, template.response), &rendered);
