@@ -276,28 +276,43 @@ fn extract(text: &str, bits: u32, out: &mut Features) {
         };
         let mut previous: Option<u64> = None;
         let mut word = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
+        // Bytes, not `chars()`: ASCII (most of any corpus) takes no decoding; a non-ASCII
+        // character is decoded where it starts.
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while let Some(c) = char_at(text, at) {
+            at += c.len_utf8();
             if c.is_whitespace() {
                 continue;
             }
             word.clear();
             if c.is_alphabetic() {
                 push_lowercase(&mut word, c);
-                while let Some(next) = chars.next_if(|n| n.is_alphabetic()) {
-                    push_lowercase(&mut word, next);
+                loop {
+                    match bytes.get(at) {
+                        Some(b) if b.is_ascii_alphabetic() => {
+                            word.push(b.to_ascii_lowercase() as char);
+                            at += 1;
+                        }
+                        Some(b) if !b.is_ascii() => match char_at(text, at) {
+                            Some(next) if next.is_alphabetic() => {
+                                push_lowercase(&mut word, next);
+                                at += next.len_utf8();
+                            }
+                            _ => break,
+                        },
+                        _ => break,
+                    }
                 }
             } else if c.is_ascii_digit() {
-                let mut digits = 1;
-                while chars.next_if(char::is_ascii_digit).is_some() {
-                    digits += 1;
-                }
+                let digits = 1 + bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+                at += digits - 1;
                 word.push_str(["<1>", "<2>", "<3>", "<4+>"][digits.min(4) - 1]);
-            } else if c == '\\' && chars.peek().is_some_and(|n| n.is_ascii_alphabetic()) {
+            } else if c == '\\' && bytes.get(at).is_some_and(u8::is_ascii_alphabetic) {
+                let letters = bytes[at..].iter().take_while(|b| b.is_ascii_alphabetic()).count();
                 word.push('\\');
-                while let Some(next) = chars.next_if(char::is_ascii_alphabetic) {
-                    word.push(next);
-                }
+                word.push_str(&text[at..at + letters]);
+                at += letters;
             } else {
                 word.push(c);
             }
@@ -312,7 +327,8 @@ fn extract(text: &str, bits: u32, out: &mut Features) {
         out.clear();
         out.extend(touched.iter().map(|slot| {
             let n = std::mem::take(&mut counts[*slot as usize]);
-            (*slot, 1.0 + (n as f32).ln())
+            // Most slots are touched once, and ln(1) is 0.
+            (*slot, if n == 1 { 1.0 } else { 1.0 + (n as f32).ln() })
         }));
     });
     let norm = out.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
@@ -326,6 +342,16 @@ thread_local! {
     static SLOT_COUNTS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The character starting at byte `at` of `text` (a character boundary), if any.
+#[inline(always)]
+fn char_at(text: &str, at: usize) -> Option<char> {
+    match text.as_bytes().get(at) {
+        Some(&b) if b.is_ascii() => Some(b as char),
+        Some(_) => text[at..].chars().next(),
+        None => None,
+    }
+}
+
 fn push_lowercase(word: &mut String, c: char) {
     if c.is_ascii() {
         word.push(c.to_ascii_lowercase());
@@ -337,6 +363,27 @@ fn push_lowercase(word: &mut String, c: char) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_words_digit_runs_commands_and_symbols() {
+        let features = |text: &str| {
+            let mut out = Vec::new();
+            extract(text, 16, &mut out);
+            out.sort_by_key(|(slot, _)| *slot);
+            out
+        };
+        // Words are lower-cased letter runs, ASCII or not; any Unicode space separates.
+        assert_eq!(features("Été ΣΑΣ naïve"), features("été σασ naïve"));
+        assert_eq!(features("a\u{0B}b\u{85}c\u{3000}d"), features("a b c d"));
+        assert_ne!(features("naïve"), features("na ïve"));
+        // Digit runs count by length, up to 4+.
+        assert_eq!(features("x12345y"), features("x 9999 y"));
+        assert_ne!(features("x 123 y"), features("x 1234 y"));
+        // Commands keep their case and end at the first non-letter.
+        assert_eq!(features("\\Frac12"), features("\\Frac 12"));
+        assert_ne!(features("\\Frac 12"), features("\\frac 12"));
+        assert_eq!(features("\\ 1"), features("\\1"));
+    }
 
     #[test]
     fn auc_counts_ties_as_half() {
