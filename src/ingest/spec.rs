@@ -61,6 +61,7 @@ pub struct IngestSpec {
     pub encoding: Encoding,
 
     /// Records larger than this go to quarantine (`record_too_large`) [default: 16777216].
+    /// A line of JSONL, a WARC record; a Parquet row counts the bytes of its values.
     #[arg(long, value_name = "BYTES")]
     #[serde(default)]
     pub max_record_bytes: Option<u64>,
