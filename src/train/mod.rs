@@ -374,8 +374,8 @@ pub fn update(
     if !loss.is_finite() {
         return Ok(Update { loss, grad_norm: f64::NAN });
     }
-    let (grads, grad_norm) = optim::clip(grads, grad_clip)?;
-    optimizer.update(&model.parameters(), &grads, lr)?;
+    let (grad_scale, grad_norm) = optim::clip(&grads, grad_clip)?;
+    optimizer.update(&model.parameters(), &grads, grad_scale, lr)?;
     Ok(Update { loss, grad_norm })
 }
 

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use candle_core::{D, DType, Tensor, Var, backprop::GradStore};
+use candle_core::{CpuStorage, D, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var, backprop::GradStore, bail};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -49,22 +50,34 @@ impl AdamW {
         Ok(AdamW { config, step: 0, moments })
     }
 
-    /// One update with learning rate `lr` from `grads` (already clipped). Matrices decay;
-    /// vectors (norm gains) do not.
-    pub fn update(&mut self, parameters: &[(String, &Var)], grads: &[Tensor], lr: f64) -> Result<()> {
+    /// One update with learning rate `lr` from `grads` times `grad_scale` (the clipping
+    /// factor of [`clip`]). Matrices decay; vectors (norm gains) do not.
+    ///
+    /// On the CPU in f32 the moments and the weights are updated in place, three passes a
+    /// parameter ([`Moment`], [`Step`]); composed from tensor ops the update took a dozen
+    /// passes, each into a freshly allocated tensor. Other devices and dtypes compose it.
+    pub fn update(&mut self, parameters: &[(String, &Var)], grads: &[Tensor], grad_scale: f64, lr: f64) -> Result<()> {
         let AdamWConfig { beta1, beta2, eps, weight_decay } = self.config;
         self.step += 1;
         let correction1 = 1.0 - beta1.powi(self.step as i32);
         let correction2 = 1.0 - beta2.powi(self.step as i32);
         for (((_, p), g), state) in parameters.iter().zip(grads).zip(&mut self.moments) {
-            state.m = ((&state.m * beta1)? + (g * (1.0 - beta1))?)?;
+            let decay = if p.rank() > 1 { 1.0 - lr * weight_decay } else { 1.0 };
+            if [p.as_tensor(), g, &state.m, &state.v].iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32) {
+                let g = g.contiguous()?;
+                state.m.inplace_op2(&g, &Moment { beta: beta1, scale: grad_scale, square: false })?;
+                state.v.inplace_op2(&g, &Moment { beta: beta2, scale: grad_scale, square: true })?;
+                let step = Step { decay, lr, correction1, correction2, eps };
+                p.as_tensor().inplace_op3(&state.m, &state.v, &step)?;
+                continue;
+            }
+            let g = (g * grad_scale)?;
+            state.m = ((&state.m * beta1)? + (&g * (1.0 - beta1))?)?;
             state.v = ((&state.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let m_hat = (&state.m / correction1)?;
             let v_hat = (&state.v / correction2)?;
             let step = (m_hat / (v_hat.sqrt()? + eps)?)?;
-            let decayed =
-                if p.rank() > 1 { (p.as_tensor() * (1.0 - lr * weight_decay))? } else { p.as_tensor().clone() };
-            p.set(&(decayed - (step * lr)?)?)?;
+            p.set(&((p.as_tensor() * decay)? - (step * lr)?)?)?;
         }
         Ok(())
     }
@@ -139,16 +152,12 @@ pub fn gradients(parameters: &[(String, &Var)], grads: &GradStore) -> Result<Vec
         .collect::<candle_core::Result<_>>()?)
 }
 
-/// The gradients' global L2 norm, and the gradients scaled down to norm `max_norm` when it
-/// is exceeded (`max_norm` 0: never).
-pub fn clip(grads: Vec<Tensor>, max_norm: f64) -> Result<(Vec<Tensor>, f64)> {
-    let norm = global_norm(&grads)?;
-    if max_norm > 0.0 && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        let scaled = grads.iter().map(|g| g * scale).collect::<candle_core::Result<_>>()?;
-        return Ok((scaled, norm));
-    }
-    Ok((grads, norm))
+/// The gradients' global L2 norm, and the factor that scales them down to norm `max_norm`
+/// when it is exceeded (`max_norm` 0: never), 1 otherwise. [`AdamW::update`] applies it.
+pub fn clip(grads: &[Tensor], max_norm: f64) -> Result<(f64, f64)> {
+    let norm = global_norm(grads)?;
+    let scale = if max_norm > 0.0 && norm > max_norm { max_norm / (norm + 1e-6) } else { 1.0 };
+    Ok((scale, norm))
 }
 
 /// The L2 norm of all tensors together. Squares are summed per row where the tensors are
@@ -164,6 +173,94 @@ pub fn global_norm(tensors: &[Tensor]) -> Result<f64> {
         return Ok(0.0);
     }
     Ok(Tensor::stack(&sums, 0)?.sum_all()?.to_scalar::<f64>()?.sqrt())
+}
+
+/// Elements per rayon task in the in-place kernels: big enough to pay for the task, small
+/// enough that a 2-core machine splits even the norm gains' vectors.
+const CHUNK: usize = 1 << 14;
+
+fn contiguous_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((start, end))) => Ok(&mut v[start..end]),
+        _ => bail!("the in-place AdamW kernels take contiguous f32 tensors"),
+    }
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
+        _ => bail!("the in-place AdamW kernels take contiguous f32 tensors"),
+    }
+}
+
+/// A moment in place: `m = beta * m + (1 - beta) * x` with `x` the scaled gradient, or its
+/// square for the second moment.
+struct Moment {
+    beta: f64,
+    scale: f64,
+    square: bool,
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "adamw-moment"
+    }
+
+    fn cpu_fwd(&self, m: &mut CpuStorage, ml: &Layout, g: &CpuStorage, gl: &Layout) -> candle_core::Result<()> {
+        let (m, g) = (contiguous_mut(m, ml)?, contiguous(g, gl)?);
+        if m.len() != g.len() {
+            bail!("adamw-moment: {} moments for {} gradients", m.len(), g.len());
+        }
+        // The same f32 roundings as the composed ops: candle multiplies a tensor by a scalar
+        // cast to f32, and divides by one as a multiplication by its reciprocal.
+        let (beta, rest, scale) = (self.beta as f32, (1.0 - self.beta) as f32, self.scale as f32);
+        m.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(m, g)| {
+            for (m, &g) in m.iter_mut().zip(g) {
+                let x = g * scale;
+                *m = beta * *m + rest * if self.square { x * x } else { x };
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The weights in place from their moments:
+/// `w = decay * w - lr * (m / c1) / (sqrt(v / c2) + eps)`, `c1` and `c2` the bias corrections.
+struct Step {
+    decay: f64,
+    lr: f64,
+    correction1: f64,
+    correction2: f64,
+    eps: f64,
+}
+
+impl InplaceOp3 for Step {
+    fn name(&self) -> &'static str {
+        "adamw-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        w: &mut CpuStorage,
+        wl: &Layout,
+        m: &CpuStorage,
+        ml: &Layout,
+        v: &CpuStorage,
+        vl: &Layout,
+    ) -> candle_core::Result<()> {
+        let (w, m, v) = (contiguous_mut(w, wl)?, contiguous(m, ml)?, contiguous(v, vl)?);
+        if w.len() != m.len() || w.len() != v.len() {
+            bail!("adamw-step: {} weights for {} and {} moments", w.len(), m.len(), v.len());
+        }
+        let (decay, lr, eps) = (self.decay as f32, self.lr as f32, self.eps as f32);
+        let (inv1, inv2) = ((1.0 / self.correction1) as f32, (1.0 / self.correction2) as f32);
+        w.par_chunks_mut(CHUNK).zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK))).for_each(|(w, (m, v))| {
+            for ((w, &m), &v) in w.iter_mut().zip(m).zip(v) {
+                *w = *w * decay - (m * inv1) / ((v * inv2).sqrt() + eps) * lr;
+            }
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +291,7 @@ mod tests {
         let mut opt = AdamW::new(config, &params)?;
         let gw = Tensor::new(&[[0.1f32, -0.2], [0.0, 4.0]], &dev)?;
         let gg = Tensor::new(&[0.5f32, -0.5], &dev)?;
-        opt.update(&params, &[gw, gg], 0.01)?;
+        opt.update(&params, &[gw, gg], 1.0, 0.01)?;
         // Step 1: m_hat = g, v_hat = g², so the step is g / (|g| + eps) = sign(g).
         let got = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
         let want = [1.0 * 0.999 - 0.01, -2.0 * 0.999 + 0.01, 0.5 * 0.999, 3.0 * 0.999 - 0.01];
@@ -206,6 +303,43 @@ mod tests {
         Ok(())
     }
 
+    /// The in-place kernels (CPU, f32) against the composed ops in f64, over three updates
+    /// of a matrix and a norm gain larger than a kernel's chunk, with a clipping factor.
+    #[test]
+    fn in_place_update_follows_the_composed_one() -> Result<()> {
+        let dev = Device::Cpu;
+        let n = 3 * CHUNK + 5;
+        let wave = |phase: f64| -> Vec<f64> { (0..2 * n).map(|i| (i as f64 * 0.37 + phase).sin()).collect() };
+        let config = AdamWConfig::default();
+        let mut finals = Vec::new();
+        for dtype in [DType::F32, DType::F64] {
+            let w = Var::from_tensor(&Tensor::from_vec(wave(1.0), (2, n), &dev)?.to_dtype(dtype)?)?;
+            let gain = Var::from_tensor(&Tensor::from_vec(wave(2.0), 2 * n, &dev)?.to_dtype(dtype)?)?;
+            let params = vec![("w".to_string(), &w), ("gain".to_string(), &gain)];
+            let mut opt = AdamW::new(config, &params)?;
+            for step in 0..3 {
+                let gw = (Tensor::from_vec(wave(3.0 + step as f64), (2, n), &dev)? * 0.01)?.to_dtype(dtype)?;
+                let gg = (Tensor::from_vec(wave(5.0 + step as f64), 2 * n, &dev)? * 0.02)?.to_dtype(dtype)?;
+                opt.update(&params, &[gw, gg], 0.5, 0.01)?;
+            }
+            let moments = opt.state_tensors(&params);
+            let mut out = Vec::new();
+            for t in [w.as_tensor(), gain.as_tensor(), &moments["w.exp_avg"], &moments["w.exp_avg_sq"]] {
+                out.push(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+            }
+            finals.push(out);
+        }
+        let names = ["w", "gain", "w.exp_avg", "w.exp_avg_sq"];
+        for ((name, fused), composed) in names.iter().zip(&finals[0]).zip(&finals[1]) {
+            let scale = composed.iter().fold(0.0, |m: f64, b| m.max(b.abs()));
+            let worst = fused.iter().zip(composed).fold(0.0, |m: f64, (a, b)| m.max((a - b).abs()));
+            assert!(worst < 1e-6 * scale, "{name}: differs by {worst} at a scale of {scale}");
+        }
+        let moved = finals[0][0].iter().zip(wave(1.0)).filter(|(a, b)| (**a - b).abs() > 1e-3).count();
+        assert!(moved > n, "the weights moved: {moved} of {}", 2 * n);
+        Ok(())
+    }
+
     #[test]
     fn clipping_scales_to_the_max_norm() -> Result<()> {
         let dev = Device::Cpu;
@@ -214,12 +348,12 @@ mod tests {
         let grads = loss.backward()?;
         let params = vec![("p".to_string(), &p)];
         let grads = gradients(&params, &grads)?;
-        let (clipped, norm) = clip(grads.clone(), 1.0)?;
+        let (scale, norm) = clip(&grads, 1.0)?;
         assert!((norm - 5.0).abs() < 1e-9);
-        let g = clipped[0].to_vec1::<f32>()?;
+        let g = (&grads[0] * scale)?.to_vec1::<f32>()?;
         assert!((g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5, "{g:?}");
-        let (unclipped, _) = clip(grads, 10.0)?;
-        assert_eq!(unclipped[0].to_vec1::<f32>()?, [3.0, 4.0]);
+        assert_eq!(clip(&grads, 10.0)?, (1.0, 5.0));
+        assert_eq!(clip(&grads, 0.0)?, (1.0, 5.0), "0 never clips");
         Ok(())
     }
 }
