@@ -10,9 +10,10 @@
 //! model on synthetic packed rows (documents of 64 to 512 tokens) and prints one JSON line
 //! with each update's loss and the model FLOPs per second (PaLM's count: 6 per matrix
 //! weight and 12 x layers x hidden x sequence length per token; `--peak-tflops` turns it
-//! into MFU); threads follow RAYON_NUM_THREADS; SYSTEM_MALLOC=1 leaves glibc's malloc
-//! settings as they are (to measure what `keep_freed_memory` gains). `logits` runs a checkpoint on fixed token ids and
-//! writes the ids and logits, which `scripts/hf_parity.py` compares with transformers.
+//! into MFU) and the process's CPU seconds over the timed updates; threads follow
+//! RAYON_NUM_THREADS; SYSTEM_MALLOC=1 leaves glibc's malloc settings as they are (to
+//! measure what `keep_freed_memory` gains). `logits` runs a checkpoint on fixed token ids
+//! and writes the ids and logits, which `scripts/hf_parity.py` compares with transformers.
 
 use std::collections::HashMap;
 
@@ -32,6 +33,20 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 
 fn number(args: &[String], name: &str, default: usize) -> usize {
     arg(args, name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// User and system CPU seconds of this process so far. On a shared machine whose other
+/// tenants take the CPU for seconds at a time, a one-thread run's tokens per CPU-second
+/// vary much less than its tokens per second.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes the struct it is given; zeroed is a valid rusage.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Packed rows of random tokens: documents of 64 to 512 tokens, every target in the loss
@@ -83,11 +98,13 @@ fn step(args: &[String]) -> mathlake::Result<()> {
     // time the rest. Each update reads its loss back, so the clock sees finished work.
     let first = update(&model, &mut optimizer, &batches[..1], 1e-4, 1.0, &device)?.loss;
     let started = std::time::Instant::now();
+    let cpu_started = cpu_seconds();
     let mut losses = vec![first];
     for batch in &batches[1..] {
         losses.push(update(&model, &mut optimizer, std::slice::from_ref(batch), 1e-4, 1.0, &device)?.loss);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_started;
     let tokens = (steps * rows * length) as f64;
     // Matrices multiply; norms do not, nor does an untied embedding (a lookup).
     let matrix_weights: usize = config
@@ -114,6 +131,8 @@ fn step(args: &[String]) -> mathlake::Result<()> {
             "steps": steps,
             "step_s": seconds / steps as f64,
             "tokens_per_s": tokens / seconds,
+            "cpu_s": cpu,
+            "tokens_per_cpu_s": tokens / cpu,
             "model_tflops": tflops,
             "mfu": peak.map(|p| tflops / p),
             "losses": losses,

@@ -57,10 +57,10 @@ def main():
 
     # loss.item() waits for the update, so the clock sees finished work.
     losses = [update(batches[0])]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for rows in batches[1:]:
         losses.append(update(rows))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     # PaLM's count, as benches/train.rs: 6 per matrix weight, 12 x layers x hidden x seq.
     matrix_weights = sum(p.numel() for p in model.parameters() if p.dim() == 2)
     tflops = (6 * matrix_weights + 12 * layers * hidden * a.seq) * a.steps * a.batch * a.seq / seconds / 1e12
@@ -68,7 +68,8 @@ def main():
         "engine": f"pytorch {torch.__version__} ({a.attention})", "preset": a.preset,
         "parameters": sum(p.numel() for p in model.parameters()), "device": a.device, "dtype": a.dtype,
         "threads": a.threads, "batch": a.batch, "seq": a.seq, "steps": a.steps, "step_s": seconds / a.steps,
-        "tokens_per_s": a.steps * a.batch * a.seq / seconds, "model_tflops": tflops,
+        "tokens_per_s": a.steps * a.batch * a.seq / seconds, "cpu_s": cpu,
+        "tokens_per_cpu_s": a.steps * a.batch * a.seq / cpu, "model_tflops": tflops,
         "mfu": tflops / a.peak_tflops if a.peak_tflops else None, "losses": losses,
     }))
 
